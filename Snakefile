@@ -1,0 +1,23 @@
+# Face mask / gender / age (18 classes): folds -> train -> TTA predict -> soft vote -> submission.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/index.smk"
+include: "workflow/rules/folds.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/report.smk"
+
+
+rule submission:
+    input:
+        get_final_outputs(),
+    default_target: True

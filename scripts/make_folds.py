@@ -1,0 +1,16 @@
+"""Snakemake job: assign every person to one of k folds, stratified on gender x age band."""
+
+import pandas as pd
+
+from facemask.folds import make_folds
+from facemask.logs import log, run_job
+
+
+def main():
+    index = pd.read_csv(snakemake.input[0], dtype={"person": str})
+    folds = make_folds(index, snakemake.params.folds["k"], snakemake.params.folds["seed"], snakemake.params.age_bins)
+    folds.to_csv(snakemake.output[0], index=False)
+    log.info("people per fold and stratum:\n%s", pd.crosstab(folds["stratum"], folds["fold"]))
+
+
+run_job(main, snakemake.log[0])

@@ -1,0 +1,15 @@
+"""Snakemake job: TTA logits of one trained (model, fold) for every eval photo."""
+
+import pandas as pd
+
+from facemask.inference import predict_eval_photos
+from facemask.logs import run_job
+
+
+def main():
+    photos = pd.read_csv(snakemake.input.index, dtype=str)
+    logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.params.data_dir, snakemake.params.tta, snakemake.threads)
+    logits.to_csv(snakemake.output[0], index=False)
+
+
+run_job(main, snakemake.log[0])

@@ -1,0 +1,19 @@
+"""Snakemake job: score submission.csv against the known eval answers."""
+
+import json
+
+import pandas as pd
+
+from facemask.logs import log, run_job
+from facemask.report import score_submission
+
+
+def main():
+    scores = score_submission(pd.read_csv(snakemake.input.submission, dtype={"ImageID": str}),
+                              pd.read_csv(snakemake.input.answers, dtype={"ImageID": str}))
+    with open(snakemake.output[0], "w") as out:
+        json.dump(scores, out, indent=2)
+    log.info("eval scores: %s", scores)
+
+
+run_job(main, snakemake.log[0])

@@ -1,0 +1,41 @@
+"""Soft vote: the weighted mean of the members' softmax probabilities."""
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import softmax
+
+from facemask.labels import LOGIT_COLUMNS
+
+
+def soft_vote(member_logits: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
+    """Weighted mean of softmax(logits) over members (equal weights by default); rows sum to 1."""
+    if not member_logits:
+        raise ValueError("soft vote needs at least one member")
+    weights = np.ones(len(member_logits)) if weights is None else np.asarray(weights, dtype=float)
+    if len(weights) != len(member_logits) or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"soft vote weights {list(weights)} must be {len(member_logits)} non-negative numbers, not all 0")
+    probabilities = np.stack([softmax(np.asarray(l, dtype=np.float64), axis=1) for l in member_logits])
+    return np.tensordot(weights / weights.sum(), probabilities, axes=1)
+
+
+def fold_weights(members: Sequence[tuple[str, int]], model_weights: dict[str, float]) -> list[float]:
+    """Each (model, fold) member's weight: its model's weight shared equally among its folds."""
+    folds_per_model = pd.Series([model for model, _ in members]).value_counts()
+    return [model_weights[model] / folds_per_model[model] for model, _ in members]
+
+
+def vote_eval_predictions(
+    eval_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float], image_ids: Sequence[str]
+) -> pd.DataFrame:
+    """The submission (ImageID, ans) in `image_ids` order from every member's eval logit table."""
+    members = list(eval_logits)
+    aligned = []
+    for member in members:
+        table = eval_logits[member].set_index("ImageID")
+        if set(table.index) != set(image_ids) or len(table) != len(image_ids):
+            raise ValueError(f"eval logits of {member} do not cover exactly the ImageIDs of info.csv")
+        aligned.append(table.loc[list(image_ids), list(LOGIT_COLUMNS)].to_numpy())
+    probabilities = soft_vote(aligned, fold_weights(members, model_weights))
+    return pd.DataFrame({"ImageID": list(image_ids), "ans": probabilities.argmax(axis=1)})

@@ -1,0 +1,13 @@
+"""Errors that the pipeline reports to the user as one clear line, without a traceback."""
+
+
+class PipelineError(Exception):
+    """A problem with the user's data, config or environment, explained in the message."""
+
+
+class DataError(PipelineError):
+    """The data set does not have the competition's layout; the message names the file."""
+
+
+class WeightsError(PipelineError):
+    """Pretrained weights could not be loaded from the hub or the given file."""

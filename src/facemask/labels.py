@@ -1,0 +1,53 @@
+"""The competition's labels: three tasks folded into 18 classes (class = 6*mask + 3*gender + age)."""
+
+from bisect import bisect_right
+from collections.abc import Sequence
+
+import numpy as np
+
+MASK_NAMES = ("wear", "incorrect", "not_wear")
+GENDER_NAMES = ("male", "female")
+AGE_NAMES = ("<30", "30-59", ">=60")
+NUM_CLASSES = len(MASK_NAMES) * len(GENDER_NAMES) * len(AGE_NAMES)
+
+#: photo file stem -> mask code, the seven photos every person folder holds
+MASK_BY_PHOTO = {
+    "mask1": 0, "mask2": 0, "mask3": 0, "mask4": 0, "mask5": 0,
+    "incorrect_mask": 1,
+    "normal": 2,
+}
+GENDER_CODES = {name: code for code, name in enumerate(GENDER_NAMES)}
+DEFAULT_AGE_BINS = (30, 60)
+
+
+def check_age_bins(age_bins: Sequence[int]) -> tuple[int, int]:
+    """Return the two age cut points as a tuple, or raise if they are not two increasing ages."""
+    bins = tuple(int(a) for a in age_bins)
+    if len(bins) != 2 or not 0 < bins[0] < bins[1]:
+        raise ValueError(f"age_bins must be two increasing positive ages, e.g. [30, 60]; got {list(age_bins)}")
+    return bins
+
+
+def age_band(age: int, age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> int:
+    """Age band code: 0 below the first cut, 1 up to the second cut, 2 at or above it."""
+    return bisect_right(check_age_bins(age_bins), int(age))
+
+
+def encode_class(mask, gender, age) -> np.ndarray:
+    """The 18-class label from the three task codes (scalars or arrays)."""
+    return 6 * np.asarray(mask) + 3 * np.asarray(gender) + np.asarray(age)
+
+
+def decode_class(label) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (mask, gender, age) task codes of 18-class labels."""
+    label = np.asarray(label)
+    return label // 6, (label // 3) % 2, label % 3
+
+
+def class_name(label: int) -> str:
+    """A readable name such as 'wear/female/30-59'."""
+    mask, gender, age = (int(x) for x in decode_class(label))
+    return f"{MASK_NAMES[mask]}/{GENDER_NAMES[gender]}/{AGE_NAMES[age]}"
+
+#: column names of the 18 class logits in the pipeline's logit tables
+LOGIT_COLUMNS = tuple(f"logit_{c:02d}" for c in range(NUM_CLASSES))

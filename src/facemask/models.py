@@ -1,0 +1,76 @@
+"""timm backbones by name, with pretrained weights from timm's hub, a local file, or none."""
+
+from pathlib import Path
+
+import timm
+import torch
+from timm.data import resolve_model_data_config
+
+from facemask.errors import PipelineError, WeightsError
+from facemask.labels import NUM_CLASSES
+
+
+def create_classifier(
+    arch: str, pretrained: bool | str = False, num_classes: int = NUM_CLASSES, model_kwargs: dict | None = None
+) -> torch.nn.Module:
+    """A timm model with a fresh `num_classes` head. `pretrained` is False (random init), True
+    (timm's hub; needs the network or a filled cache) or the path of a local weights file
+    (.pth/.pt/.bin or .safetensors, a plain state dict or one under 'state_dict')."""
+    if not timm.is_model(arch):
+        raise PipelineError(f"model {arch!r} is not in timm's registry (see timm.list_models())")
+    kwargs = {"num_classes": num_classes, **(model_kwargs or {})}
+    if pretrained is False:
+        return timm.create_model(arch, pretrained=False, **kwargs)
+    if pretrained is True:
+        try:
+            return timm.create_model(arch, pretrained=True, **kwargs)
+        except Exception as error:  # the hub raises many kinds: offline, missing, forbidden
+            raise WeightsError(
+                f"could not fetch pretrained weights for {arch!r} from timm's hub ({type(error).__name__}: "
+                f"{error}). Offline? Set the model's 'pretrained' to a local weights file, or to false."
+            ) from error
+    weights = Path(pretrained)
+    if not weights.is_file():
+        raise WeightsError(f"pretrained weights file {weights} for {arch!r} not found")
+    try:
+        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, **kwargs)
+    except (RuntimeError, KeyError, ValueError, OSError) as error:
+        raise WeightsError(f"{weights}: not loadable as weights for {arch!r} ({error})") from error
+
+
+def model_data_config(model: torch.nn.Module, image_size: tuple[int, int]) -> dict:
+    """The model's pretrained preprocessing (mean, std, interpolation) at `image_size` (h, w)."""
+    config = resolve_model_data_config(model)
+    return {
+        "input_size": (3, int(image_size[0]), int(image_size[1])),
+        "interpolation": config["interpolation"],
+        "mean": tuple(float(m) for m in config["mean"]),
+        "std": tuple(float(s) for s in config["std"]),
+    }
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> None:
+    """Write the model's weights and plain `meta` (arch, model_kwargs, data_config, ...) atomically."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"state_dict": model.state_dict(), **meta}, partial)
+    partial.replace(path)
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The model saved by `save_checkpoint`, in eval mode on `device`, and its meta."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state_dict = checkpoint.pop("state_dict")
+    model = create_classifier(checkpoint["arch"], False, checkpoint["num_classes"], checkpoint["model_kwargs"])
+    model.load_state_dict(state_dict)
+    return model.to(device).eval(), checkpoint
+
+
+def pick_device() -> torch.device:
+    """The GPU when torch sees one (the first visible, see CUDA_VISIBLE_DEVICES), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on a GPU; a no-op context on the CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

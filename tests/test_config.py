@@ -1,0 +1,49 @@
+"""config.yaml is checked against the JSON schema, which also fills in the defaults."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+ROOT = Path(__file__).parents[1]
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_the_shipped_configs_are_valid_and_list_the_three_seed_models(config):
+    validate(config, SCHEMA)
+    assert [block["arch"] for block in config["models"].values()] == [
+        "vit_small_r26_s32_224.augreg_in21k", "efficientnetv2_rw_t.ra2_in1k", "resnet34.a1_in1k"]
+    validate(yaml.safe_load((ROOT / "config" / "demo.yaml").read_text()) | {"models": {"m": {"arch": "resnet18"}}}, SCHEMA)
+
+
+def test_defaults_are_filled_in_down_to_each_model_block():
+    config = {"models": {"tiny": {"arch": "resnet18"}}}
+    validate(config, SCHEMA)
+    assert config["folds"] == {"k": 5, "seed": 42}
+    assert config["age_bins"] == [30, 60]
+    assert config["models"]["tiny"]["optimizer"]["name"] == "adamw"
+    assert config["models"]["tiny"]["augment"]["hflip"] == 0.5
+    assert config["models"]["tiny"]["ensemble_weight"] == 1.0
+
+
+@pytest.mark.parametrize(("change", "word"), [
+    (lambda c: c.update(foldz=3), "foldz"),
+    (lambda c: c["models"]["resnet34"].update(lr=0.1), "lr"),
+    (lambda c: c["models"]["resnet34"]["optimizer"].update(lr=-1.0), "-1.0"),
+    (lambda c: c["folds"].update(k=1), "1"),
+    (lambda c: c["models"]["resnet34"].update(batch_size="big"), "big"),
+    (lambda c: c["tta"].update(transforms=["Explode"]), "Explode"),
+])
+def test_a_typo_or_wrong_value_fails_at_load_naming_it(config, change, word):
+    bad = copy.deepcopy(config)
+    change(bad)
+    with pytest.raises(WorkflowError, match=word):
+        validate(bad, SCHEMA)

@@ -1,0 +1,82 @@
+"""Soft vote, member weights, submission order, and the scores."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import softmax
+
+from facemask.ensemble import fold_weights, soft_vote, vote_eval_predictions
+from facemask.labels import LOGIT_COLUMNS
+from facemask.report import cv_summary, score_submission, task_scores
+
+
+def test_soft_vote_with_equal_weights_is_the_mean_of_the_softmax_probabilities():
+    rng = np.random.default_rng(0)
+    members = [rng.normal(size=(5, 18)) * 3 for _ in range(3)]
+    voted = soft_vote(members)
+    np.testing.assert_allclose(voted, np.mean([softmax(m, axis=1) for m in members], axis=0))
+    np.testing.assert_allclose(voted.sum(axis=1), 1)
+
+
+def test_a_member_with_zero_weight_has_no_say():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 18)), rng.normal(size=(4, 18))
+    np.testing.assert_allclose(soft_vote([a, b], [1, 0]), softmax(a, axis=1))
+    with pytest.raises(ValueError):
+        soft_vote([a, b], [0, 0])
+
+
+def test_a_models_weight_is_shared_among_its_folds():
+    members = [("vit", 0), ("vit", 1), ("resnet", 0)]
+    assert fold_weights(members, {"vit": 1.0, "resnet": 2.0}) == [0.5, 0.5, 2.0]
+
+
+def test_the_submission_follows_info_csv_order_whatever_the_logit_row_order():
+    ids = [f"{i:03d}.jpg" for i in range(18)]
+    logits = np.eye(18) * 10
+    table = pd.DataFrame(logits, columns=list(LOGIT_COLUMNS)).assign(ImageID=ids)
+    shuffled = table.sample(frac=1, random_state=0)
+    order = ids[::-1]
+    submission = vote_eval_predictions({("m", 0): shuffled, ("m", 1): table}, {"m": 1.0}, order)
+    assert list(submission.columns) == ["ImageID", "ans"]
+    assert list(submission["ImageID"]) == order
+    assert list(submission["ans"]) == list(range(18))[::-1]
+
+
+def test_logits_missing_an_eval_photo_are_refused():
+    table = pd.DataFrame(np.zeros((2, 18)), columns=list(LOGIT_COLUMNS)).assign(ImageID=["a", "b"])
+    with pytest.raises(ValueError, match="ImageIDs"):
+        vote_eval_predictions({("m", 0): table}, {"m": 1.0}, ["a", "b", "c"])
+
+
+def test_task_scores_split_the_18_classes_into_mask_gender_and_age():
+    truth = np.array([0, 7, 17, 3])
+    assert task_scores(truth, truth) == {"macro_f1": 1.0, "accuracy": 1.0, "mask_f1": 1.0, "gender_f1": 1.0, "age_f1": 1.0}
+    wrong_age = truth - truth % 3 + (truth % 3 + 1) % 3
+    scores = task_scores(truth, wrong_age)
+    assert scores["mask_f1"] == scores["gender_f1"] == 1.0
+    assert scores["age_f1"] == scores["accuracy"] == scores["macro_f1"] == 0.0
+
+
+def test_scoring_a_submission_checks_it_answers_every_photo():
+    answers = pd.DataFrame({"ImageID": ["a", "b"], "ans": [1, 2]})
+    assert score_submission(answers, answers)["macro_f1"] == 1.0
+    with pytest.raises(ValueError, match="rows"):
+        score_submission(answers.iloc[:1], answers)
+
+
+def test_cv_summary_scores_each_fold_each_model_and_the_ensemble():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 18, size=40)
+    oof = {}
+    for model, noise in (("good", 0.1), ("bad", 5.0)):
+        logits = np.eye(18)[labels] * 5 + rng.normal(scale=noise, size=(40, 18))
+        for fold in (0, 1):
+            rows = slice(fold * 20, fold * 20 + 20)
+            oof[(model, fold)] = pd.DataFrame(logits[rows], columns=list(LOGIT_COLUMNS)).assign(
+                path=[f"p{i}" for i in range(40)][rows], label=labels[rows])
+    summary = cv_summary(oof, {"good": 1.0, "bad": 1.0}).set_index(["model", "fold"])
+    assert summary.loc[("good", "all"), "macro_f1"] == 1.0
+    assert summary.loc[("good", "0"), "n_photos"] == 20
+    assert summary.loc[("ensemble", "all"), "n_photos"] == 40
+    assert summary.loc[("bad", "all"), "macro_f1"] < summary.loc[("ensemble", "all"), "macro_f1"]

@@ -1,0 +1,72 @@
+"""Weights from the hub, a local file or none; checkpoints; TTA merged on probabilities."""
+
+import numpy as np
+import pytest
+import torch
+
+from facemask.errors import PipelineError, WeightsError
+from facemask.inference import TTAClassifier
+from facemask.models import create_classifier, load_checkpoint, save_checkpoint
+
+
+def test_hub_weights_that_cannot_be_fetched_give_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="timm's hub.*local weights file"):
+        create_classifier("resnet18.a1_in1k", pretrained=True)
+
+
+def test_an_unknown_model_name_is_refused():
+    with pytest.raises(PipelineError, match="not in timm's registry"):
+        create_classifier("resnet_does_not_exist")
+
+
+def test_a_missing_weights_file_is_named(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        create_classifier("resnet18", pretrained=str(tmp_path / "nope.pth"))
+
+
+def test_local_weights_load_into_the_backbone_with_a_fresh_18_class_head(tmp_path):
+    source = create_classifier("resnet18", num_classes=1000)
+    torch.save(source.state_dict(), tmp_path / "resnet18.pth")
+    model = create_classifier("resnet18", pretrained=str(tmp_path / "resnet18.pth"))
+    assert model.get_classifier().out_features == 18
+    assert torch.equal(model.conv1.weight, source.conv1.weight)
+
+
+def test_a_checkpoint_reloads_the_same_model(tmp_path):
+    model = create_classifier("resnet18").eval()
+    meta = {"arch": "resnet18", "num_classes": 18, "model_kwargs": {}, "data_config": {"input_size": (3, 32, 32)}, "epoch": 1}
+    save_checkpoint(tmp_path / "checkpoint.pt", model, meta)
+    loaded, loaded_meta = load_checkpoint(tmp_path / "checkpoint.pt")
+    images = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(images), model(images))
+    assert loaded_meta["data_config"] == meta["data_config"]
+
+
+class Scorer(torch.nn.Module):
+    """Logits that depend on where the bright pixels are, so a flip changes them."""
+
+    def forward(self, images):
+        width = images.shape[-1]
+        return torch.stack([images[..., : width // 2].mean((1, 2, 3)), images[..., width // 2:].mean((1, 2, 3))], 1) * 10 - 3
+
+
+def test_flip_tta_is_the_log_of_the_mean_probability_of_both_views():
+    images = torch.rand(4, 3, 8, 8)
+    out = TTAClassifier(Scorer(), ["HorizontalFlip"], "mean")(images)
+    views = [Scorer()(images).softmax(1), Scorer()(images.flip(-1)).softmax(1)]
+    torch.testing.assert_close(out.exp(), (views[0] + views[1]) / 2)
+
+
+@pytest.mark.parametrize("merge", ["mean", "gmean", "tsharpen"])
+def test_every_merge_mode_is_finite_on_negative_logits(merge):
+    out = TTAClassifier(Scorer(), ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}], merge)(torch.rand(3, 3, 8, 8))
+    assert torch.isfinite(out).all()
+    assert np.allclose(out.softmax(1).sum(1).numpy(), 1)
+
+
+def test_unknown_tta_transforms_and_merge_modes_are_refused():
+    with pytest.raises(ValueError, match="TTA transform"):
+        TTAClassifier(Scorer(), ["Explode"])
+    with pytest.raises(ValueError, match="merge"):
+        TTAClassifier(Scorer(), ["HorizontalFlip"], "max")

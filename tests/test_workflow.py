@@ -1,0 +1,107 @@
+"""The whole workflow through Snakemake on the demo data: submission, scores, incremental reruns."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, configs=("demo.yaml",)) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile in `workdir` with the demo config."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+               "--cores", "2", "--configfile", *configs, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1500)
+
+
+def planned_jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count} (empty when nothing is to be done)."""
+    assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", dry_run.stdout, re.MULTILINE) if rule != "total"}
+
+
+def with_changed_config(workdir: Path, name: str, change) -> tuple[str, str]:
+    """A second config file that updates demo.yaml by `change(models)`; the configs to pass."""
+    demo = yaml.safe_load((workdir / "demo.yaml").read_text())
+    change(demo["models"])
+    (workdir / name).write_text(yaml.safe_dump({"models": demo["models"]}))
+    return "demo.yaml", name
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """A work folder in which the demo's `submission` target was built."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
+    shutil.copy(ROOT / "config" / "demo.yaml", workdir / "demo.yaml")
+    run = snakemake(workdir, "submission")
+    assert run.returncode == 0, run.stderr[-5000:]
+    return workdir
+
+
+def test_demo_submission_has_every_eval_photo_in_info_csv_order(demo_run):
+    info = pd.read_csv(demo_run / "data/demo/eval/info.csv", dtype=str)
+    submission = pd.read_csv(demo_run / "results/demo/submission.csv", dtype={"ImageID": str})
+    assert list(submission.columns) == ["ImageID", "ans"]
+    assert list(submission["ImageID"]) == list(info["ImageID"])
+    assert submission["ans"].between(0, 17).all() and submission["ans"].dtype.kind == "i"
+
+
+def test_demo_submission_scores_well_above_chance_and_learns_the_mask(demo_run):
+    scores = json.loads((demo_run / "results/demo/eval_scores.json").read_text())
+    # a constant answer scores macro F1 0.01 and mask F1 0.28; uniform guessing about 0.05 and 0.33
+    assert scores["macro_f1"] > 0.25, scores
+    assert scores["mask_f1"] > 0.6, scores
+    assert scores["gender_f1"] > 0.7, scores
+
+
+def test_cv_scores_cover_every_fold_model_and_the_ensemble(demo_run):
+    scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str})
+    rows = set(zip(scores["model"], scores["fold"]))
+    models = ("vit_small_r26", "efficientnetv2_rw_t", "resnet34")
+    assert rows == {(m, f) for m in models for f in ("0", "1", "2", "all")} | {("ensemble", "all")}
+    assert scores.set_index(["model", "fold"]).loc[("ensemble", "all"), "n_photos"] == 60 * 7
+    history = pd.read_csv(demo_run / "results/demo/train/resnet34/fold0/history.csv")
+    assert list(history.columns[:6]) == ["epoch", "lr", "train_loss", "val_loss", "val_f1", "val_accuracy"]
+    assert len(history) == 8
+
+
+def test_nothing_runs_when_nothing_changed(demo_run):
+    dry_run = snakemake(demo_run, "submission", "--dry-run")
+    assert planned_jobs(dry_run) == {}, dry_run.stdout
+    assert "Nothing to be done" in dry_run.stdout
+
+
+def test_changing_one_models_lr_reruns_only_that_models_jobs(demo_run):
+    configs = with_changed_config(demo_run, "lr.yaml", lambda models: models["resnet34"]["optimizer"].update(lr=1e-3))
+    assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == {
+        "train": 3, "predict": 3, "soft_vote": 1, "cv_summary": 1, "score_submission": 1, "submission": 1}
+
+
+def test_adding_a_model_runs_only_its_jobs_and_the_ensemble(demo_run):
+    configs = with_changed_config(demo_run, "added.yaml", lambda models: models.update(
+        resnet18={"arch": "resnet18", "image_size": [64, 48], "epochs": 1}))
+    assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == {
+        "train": 3, "predict": 3, "soft_vote": 1, "cv_summary": 1, "score_submission": 1, "submission": 1}
+
+
+def test_one_fold_is_a_target_of_its_own(tmp_path):
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    shutil.copy(ROOT / "config" / "demo.yaml", tmp_path / "demo.yaml")
+    dry_run = snakemake(tmp_path, "results/demo/train/resnet34/fold2/checkpoint.pt", "--dry-run")
+    assert planned_jobs(dry_run) == {"demo_data": 1, "index_photos": 1, "make_folds": 1, "train": 1}
+
+
+def test_the_workflow_passes_snakemakes_linter():
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--configfile", "config/demo.yaml"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr

@@ -1,0 +1,77 @@
+import ast
+import hashlib
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, "../schemas/config.schema.yaml")
+
+if not 0 < config["age_bins"][0] < config["age_bins"][1]:
+    raise WorkflowError(f"config: age_bins must be two increasing ages, e.g. [30, 60]; got {config['age_bins']}")
+
+SOURCE_DIR = Path(workflow.basedir) / "src"
+
+DATA = config["data_dir"]
+RESULTS = config["results_dir"]
+DEMO_DIR = "data/demo"
+MODELS = list(config["models"])
+FOLDS = list(range(config["folds"]["k"]))
+
+
+wildcard_constraints:
+    model="|".join(MODELS),
+    fold=r"\d+",
+
+
+def package_modules(module, seen=None):
+    """The files of `module` and of every facemask module it imports, directly or not."""
+    seen = set() if seen is None else seen
+    path = SOURCE_DIR / Path(*module.split(".")).with_suffix(".py")
+    if module in seen or not path.is_file():
+        return seen
+    seen.add(module)
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+        names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+        for name in names:
+            if name.split(".")[0] == "facemask":
+                package_modules(name, seen)
+    return seen
+
+
+def code_digest(module):
+    """A digest of the package code a job runs, as a param: Snakemake does not track the modules
+    a script imports, so an edit to them reruns exactly the jobs that import them."""
+    digest = hashlib.sha256()
+    for name in sorted(package_modules(module)):
+        digest.update((SOURCE_DIR / Path(*name.split(".")).with_suffix(".py")).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def get_data_dir(wildcards, input):
+    """The data set's root folder, from its train.csv."""
+    return str(Path(input.train_csv).parents[1])
+
+
+def get_model_settings(wildcards):
+    """The model block a train job depends on (all but its ensemble weight)."""
+    block = config["models"][wildcards.model]
+    return {key: value for key, value in block.items() if key != "ensemble_weight"}
+
+
+def get_ensemble_weights():
+    """Each model's weight in the soft vote."""
+    return {model: block["ensemble_weight"] for model, block in config["models"].items()}
+
+
+def member_files(pattern):
+    """`pattern` for every (model, fold) member of the ensemble."""
+    return expand(pattern, model=MODELS, fold=FOLDS)
+
+
+def get_final_outputs():
+    """The submission, the CV summary and, when the eval answers are known, the eval scores."""
+    outputs = [f"{RESULTS}/submission.csv", f"{RESULTS}/cv_scores.csv"]
+    if config["eval_labels"]:
+        outputs.append(f"{RESULTS}/eval_scores.json")
+    return outputs

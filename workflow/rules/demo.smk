@@ -1,0 +1,14 @@
+rule demo_data:
+    output:
+        train_csv=f"{DEMO_DIR}/train/train.csv",
+        info_csv=f"{DEMO_DIR}/eval/info.csv",
+        labels_csv=f"{DEMO_DIR}/eval/labels.csv",
+    log:
+        f"{DEMO_DIR}/demo_data.log",
+    params:
+        demo=config["demo"],
+        code=code_digest("facemask.demo"),
+    conda:
+        "../../envs/facemask.yaml"
+    script:
+        "../../scripts/make_demo_data.py"

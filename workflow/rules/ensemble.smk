@@ -1,0 +1,16 @@
+rule soft_vote:
+    input:
+        eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
+        index=f"{RESULTS}/index/eval_photos.csv",
+    output:
+        f"{RESULTS}/submission.csv",
+    log:
+        f"{RESULTS}/logs/soft_vote.log",
+    params:
+        members=member_files("{model}/{fold}"),
+        weights=get_ensemble_weights(),
+        code=code_digest("facemask.ensemble"),
+    conda:
+        "../../envs/facemask.yaml"
+    script:
+        "../../scripts/soft_vote.py"

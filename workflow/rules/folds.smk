@@ -1,0 +1,15 @@
+rule make_folds:
+    input:
+        f"{RESULTS}/index/train_photos.csv",
+    output:
+        f"{RESULTS}/folds.csv",
+    log:
+        f"{RESULTS}/logs/make_folds.log",
+    params:
+        folds=config["folds"],
+        age_bins=config["age_bins"],
+        code=code_digest("facemask.folds"),
+    conda:
+        "../../envs/facemask.yaml"
+    script:
+        "../../scripts/make_folds.py"
