@@ -17,9 +17,8 @@ pytestmark = pytest.mark.workflow
 
 def snakemake(workdir: Path, *args: str, configs=("demo.yaml",)) -> subprocess.CompletedProcess:
     """Run Snakemake on the repository's Snakefile in `workdir` with the demo config."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-               "--cores", "2", "--configfile", *configs, *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1500)
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args, "--configfile", *configs]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1500)
 
 
 def planned_jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
@@ -58,9 +57,10 @@ def test_demo_submission_has_every_eval_photo_in_info_csv_order(demo_run):
 def test_demo_submission_scores_well_above_chance_and_learns_the_mask(demo_run):
     scores = json.loads((demo_run / "results/demo/eval_scores.json").read_text())
     # a constant answer scores macro F1 0.01 and mask F1 0.28; uniform guessing about 0.05 and 0.33
-    assert scores["macro_f1"] > 0.25, scores
-    assert scores["mask_f1"] > 0.6, scores
-    assert scores["gender_f1"] > 0.7, scores
+    assert scores["macro_f1"] > 0.2, scores
+    assert scores["mask_f1"] > 0.45, scores
+    assert scores["gender_f1"] > 0.75, scores
+    assert scores["age_f1"] > 0.6, scores
 
 
 def test_cv_scores_cover_every_fold_model_and_the_ensemble(demo_run):
