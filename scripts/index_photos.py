@@ -1,16 +1,23 @@
-"""Snakemake job: index the training photos (with their labels) and the eval photos."""
+"""Snakemake job: check the data set and index its photos (training photos with their labels,
+eval photos in info.csv order); write what the check found to a report."""
 
-from facemask.data import index_eval_photos, index_train_photos
+from facemask.data import DataReport, index_eval_photos, index_train_photos
+from facemask.files import write_csv, write_json
 from facemask.logs import log, run_job
 
 
 def main():
-    train = index_train_photos(snakemake.params.data_dir, snakemake.params.age_bins)
-    evaluation = index_eval_photos(snakemake.params.data_dir)
-    train.to_csv(snakemake.output.train, index=False)
-    evaluation.to_csv(snakemake.output.eval, index=False)
-    log.info("%d training photos of %d people, %d eval photos; classes: %s",
-             len(train), train["person"].nunique(), len(evaluation), train["label"].value_counts().sort_index().to_dict())
+    report = DataReport()
+    train = index_train_photos(snakemake.params.data_dir, snakemake.params.age_bins, report,
+                               skip_unreadable=snakemake.params.skip_unreadable_photos)
+    evaluation = index_eval_photos(snakemake.params.data_dir, report)
+    write_json(report.to_dict(), snakemake.output.report)
+    write_csv(train, snakemake.output.train)
+    write_csv(evaluation, snakemake.output.eval)
+    summary = {key: value["count"] if isinstance(value, dict) and "count" in value else value
+               for key, value in report.to_dict().items()}
+    log.info("data check: %s", summary)
+    log.info("training photos per class: %s", train["label"].value_counts().sort_index().to_dict())
 
 
 run_job(main, snakemake.log[0])

@@ -3,13 +3,14 @@
 import pandas as pd
 
 from facemask.folds import make_folds
+from facemask.files import write_csv
 from facemask.logs import log, run_job
 
 
 def main():
     index = pd.read_csv(snakemake.input[0], dtype={"person": str})
     folds = make_folds(index, snakemake.params.folds["k"], snakemake.params.folds["seed"], snakemake.params.age_bins)
-    folds.to_csv(snakemake.output[0], index=False)
+    write_csv(folds, snakemake.output[0])
     log.info("people per fold and stratum:\n%s", pd.crosstab(folds["stratum"], folds["fold"]))
 
 

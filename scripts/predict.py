@@ -3,13 +3,14 @@
 import pandas as pd
 
 from facemask.inference import predict_eval_photos
+from facemask.files import write_csv
 from facemask.logs import run_job
 
 
 def main():
     photos = pd.read_csv(snakemake.input.index, dtype=str)
     logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.params.data_dir, snakemake.params.tta, snakemake.threads)
-    logits.to_csv(snakemake.output[0], index=False)
+    write_csv(logits, snakemake.output[0])
 
 
 run_job(main, snakemake.log[0])

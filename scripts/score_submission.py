@@ -1,9 +1,8 @@
 """Snakemake job: score submission.csv against the known eval answers."""
 
-import json
-
 import pandas as pd
 
+from facemask.files import write_json
 from facemask.logs import log, run_job
 from facemask.report import score_submission
 
@@ -11,8 +10,7 @@ from facemask.report import score_submission
 def main():
     scores = score_submission(pd.read_csv(snakemake.input.submission, dtype={"ImageID": str}),
                               pd.read_csv(snakemake.input.answers, dtype={"ImageID": str}))
-    with open(snakemake.output[0], "w") as out:
-        json.dump(scores, out, indent=2)
+    write_json(scores, snakemake.output[0])
     log.info("eval scores: %s", scores)
 
 

@@ -2,19 +2,19 @@
 
 import pandas as pd
 
-from facemask.ensemble import vote_eval_predictions
+from facemask.ensemble import check_submission, vote_eval_predictions
+from facemask.files import read_member_tables, write_csv
 from facemask.logs import log, run_job
 
 
 def main():
-    members = [tuple(member.split("/")) for member in snakemake.params.members]
-    eval_logits = {(model, int(fold)): pd.read_csv(path, dtype={"ImageID": str})
-                   for (model, fold), path in zip(members, snakemake.input.eval_logits)}
+    eval_logits = read_member_tables(snakemake.params.members, snakemake.input.eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
     submission = vote_eval_predictions(eval_logits, snakemake.params.weights, image_ids)
-    submission.to_csv(snakemake.output[0], index=False)
+    check_submission(submission, image_ids)
+    write_csv(submission, snakemake.output[0])
     log.info("submission of %d photos from %d members; predicted classes: %s",
-             len(submission), len(members), submission["ans"].value_counts().sort_index().to_dict())
+             len(submission), len(eval_logits), submission["ans"].value_counts().sort_index().to_dict())
 
 
 run_job(main, snakemake.log[0])

@@ -1,6 +1,8 @@
 """config.yaml is checked against the JSON schema, which also fills in the defaults."""
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,18 @@ def test_a_typo_or_wrong_value_fails_at_load_naming_it(config, change, word):
     change(bad)
     with pytest.raises(WorkflowError, match=word):
         validate(bad, SCHEMA)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c["models"]["resnet34"].update(arch="resnet_nope"), "not in timm's registry: resnet34 (resnet_nope)"),
+    (lambda c: c.update(age_bins=[60, 30]), "age_bins must be two increasing ages"),
+    (lambda c: c["models"]["vit_small_r26"]["optimizer"].update(lr=-0.1), "-0.1"),
+])
+def test_a_bad_config_stops_the_workflow_before_any_job_runs(config, tmp_path, change, message):
+    change(config)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "1", "--dry-run"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode != 0
+    assert message in run.stdout + run.stderr
+    assert "Job stats" not in run.stdout

@@ -1,12 +1,17 @@
-"""Soft vote, member weights, submission order, and the scores."""
+"""Soft vote, member weights, submission order, the scores, and progress lines."""
+
+import io
+import logging
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import softmax
 
+from facemask.errors import PipelineError
 from facemask.ensemble import fold_weights, soft_vote, vote_eval_predictions
 from facemask.labels import LOGIT_COLUMNS
+from facemask.logs import Progress
 from facemask.report import cv_summary, score_submission, task_scores
 
 
@@ -45,7 +50,7 @@ def test_the_submission_follows_info_csv_order_whatever_the_logit_row_order():
 
 def test_logits_missing_an_eval_photo_are_refused():
     table = pd.DataFrame(np.zeros((2, 18)), columns=list(LOGIT_COLUMNS)).assign(ImageID=["a", "b"])
-    with pytest.raises(ValueError, match="ImageIDs"):
+    with pytest.raises(PipelineError, match="ImageIDs"):
         vote_eval_predictions({("m", 0): table}, {"m": 1.0}, ["a", "b", "c"])
 
 
@@ -80,3 +85,29 @@ def test_cv_summary_scores_each_fold_each_model_and_the_ensemble():
     assert summary.loc[("good", "0"), "n_photos"] == 20
     assert summary.loc[("ensemble", "all"), "n_photos"] == 40
     assert summary.loc[("bad", "all"), "macro_f1"] < summary.loc[("ensemble", "all"), "macro_f1"]
+
+
+class Stream(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_logs_quiet_lines_elsewhere(caplog):
+    terminal = Stream(tty=True)
+    progress = Progress(3, "epoch 1", stream=terminal)
+    for step in (1, 2, 3):
+        progress.update(step, 16, loss=0.5, lr=1e-3)
+    assert terminal.getvalue().count("\r") == 3 and terminal.getvalue().endswith("\n")
+    assert "epoch 1 step 3/3: loss 0.5, lr 0.001" in terminal.getvalue() and "ETA" in terminal.getvalue()
+
+    piped = Stream(tty=False)
+    progress = Progress(100, "epoch 2", every=0.0, stream=piped)
+    with caplog.at_level(logging.INFO, logger="facemask"):
+        for step in range(1, 101):
+            progress.update(step, 8, loss=1.0)
+    assert piped.getvalue() == ""
+    assert len([r for r in caplog.records if "epoch 2 step" in r.getMessage()]) == 99

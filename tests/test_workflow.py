@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
+from scipy.special import softmax
+from sklearn.metrics import f1_score
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.workflow
@@ -83,14 +87,16 @@ def test_nothing_runs_when_nothing_changed(demo_run):
 def test_changing_one_models_lr_reruns_only_that_models_jobs(demo_run):
     configs = with_changed_config(demo_run, "lr.yaml", lambda models: models["resnet34"]["optimizer"].update(lr=1e-3))
     assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == {
-        "train": 3, "predict": 3, "soft_vote": 1, "cv_summary": 1, "score_submission": 1, "submission": 1}
+        "train": 3, "predict": 3, "soft_vote": 1, "cv_summary": 1, "score_submission": 1, "plot_training_curves": 1,
+        "plot_oof": 1, "plot_class_distribution": 1, "submission": 1}
 
 
 def test_adding_a_model_runs_only_its_jobs_and_the_ensemble(demo_run):
     configs = with_changed_config(demo_run, "added.yaml", lambda models: models.update(
         resnet18={"arch": "resnet18", "image_size": [64, 48], "epochs": 1}))
     assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == {
-        "train": 3, "predict": 3, "soft_vote": 1, "cv_summary": 1, "score_submission": 1, "submission": 1}
+        "train": 3, "predict": 3, "soft_vote": 1, "cv_summary": 1, "score_submission": 1, "plot_training_curves": 1,
+        "plot_oof": 1, "plot_class_distribution": 1, "submission": 1}
 
 
 def test_one_fold_is_a_target_of_its_own(tmp_path):
@@ -105,3 +111,45 @@ def test_the_workflow_passes_snakemakes_linter():
                           cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+
+
+def test_the_plots_are_real_images(demo_run):
+    plots = sorted((demo_run / "results/demo/plots").glob("*.png"))
+    assert [p.name for p in plots] == [
+        "class_distribution.png", "oof_class_f1.png", "oof_confusion_matrix.png",
+        "training_curves_efficientnetv2_rw_t.png", "training_curves_resnet34.png", "training_curves_vit_small_r26.png"]
+    for plot in plots:
+        with Image.open(plot) as image:
+            assert image.format == "PNG" and image.width >= 600 and image.height >= 300, plot.name
+            low, high = image.convert("L").getextrema()
+            assert high - low > 100, f"{plot.name} is blank"
+
+
+def test_cv_scores_equal_those_recomputed_from_the_stored_out_of_fold_logits(demo_run):
+    scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str}).set_index(["model", "fold"])
+    logit_columns = [f"logit_{c:02d}" for c in range(18)]
+    by_model = {}
+    for model in ("vit_small_r26", "efficientnetv2_rw_t", "resnet34"):
+        folds = []
+        for fold in range(3):
+            oof = pd.read_csv(demo_run / f"results/demo/train/{model}/fold{fold}/oof_logits.csv")
+            predicted = oof[logit_columns].to_numpy().argmax(axis=1)
+            assert scores.loc[(model, str(fold)), "macro_f1"] == pytest.approx(f1_score(oof["label"], predicted, average="macro"))
+            assert scores.loc[(model, str(fold)), "accuracy"] == pytest.approx((oof["label"] == predicted).mean())
+            history = pd.read_csv(demo_run / f"results/demo/train/{model}/fold{fold}/history.csv")
+            assert scores.loc[(model, str(fold)), "best_epoch"] == history["epoch"][history["val_f1"].idxmax()]
+            folds.append(oof)
+        by_model[model] = pd.concat(folds).sort_values("path").reset_index(drop=True)
+    labels = by_model["resnet34"]["label"]
+    voted = np.mean([softmax(t[logit_columns].to_numpy(), axis=1) for t in by_model.values()], axis=0).argmax(axis=1)
+    assert scores.loc[("ensemble", "all"), "macro_f1"] == pytest.approx(f1_score(labels, voted, average="macro"))
+    assert scores.loc[("ensemble", "all"), "age_f1"] == pytest.approx(f1_score(labels % 3, voted % 3, average="macro"))
+
+
+def test_the_snakemake_report_collects_the_scores_and_plots(demo_run):
+    run = snakemake(demo_run, "--report", "report.html")
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = (demo_run / "report.html").read_text(errors="replace")
+    for expected in ("Cross-validation", "Training curves", "Submission", "cv_scores.csv", "oof_confusion_matrix.png",
+                     "training_curves_resnet34.png", "class_distribution.png", "eval_scores.json"):
+        assert expected in html, expected

@@ -1,6 +1,8 @@
 """The competition's data layout: index the photos, read them, and transform them for a model."""
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,7 @@ from facemask.labels import GENDER_CODES, MASK_BY_PHOTO, age_band, check_age_bin
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
 INFO_COLUMNS = ("ImageID", "ans")
+EXIF_ORIENTATION = 0x0112
 
 
 def parse_person_folder(name: str) -> dict:
@@ -29,8 +32,9 @@ def parse_person_folder(name: str) -> dict:
     return {"id": person, "gender": gender, "race": race, "age": int(age)}
 
 
-def read_csv_checked(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    """Read a CSV as strings, or raise a DataError naming the file and what is missing."""
+def read_csv_checked(path: Path, columns: Sequence[str], key: str) -> pd.DataFrame:
+    """Read a CSV as strings, or raise a DataError naming the file when it is missing, unreadable,
+    lacks one of `columns`, has no rows, or lists a `key` value twice."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -40,15 +44,69 @@ def read_csv_checked(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
+    if table.empty:
+        raise DataError(f"{path}: no rows below the header")
+    duplicated = table[key][table[key].duplicated()]
+    if len(duplicated):
+        raise DataError(f"{path}: {key} {duplicated.iloc[0]!r} is listed more than once")
     return table
 
 
-def find_person_photos(folder: Path) -> dict[str, Path]:
-    """The seven photos of a person folder by stem (`mask1` .. `normal`), any extension case."""
+@dataclass
+class DataReport:
+    """What the data check found: counts of what was accepted as is, converted, ignored or skipped."""
+
+    people: int = 0
+    train_photos: int = 0
+    eval_photos: int = 0
+    extensions: Counter = field(default_factory=Counter)
+    converted_modes: Counter = field(default_factory=Counter)
+    exif_rotated: int = 0
+    ignored_files: list[str] = field(default_factory=list)
+    unlisted_folders: list[str] = field(default_factory=list)
+    skipped_unreadable: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain data for a JSON report: numbers, counts by kind, and listed files with their count."""
+        plain = {"people": self.people, "train_photos": self.train_photos, "eval_photos": self.eval_photos,
+                 "exif_rotated": self.exif_rotated, "extensions": dict(sorted(self.extensions.items())),
+                 "converted_to_rgb": dict(sorted(self.converted_modes.items()))}
+        for name in ("ignored_files", "unlisted_folders", "skipped_unreadable"):
+            files = getattr(self, name)
+            plain[name] = {"count": len(files), "files": files}
+        return plain
+
+
+def check_photo(path: Path, report: DataReport) -> None:
+    """Decode `path` (a JPEG at reduced scale, which is fast) or raise a DataError saying why not;
+    count photos that will be converted to RGB or turned upright by their EXIF orientation."""
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    try:
+        with Image.open(path) as image:
+            if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+                report.exif_rotated += 1
+            if image.mode != "RGB":
+                report.converted_modes[image.mode] += 1
+            image.draft("RGB", (max(image.width // 4, 1), max(image.height // 4, 1)))
+            image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"{path}: not a readable image ({error})") from error
+
+
+def is_plain_name(name: str) -> bool:
+    """True for a file or folder name that cannot lead out of its folder."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+
+
+def find_person_photos(folder: Path, report: DataReport) -> dict[str, Path]:
+    """The seven photos of a person folder by stem (`mask1` .. `normal`), any extension case;
+    other files are ignored and counted in `report`."""
     photos: dict[str, Path] = {}
     for file in sorted(folder.iterdir()):
         stem, suffix = file.stem, file.suffix.lower()
-        if suffix not in PHOTO_SUFFIXES or stem not in MASK_BY_PHOTO:
+        if suffix not in PHOTO_SUFFIXES or stem not in MASK_BY_PHOTO or not file.is_file():
+            report.ignored_files.append(str(file))
             continue
         if stem in photos:
             raise DataError(f"{folder}: two photos named {stem!r} ({photos[stem].name}, {file.name})")
@@ -59,28 +117,38 @@ def find_person_photos(folder: Path) -> dict[str, Path]:
     return photos
 
 
-def index_train_photos(data_dir: str | Path, age_bins: Sequence[int]) -> pd.DataFrame:
+def index_train_photos(
+    data_dir: str | Path, age_bins: Sequence[int], report: DataReport | None = None, skip_unreadable: bool = False
+) -> pd.DataFrame:
     """One row per training photo: its path (relative to `data_dir`), person, gender, race, age,
-    the three task labels and the 18-class label."""
+    the three task labels and the 18-class label. Every photo is decoded once to check it; an
+    unreadable one is an error, or skipped and counted in `report` when `skip_unreadable`."""
     data_dir = Path(data_dir)
+    report = DataReport() if report is None else report
     age_bins = check_age_bins(age_bins)
     train_csv = data_dir / "train" / "train.csv"
-    people = read_csv_checked(train_csv, TRAIN_COLUMNS)
-    if people.empty:
-        raise DataError(f"{train_csv}: no people listed")
-    duplicated = people["id"][people["id"].duplicated()]
-    if len(duplicated):
-        raise DataError(f"{train_csv}: person id {duplicated.iloc[0]!r} is listed more than once")
+    images_dir = data_dir / "train" / "images"
+    people = read_csv_checked(train_csv, TRAIN_COLUMNS, key="id")
     rows = []
-    for person in people.itertuples(index=False):
+    for line, person in enumerate(people.itertuples(index=False), start=2):
+        if not is_plain_name(person.path):
+            raise DataError(f"{train_csv} line {line}: path {person.path!r} is not a plain folder name")
         fields = parse_person_folder(person.path)
         listed = {"id": person.id, "gender": person.gender, "race": person.race, "age": person.age}
         if {k: str(v) for k, v in fields.items()} != listed:
-            raise DataError(f"{train_csv}: row {listed} disagrees with its folder name {person.path!r}")
-        folder = data_dir / "train" / "images" / person.path
+            raise DataError(f"{train_csv} line {line}: row {listed} disagrees with its folder name {person.path!r}")
+        folder = images_dir / person.path
         if not folder.is_dir():
             raise DataError(f"{folder}: person folder listed in {train_csv} does not exist")
-        for stem, file in find_person_photos(folder).items():
+        for stem, file in find_person_photos(folder, report).items():
+            try:
+                check_photo(file, report)
+            except DataError:
+                if not skip_unreadable:
+                    raise
+                report.skipped_unreadable.append(str(file))
+                continue
+            report.extensions[file.suffix.lower()] += 1
             mask, gender, age = MASK_BY_PHOTO[stem], GENDER_CODES[fields["gender"]], age_band(fields["age"], age_bins)
             rows.append({
                 "path": file.relative_to(data_dir).as_posix(),
@@ -88,24 +156,27 @@ def index_train_photos(data_dir: str | Path, age_bins: Sequence[int]) -> pd.Data
                 "photo": stem, "mask_label": mask, "gender_label": gender, "age_label": age,
                 "label": int(encode_class(mask, gender, age)),
             })
+    listed_folders = set(people["path"])
+    report.unlisted_folders += sorted(str(f) for f in images_dir.iterdir() if f.is_dir() and f.name not in listed_folders)
+    report.people, report.train_photos = len(people), len(rows)
     return pd.DataFrame(rows)
 
 
-def index_eval_photos(data_dir: str | Path) -> pd.DataFrame:
-    """The eval photos in `info.csv` order: ImageID and path (relative to `data_dir`)."""
+def index_eval_photos(data_dir: str | Path, report: DataReport | None = None) -> pd.DataFrame:
+    """The eval photos in `info.csv` order: ImageID and path (relative to `data_dir`); every
+    photo must exist and decode, since the submission needs an answer for each."""
     data_dir = Path(data_dir)
+    report = DataReport() if report is None else report
     info_csv = data_dir / "eval" / "info.csv"
-    info = read_csv_checked(info_csv, INFO_COLUMNS)
-    if info.empty:
-        raise DataError(f"{info_csv}: no ImageID rows")
-    for image_id in info["ImageID"]:
-        if not image_id or Path(image_id).name != image_id or image_id in (".", ".."):
-            raise DataError(f"{info_csv}: ImageID {image_id!r} is not a plain file name")
-        if not (data_dir / "eval" / "images" / image_id).is_file():
-            raise DataError(f"{info_csv}: photo {image_id!r} not found in {data_dir / 'eval' / 'images'}")
-    duplicated = info["ImageID"][info["ImageID"].duplicated()]
-    if len(duplicated):
-        raise DataError(f"{info_csv}: ImageID {duplicated.iloc[0]!r} is listed more than once")
+    info = read_csv_checked(info_csv, INFO_COLUMNS, key="ImageID")
+    for line, image_id in enumerate(info["ImageID"], start=2):
+        if not is_plain_name(image_id):
+            raise DataError(f"{info_csv} line {line}: ImageID {image_id!r} is not a plain file name")
+        photo = data_dir / "eval" / "images" / image_id
+        if not photo.is_file():
+            raise DataError(f"{info_csv} line {line}: photo {image_id!r} not found in {photo.parent}")
+        check_photo(photo, report)
+    report.eval_photos = len(info)
     return pd.DataFrame({"ImageID": info["ImageID"], "path": "eval/images/" + info["ImageID"]})
 
 

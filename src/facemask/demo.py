@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from facemask.files import write_csv
 from facemask.labels import GENDER_CODES, MASK_BY_PHOTO, age_band, encode_class
 
 SKIN_TONES = {"Asian": (236, 200, 165), "White": (245, 215, 195), "Black": (120, 80, 55), "Hispanic": (200, 160, 120)}
@@ -89,7 +90,7 @@ def make_demo_data(out_dir: str | Path, train_people: int = 60, eval_people: int
         for photo in MASK_BY_PHOTO:
             suffix = TRAIN_SUFFIXES[rng.integers(len(TRAIN_SUFFIXES))]
             save_photo(draw_photo(person, photo, width, height, rng), out_dir / "train" / "images" / folder / f"{photo}{suffix}")
-    pd.DataFrame(rows).to_csv(out_dir / "train" / "train.csv", index=False)
+    write_csv(pd.DataFrame(rows), out_dir / "train" / "train.csv")
 
     (out_dir / "eval" / "images").mkdir(parents=True, exist_ok=True)
     answers = []
@@ -101,5 +102,5 @@ def make_demo_data(out_dir: str | Path, train_people: int = 60, eval_people: int
             label = encode_class(MASK_BY_PHOTO[photo], GENDER_CODES[person["gender"]], age_band(person["age"]))
             answers.append({"ImageID": image_id, "ans": int(label), "person": f"{number:06d}"})
     answers = pd.DataFrame(answers).sample(frac=1, random_state=seed).reset_index(drop=True)
-    answers.assign(ans=0)[["ImageID", "ans"]].to_csv(out_dir / "eval" / "info.csv", index=False)
-    answers.to_csv(out_dir / "eval" / "labels.csv", index=False)
+    write_csv(answers.assign(ans=0)[["ImageID", "ans"]], out_dir / "eval" / "info.csv")
+    write_csv(answers, out_dir / "eval" / "labels.csv")

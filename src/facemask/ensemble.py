@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from facemask.labels import LOGIT_COLUMNS
+from facemask.errors import PipelineError
+from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES
 
 
 def soft_vote(member_logits: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
@@ -35,7 +36,24 @@ def vote_eval_predictions(
     for member in members:
         table = eval_logits[member].set_index("ImageID")
         if set(table.index) != set(image_ids) or len(table) != len(image_ids):
-            raise ValueError(f"eval logits of {member} do not cover exactly the ImageIDs of info.csv")
+            raise PipelineError(f"eval logits of {member} do not cover exactly the ImageIDs of info.csv")
         aligned.append(table.loc[list(image_ids), list(LOGIT_COLUMNS)].to_numpy())
     probabilities = soft_vote(aligned, fold_weights(members, model_weights))
     return pd.DataFrame({"ImageID": list(image_ids), "ans": probabilities.argmax(axis=1)})
+
+
+def check_submission(submission: pd.DataFrame, image_ids: Sequence[str]) -> None:
+    """Raise unless `submission` has the columns ImageID,ans, exactly `image_ids` in that order,
+    and an integer class 0..17 in every row."""
+    problems = []
+    if list(submission.columns) != ["ImageID", "ans"]:
+        problems.append(f"columns are {list(submission.columns)}, not ['ImageID', 'ans']")
+    elif list(submission["ImageID"]) != list(image_ids):
+        problems.append(f"ImageIDs differ from info.csv's {len(image_ids)} rows in order or content")
+    else:
+        answers = pd.to_numeric(submission["ans"], errors="coerce")
+        bad = submission["ImageID"][answers.isna() | (answers % 1 != 0) | ~answers.between(0, NUM_CLASSES - 1)]
+        if len(bad):
+            problems.append(f"{len(bad)} answer(s) not an integer 0..{NUM_CLASSES - 1}, e.g. for {bad.iloc[0]}")
+    if problems:
+        raise PipelineError("submission not written: " + "; ".join(problems))

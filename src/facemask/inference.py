@@ -9,7 +9,7 @@ import ttach
 
 from facemask.data import FacePhotoDataset, photo_loader, photo_transform
 from facemask.labels import LOGIT_COLUMNS
-from facemask.logs import log
+from facemask.logs import Progress, log
 from facemask.models import autocast, load_checkpoint, pick_device
 
 #: ttach transforms a config may name, with their keyword arguments
@@ -51,9 +51,11 @@ def predict_logits(model: torch.nn.Module, loader, device: torch.device) -> np.n
     """The model's float32 outputs for every photo of `loader`, in order."""
     model.eval()
     outputs = []
-    for images, _ in loader:
+    progress = Progress(len(loader), "inference")
+    for step, (images, _) in enumerate(loader, start=1):
         with autocast(device):
             outputs.append(model(images.to(device, non_blocking=True)).float().cpu())
+        progress.update(step, len(images))
     return torch.cat(outputs).numpy()
 
 

@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,3 +34,31 @@ def run_job(main: Callable[[], None], log_file: str | Path | None = None) -> Non
     except Exception:
         log.exception("job failed")
         sys.exit(1)
+
+
+class Progress:
+    """Progress of a loop of `total` steps: a log line every `every` seconds (quiet and line-based
+    in a log file or pipe), and on a terminal also one status line rewritten in place."""
+
+    def __init__(self, total: int, label: str, every: float = 30.0, stream=None):
+        self.total, self.label, self.every = total, label, every
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
+        self.started = self.last_logged = time.perf_counter()
+        self.items = 0
+
+    def update(self, step: int, items: int, **metrics: float) -> None:
+        """Record that `step` of the steps is done, `items` more images processed, and the latest metrics."""
+        self.items += items
+        now = time.perf_counter()
+        elapsed = now - self.started
+        rate = self.items / elapsed if elapsed > 0 else 0.0
+        eta = elapsed / step * (self.total - step)
+        shown = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items())
+        line = f"{self.label} step {step}/{self.total}: {shown}, {rate:.0f} img/s, ETA {eta:.0f} s"
+        if self.interactive:
+            self.stream.write("\r" + line[:150].ljust(150) + ("\n" if step == self.total else ""))
+            self.stream.flush()
+        elif now - self.last_logged >= self.every and step < self.total:
+            self.last_logged = now
+            log.info("%s", line)

@@ -7,6 +7,7 @@ import torch
 from timm.data import resolve_model_data_config
 
 from facemask.errors import PipelineError, WeightsError
+from facemask.files import atomic_output
 from facemask.labels import NUM_CLASSES
 
 
@@ -51,10 +52,8 @@ def model_data_config(model: torch.nn.Module, image_size: tuple[int, int]) -> di
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> None:
     """Write the model's weights and plain `meta` (arch, model_kwargs, data_config, ...) atomically."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    torch.save({"state_dict": model.state_dict(), **meta}, partial)
-    partial.replace(path)
+    with atomic_output(path) as partial:
+        torch.save({"state_dict": model.state_dict(), **meta}, partial)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:

@@ -35,29 +35,50 @@ def score_submission(submission: pd.DataFrame, answers: pd.DataFrame) -> dict:
 
 
 
-def cv_summary(oof_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float]) -> pd.DataFrame:
-    """Out-of-fold scores per (model, fold), per model over all its folds (fold 'all'), and of
-    the soft-voted ensemble of the models (model 'ensemble'). Each table holds the photos of one
-    held-out fold: path, label and the logit columns."""
-    rows, by_model = [], {}
-    for (model, fold), table in sorted(oof_logits.items()):
-        predicted = table[list(LOGIT_COLUMNS)].to_numpy().argmax(axis=1)
-        rows.append({"model": model, "fold": str(fold), "n_photos": len(table), **task_scores(table["label"], predicted)})
+def oof_by_model(oof_logits: dict[tuple[str, int], pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Each model's out-of-fold tables of all its folds in one, indexed by photo path; every model
+    must cover the same photos."""
+    by_model: dict[str, list] = {}
+    for (model, _), table in sorted(oof_logits.items()):
         by_model.setdefault(model, []).append(table)
-    for model, tables in by_model.items():
-        by_model[model] = pd.concat(tables).set_index("path").sort_index()
-        predicted = by_model[model][list(LOGIT_COLUMNS)].to_numpy().argmax(axis=1)
-        rows.append({"model": model, "fold": "all", "n_photos": len(predicted),
-                     **task_scores(by_model[model]["label"], predicted)})
-    paths = next(iter(by_model.values())).index
-    for model, table in by_model.items():
+    joined = {model: pd.concat(tables).set_index("path").sort_index() for model, tables in by_model.items()}
+    paths = next(iter(joined.values())).index
+    for model, table in joined.items():
         if not table.index.equals(paths):
             raise ValueError(f"out-of-fold predictions of {model!r} cover other photos than the first model's")
-    probabilities = soft_vote(
-        [table[list(LOGIT_COLUMNS)].to_numpy() for table in by_model.values()],
-        [model_weights[model] for model in by_model],
-    )
-    labels = next(iter(by_model.values()))["label"]
-    rows.append({"model": "ensemble", "fold": "all", "n_photos": len(paths),
-                 **task_scores(labels, probabilities.argmax(axis=1))})
-    return pd.DataFrame(rows)
+    return joined
+
+
+def ensemble_oof(by_model: dict[str, pd.DataFrame], model_weights: dict[str, float]) -> pd.DataFrame:
+    """The soft-voted ensemble's out-of-fold answer for every photo: label and predicted class."""
+    probabilities = soft_vote([table[list(LOGIT_COLUMNS)].to_numpy() for table in by_model.values()],
+                              [model_weights[model] for model in by_model])
+    first = next(iter(by_model.values()))
+    return pd.DataFrame({"label": first["label"], "predicted": probabilities.argmax(axis=1)}, index=first.index)
+
+
+def best_epoch(history: pd.DataFrame) -> int:
+    """The epoch whose checkpoint training kept: the first with the highest validation F1."""
+    return int(history.loc[history["val_f1"].idxmax(), "epoch"])
+
+
+def cv_summary(
+    oof_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float],
+    histories: dict[tuple[str, int], pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """Out-of-fold scores per (model, fold) (with its best epoch when `histories` are given), per
+    model over all its folds (fold 'all'), and of the soft-voted ensemble (model 'ensemble').
+    Each table holds the photos of one held-out fold: path, label and the logit columns."""
+    rows = []
+    for (model, fold), table in sorted(oof_logits.items()):
+        predicted = table[list(LOGIT_COLUMNS)].to_numpy().argmax(axis=1)
+        epoch = {"best_epoch": best_epoch(histories[(model, fold)])} if histories else {}
+        rows.append({"model": model, "fold": str(fold), **epoch, "n_photos": len(table), **task_scores(table["label"], predicted)})
+    by_model = oof_by_model(oof_logits)
+    for model, table in by_model.items():
+        predicted = table[list(LOGIT_COLUMNS)].to_numpy().argmax(axis=1)
+        rows.append({"model": model, "fold": "all", "n_photos": len(table), **task_scores(table["label"], predicted)})
+    ensemble = ensemble_oof(by_model, model_weights)
+    rows.append({"model": "ensemble", "fold": "all", "n_photos": len(ensemble),
+                 **task_scores(ensemble["label"], ensemble["predicted"])})
+    return pd.DataFrame(rows).astype({"best_epoch": "Int64"} if histories else {})

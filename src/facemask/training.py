@@ -1,5 +1,12 @@
-"""Train one model on all folds but one, validate on that fold by macro F1, keep the best epoch."""
+"""Train one model on all folds but one, validate on that fold by macro F1, keep the best epoch.
 
+After every epoch the whole training state (model, optimizer, scheduler, RNG states, history,
+best epoch so far) is saved beside the outputs, so a killed job resumes where it stopped; the
+outputs themselves are written once, atomically, when training ends.
+"""
+
+import hashlib
+import json
 import math
 import random
 import time
@@ -14,9 +21,10 @@ from timm.scheduler import create_scheduler_v2
 
 from facemask.data import FacePhotoDataset, photo_loader, photo_transform
 from facemask.errors import PipelineError
+from facemask.files import atomic_output, write_csv
 from facemask.inference import predict_logits
 from facemask.labels import LOGIT_COLUMNS
-from facemask.logs import log
+from facemask.logs import Progress, log
 from facemask.losses import create_loss
 from facemask.models import autocast, create_classifier, model_data_config, pick_device, save_checkpoint
 from facemask.report import macro_f1
@@ -24,11 +32,16 @@ from facemask.report import macro_f1
 
 @dataclass(frozen=True)
 class TrainOutputs:
-    """Where a (model, fold) job writes: best checkpoint, out-of-fold logits, per-epoch history."""
+    """Where a (model, fold) job writes: best checkpoint, out-of-fold logits, per-epoch history,
+    and (until it succeeds) its resume state."""
 
     checkpoint: Path
     oof_logits: Path
     history: Path
+
+    @property
+    def resume_state(self) -> Path:
+        return self.checkpoint.with_name("resume_state.pt")
 
 
 def seed_everything(seed: int) -> None:
@@ -36,6 +49,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def rng_states(loader_generator: torch.Generator) -> dict:
+    """Every random state training draws from, as tensors and plain values."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(), "torch": torch.get_rng_state(), "loader": loader_generator.get_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_states(states: dict, loader_generator: torch.Generator) -> None:
+    """Undo `rng_states`."""
+    random.setstate(states["python"])
+    torch.set_rng_state(states["torch"])
+    loader_generator.set_state(states["loader"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    if states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -49,22 +83,36 @@ def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.
     return photos[~held_out].reset_index(drop=True), photos[held_out].reset_index(drop=True)
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, device) -> tuple[float, int]:
-    """One pass over `loader`; the mean training loss and the number of photos seen."""
+def train_one_epoch(model, loader, loss_fn, optimizer, device, epoch: int) -> tuple[float, int]:
+    """One pass over `loader`; the mean training loss and the number of photos seen. A loss that
+    is not finite, or running out of GPU memory, stops training with a PipelineError."""
     model.train()
     total_loss, seen = 0.0, 0
-    for images, labels in loader:
+    progress = Progress(len(loader), f"epoch {epoch}")
+    for step, (images, labels) in enumerate(loader, start=1):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        with autocast(device):
-            loss = loss_fn(model(images), labels)
-        if not math.isfinite(loss.item()):
-            raise PipelineError(f"training loss became {loss.item()} after {seen} photos; lower the lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        try:
+            with autocast(device):
+                loss = loss_fn(model(images), labels)
+            if not math.isfinite(loss.item()):
+                raise PipelineError(f"training loss became {loss.item()} at epoch {epoch}, step {step}; "
+                                    "lower the lr (no checkpoint was written from this state)")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        except torch.cuda.OutOfMemoryError as error:
+            raise PipelineError(f"out of GPU memory at epoch {epoch}, step {step} with batch size {len(labels)}: "
+                                "lower the model's batch_size or image_size") from error
         total_loss += loss.item() * len(labels)
         seen += len(labels)
+        progress.update(step, len(labels), loss=loss.item(), lr=optimizer.param_groups[0]["lr"])
     return total_loss / max(seen, 1), seen
+
+
+def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.DataFrame) -> str:
+    """Identifies a training run, so resume state is only taken up by the same run."""
+    run = {"settings": settings, "fold": fold, "seed": seed, "photos": train_photos[["path", "label"]].to_numpy().tolist()}
+    return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def train_fold(
@@ -72,7 +120,8 @@ def train_fold(
     outputs: TrainOutputs, seed: int = 0, threads: int = 1,
 ) -> pd.DataFrame:
     """Train the model block `settings` on every fold but `fold`, validate on `fold` each epoch,
-    and write the best epoch's checkpoint and out-of-fold logits and the history; return the history."""
+    and write the best epoch's checkpoint and out-of-fold logits and the history; return the
+    history. Resumes from `outputs.resume_state` when a killed run of the same settings left one."""
     torch.set_num_threads(threads)
     seed_everything(seed + fold)
     device = pick_device()
@@ -94,36 +143,58 @@ def train_fold(
         optimizer, sched=settings["scheduler"]["name"], num_epochs=settings["epochs"], **_without_name(settings["scheduler"])
     )
     loss_fn = create_loss(**settings["loss"])
+    fingerprint = settings_fingerprint(settings, fold, seed, train_photos)
+    state = {"epoch": 0, "history": [], "best_f1": -1.0, "best_model": None, "best_logits": None, "best_epoch": 0}
+    if outputs.resume_state.is_file():
+        saved = torch.load(outputs.resume_state, map_location="cpu", weights_only=True)
+        if saved["fingerprint"] == fingerprint:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            restore_rng_states(saved["rng"], train_loader.generator)
+            state = saved["progress"]
+            log.info("fold %d: resuming after epoch %d of %d from %s", fold, state["epoch"], epochs, outputs.resume_state)
+        else:
+            log.info("fold %d: ignoring %s, left by a run with other settings", fold, outputs.resume_state)
     log.info("fold %d: %s on %s, %d training / %d validation photos, %d epochs",
              fold, settings["arch"], device, len(train_photos), len(val_photos), epochs)
-    history, best_f1 = [], -1.0
-    for epoch in range(epochs):
+    resumed_at, run_started = state["epoch"], time.perf_counter()
+    for epoch in range(state["epoch"] + 1, epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
-        train_loss, seen = train_one_epoch(model, train_loader, loss_fn, optimizer, device)
+        train_loss, seen = train_one_epoch(model, train_loader, loss_fn, optimizer, device, epoch)
         train_seconds = time.perf_counter() - started
         logits = predict_logits(model, val_loader, device)
-        val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor(val_photos["label"].to_numpy())))
+        labels = val_photos["label"].to_numpy()
+        val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor(labels)))
         predicted = logits.argmax(axis=1)
-        val_f1, val_accuracy = macro_f1(val_photos["label"], predicted), float((predicted == val_photos["label"]).mean())
-        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
-                        "val_f1": val_f1, "val_accuracy": val_accuracy, "train_images_per_s": seen / train_seconds})
-        improved = val_f1 > best_f1
-        log.info("fold %d epoch %d/%d: lr %.2e, train loss %.4f, val loss %.4f, val F1 %.4f, acc %.4f, %.0f img/s%s",
-                 fold, epoch + 1, epochs, lr, train_loss, val_loss, val_f1, val_accuracy, seen / train_seconds,
-                 " (best)" if improved else "")
+        val_f1, val_accuracy = macro_f1(labels, predicted), float((predicted == labels).mean())
+        state["history"].append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
+                                 "val_f1": val_f1, "val_accuracy": val_accuracy, "train_images_per_s": seen / train_seconds})
+        improved = val_f1 > state["best_f1"]
+        eta = (time.perf_counter() - run_started) / (epoch - resumed_at) * (epochs - epoch)
+        log.info("fold %d epoch %d/%d: lr %.2e, train loss %.4f, val loss %.4f, val F1 %.4f, acc %.4f, %.0f img/s, "
+                 "ETA %.0f s%s", fold, epoch, epochs, lr, train_loss, val_loss, val_f1, val_accuracy, seen / train_seconds,
+                 eta, " (best)" if improved else "")
         if improved:
-            best_f1 = val_f1
-            save_checkpoint(outputs.checkpoint, model, {
-                "arch": settings["arch"], "num_classes": logits.shape[1], "model_kwargs": settings["model_kwargs"],
-                "data_config": data_config, "epoch": epoch + 1, "fold": fold, "val_f1": val_f1,
-            })
-            oof = val_photos[["path", "person", "fold", "label"]].copy()
-            oof[list(LOGIT_COLUMNS)] = logits
-        scheduler.step(epoch + 1)
-    oof.to_csv(outputs.oof_logits, index=False)
-    history = pd.DataFrame(history)
-    history.to_csv(outputs.history, index=False)
+            state.update(best_f1=val_f1, best_epoch=epoch, best_logits=torch.from_numpy(logits),
+                         best_model={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+        scheduler.step(epoch)
+        state["epoch"] = epoch
+        with atomic_output(outputs.resume_state) as partial:
+            torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "rng": rng_states(train_loader.generator), "progress": state}, partial)
+    model.load_state_dict(state["best_model"])
+    save_checkpoint(outputs.checkpoint, model, {
+        "arch": settings["arch"], "num_classes": len(LOGIT_COLUMNS), "model_kwargs": settings["model_kwargs"],
+        "data_config": data_config, "epoch": state["best_epoch"], "fold": fold, "val_f1": state["best_f1"],
+    })
+    oof = val_photos[["path", "person", "fold", "label"]].copy()
+    oof[list(LOGIT_COLUMNS)] = state["best_logits"].numpy()
+    write_csv(oof, outputs.oof_logits)
+    history = pd.DataFrame(state["history"])
+    write_csv(history, outputs.history)
+    outputs.resume_state.unlink()
     return history
 
 

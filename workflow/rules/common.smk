@@ -11,6 +11,18 @@ if not 0 < config["age_bins"][0] < config["age_bins"][1]:
 
 SOURCE_DIR = Path(workflow.basedir) / "src"
 
+
+def check_model_archs():
+    """Stop at load time, before any job runs, when a model block names no timm model."""
+    import timm
+
+    unknown = [f"{name} ({block['arch']})" for name, block in config["models"].items() if not timm.is_model(block["arch"])]
+    if unknown:
+        raise WorkflowError(f"config: not in timm's registry: {', '.join(unknown)}; see timm.list_models()")
+
+
+check_model_archs()
+
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
 DEMO_DIR = "data/demo"
@@ -70,8 +82,10 @@ def member_files(pattern):
 
 
 def get_final_outputs():
-    """The submission, the CV summary and, when the eval answers are known, the eval scores."""
-    outputs = [f"{RESULTS}/submission.csv", f"{RESULTS}/cv_scores.csv"]
+    """The submission, the CV summary, the plots and, when the eval answers are known, the eval scores."""
+    outputs = [f"{RESULTS}/submission.csv", f"{RESULTS}/cv_scores.csv", f"{RESULTS}/plots/class_distribution.png",
+               f"{RESULTS}/plots/oof_confusion_matrix.png", f"{RESULTS}/plots/oof_class_f1.png"]
+    outputs += expand(f"{RESULTS}/plots/training_curves_{{model}}.png", model=MODELS)
     if config["eval_labels"]:
         outputs.append(f"{RESULTS}/eval_scores.json")
     return outputs

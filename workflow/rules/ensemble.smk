@@ -3,7 +3,7 @@ rule soft_vote:
         eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
         index=f"{RESULTS}/index/eval_photos.csv",
     output:
-        f"{RESULTS}/submission.csv",
+        report(f"{RESULTS}/submission.csv", caption="../report/submission.rst", category="Submission"),
     log:
         f"{RESULTS}/logs/soft_vote.log",
     params:

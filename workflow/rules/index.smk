@@ -5,11 +5,13 @@ rule index_photos:
     output:
         train=f"{RESULTS}/index/train_photos.csv",
         eval=f"{RESULTS}/index/eval_photos.csv",
+        report=f"{RESULTS}/index/data_report.json",
     log:
         f"{RESULTS}/logs/index_photos.log",
     params:
         data_dir=get_data_dir,
         age_bins=config["age_bins"],
+        skip_unreadable_photos=config["skip_unreadable_photos"],
         code=code_digest("facemask.data"),
     conda:
         "../../envs/facemask.yaml"

@@ -1,8 +1,9 @@
 rule cv_summary:
     input:
-        member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
+        oof_logits=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
+        histories=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/history.csv"),
     output:
-        csv=f"{RESULTS}/cv_scores.csv",
+        csv=report(f"{RESULTS}/cv_scores.csv", caption="../report/cv_scores.rst", category="Cross-validation"),
         markdown=f"{RESULTS}/cv_scores.md",
     log:
         f"{RESULTS}/logs/cv_summary.log",
@@ -16,12 +17,77 @@ rule cv_summary:
         "../../scripts/cv_summary.py"
 
 
+rule plot_training_curves:
+    input:
+        expand(f"{RESULTS}/train/{{model}}/fold{{fold}}/history.csv", fold=FOLDS, allow_missing=True),
+    output:
+        report(
+            f"{RESULTS}/plots/training_curves_{{model}}.png",
+            caption="../report/training_curves.rst",
+            category="Training curves",
+            subcategory="{model}",
+        ),
+    log:
+        f"{RESULTS}/logs/plot_training_curves/{{model}}.log",
+    params:
+        folds=FOLDS,
+        code=code_digest("facemask.plots"),
+    conda:
+        "../../envs/facemask.yaml"
+    script:
+        "../../scripts/plot_training_curves.py"
+
+
+rule plot_oof:
+    input:
+        member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
+    output:
+        confusion=report(
+            f"{RESULTS}/plots/oof_confusion_matrix.png",
+            caption="../report/oof_confusion_matrix.rst",
+            category="Cross-validation",
+        ),
+        class_f1=report(
+            f"{RESULTS}/plots/oof_class_f1.png", caption="../report/oof_class_f1.rst", category="Cross-validation"
+        ),
+    log:
+        f"{RESULTS}/logs/plot_oof.log",
+    params:
+        members=member_files("{model}/{fold}"),
+        weights=get_ensemble_weights(),
+        code=code_digest("facemask.plots") + code_digest("facemask.report"),
+    conda:
+        "../../envs/facemask.yaml"
+    script:
+        "../../scripts/plot_oof.py"
+
+
+rule plot_class_distribution:
+    input:
+        index=f"{RESULTS}/index/train_photos.csv",
+        submission=f"{RESULTS}/submission.csv",
+    output:
+        report(
+            f"{RESULTS}/plots/class_distribution.png",
+            caption="../report/class_distribution.rst",
+            category="Submission",
+        ),
+    log:
+        f"{RESULTS}/logs/plot_class_distribution.log",
+    params:
+        code=code_digest("facemask.plots"),
+    conda:
+        "../../envs/facemask.yaml"
+    script:
+        "../../scripts/plot_class_distribution.py"
+
+
 rule score_submission:
     input:
         submission=f"{RESULTS}/submission.csv",
         answers=config["eval_labels"] or [],
     output:
-        f"{RESULTS}/eval_scores.json",
+        report(f"{RESULTS}/eval_scores.json", caption="../report/eval_scores.rst", category="Submission"),
     log:
         f"{RESULTS}/logs/score_submission.log",
     params:

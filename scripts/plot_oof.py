@@ -1,0 +1,16 @@
+"""Snakemake job: confusion matrix and per-class F1 of the ensemble's out-of-fold predictions."""
+
+from facemask.files import read_member_tables
+from facemask.logs import run_job
+from facemask.plots import plot_class_f1, plot_confusion_matrix
+from facemask.report import ensemble_oof, oof_by_model
+
+
+def main():
+    oof = ensemble_oof(oof_by_model(read_member_tables(snakemake.params.members, snakemake.input)), snakemake.params.weights)
+    plot_confusion_matrix(oof["label"], oof["predicted"], snakemake.output.confusion,
+                          f"Ensemble, out of fold: {len(oof)} training photos")
+    plot_class_f1(oof["label"], oof["predicted"], snakemake.output.class_f1, "Ensemble, out of fold: F1 per class")
+
+
+run_job(main, snakemake.log[0])

@@ -1,0 +1,217 @@
+"""Bad input gets a clear error naming the file and the problem, or a documented, counted skip."""
+
+import shutil
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from facemask.data import DataReport, index_eval_photos, index_train_photos, read_photo
+from facemask.errors import DataError
+
+
+@pytest.fixture
+def data(demo_dir, tmp_path):
+    """A private copy of the generated data set to break."""
+    return shutil.copytree(demo_dir, tmp_path / "data")
+
+
+def person_folder(data, number=0):
+    return sorted((data / "train" / "images").iterdir())[number]
+
+
+def photo(data, stem, number=0):
+    return next(person_folder(data, number).glob(f"{stem}.*"))
+
+
+def edit_csv(path, change):
+    """Replace the CSV at `path` by `change(table)`."""
+    change(pd.read_csv(path, dtype=str)).to_csv(path, index=False)
+
+
+def edit_train_csv(data, row, **values):
+    """Set `values` in one row of train.csv."""
+    def change(people):
+        for column, value in values.items():
+            people.loc[row, column] = value
+        return people
+    edit_csv(data / "train" / "train.csv", change)
+
+
+def index_both(data, **options):
+    report = DataReport()
+    train = index_train_photos(data, (30, 60), report, **options)
+    evaluation = index_eval_photos(data, report)
+    return train, evaluation, report
+
+
+# photos ------------------------------------------------------------------------------------------
+
+def test_a_corrupt_jpeg_is_an_error_naming_it(data):
+    bad = photo(data, "mask2")
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg" * 20)
+    with pytest.raises(DataError, match=f"{bad.name}: not a readable image"):
+        index_both(data)
+
+
+def test_a_truncated_jpeg_is_an_error_naming_it(data):
+    bad = photo(data, "normal")
+    Image.new("RGB", (96, 128), "red").save(bad, format="JPEG")
+    bad.write_bytes(bad.read_bytes()[:300])
+    with pytest.raises(DataError, match=f"{bad.name}: not a readable image"):
+        index_both(data)
+
+
+def test_a_zero_byte_photo_is_an_error_naming_it(data):
+    bad = photo(data, "mask5")
+    bad.write_bytes(b"")
+    with pytest.raises(DataError, match=f"{bad.name}: empty file"):
+        index_both(data)
+
+
+def test_unreadable_training_photos_can_be_skipped_and_are_counted(data):
+    bad = photo(data, "mask5")
+    bad.write_bytes(b"")
+    train, _, report = index_both(data, skip_unreadable=True)
+    assert report.to_dict()["skipped_unreadable"] == {"count": 1, "files": [str(bad)]}
+    assert len(train) == 7 * 12 - 1 and bad.name not in " ".join(train["path"])
+
+
+def test_an_unreadable_eval_photo_is_always_an_error(data):
+    info = pd.read_csv(data / "eval" / "info.csv", dtype=str)
+    bad = data / "eval" / "images" / info["ImageID"][3]
+    bad.write_bytes(b"garbage")
+    with pytest.raises(DataError, match=info["ImageID"][3]):
+        index_both(data, skip_unreadable=True)
+
+
+@pytest.mark.parametrize(("mode", "color"), [("RGBA", (10, 200, 30, 128)), ("L", 90), ("P", 3), ("LA", (90, 200))])
+def test_png_with_alpha_grayscale_and_palette_photos_are_converted_to_rgb_and_counted(data, mode, color):
+    target = photo(data, "mask3")
+    target.unlink()
+    png = target.with_suffix(".png")
+    Image.new(mode, (96, 128), color).save(png)
+    _, _, report = index_both(data)
+    assert report.to_dict()["converted_to_rgb"] == {mode: 1}
+    assert read_photo(png).mode == "RGB"
+
+
+def test_an_exif_rotated_photo_is_turned_upright_and_counted(data):
+    target = photo(data, "mask1")
+    target.unlink()
+    rotated = target.with_suffix(".jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees clockwise to view
+    Image.new("RGB", (128, 96), "blue").save(rotated, exif=exif.tobytes())
+    _, _, report = index_both(data)
+    assert report.exif_rotated == 1
+    assert read_photo(rotated).size == (96, 128)
+
+
+# person folders ---------------------------------------------------------------------------------
+
+def test_a_person_folder_missing_a_photo_is_an_error_naming_it(data):
+    folder = person_folder(data)
+    next(folder.glob("normal.*")).unlink()
+    with pytest.raises(DataError, match=f"{folder.name}.*missing photo.*normal"):
+        index_both(data)
+
+
+def test_an_extra_unknown_file_is_ignored_and_counted(data):
+    extra = person_folder(data, 2) / "notes.txt"
+    extra.write_text("taken on a Tuesday")
+    (person_folder(data, 3) / "mask6.jpg").write_bytes(photo(data, "mask1").read_bytes())
+    train, _, report = index_both(data)
+    assert report.to_dict()["ignored_files"]["count"] == 2
+    assert len(train) == 7 * 12
+
+
+def test_two_files_for_one_photo_name_are_an_error(data):
+    original = photo(data, "mask1")
+    Image.open(original).save(original.with_name("mask1.png") if original.suffix.lower() != ".png" else original.with_name("mask1.jpg"))
+    with pytest.raises(DataError, match="two photos named 'mask1'"):
+        index_both(data)
+
+
+@pytest.mark.parametrize(("name", "fields", "problem"), [
+    ("000001_woman_Asian_45", {"gender": "woman"}, "gender 'woman'"),
+    ("000001_female_Asian_forty", {"age": "forty"}, "age 'forty'"),
+    ("000001_female_45", {"race": ""}, "expected <id>_<gender>_<race>_<age>"),
+])
+def test_a_folder_name_that_does_not_parse_is_an_error_naming_it(data, name, fields, problem):
+    folder = person_folder(data)
+    folder.rename(folder.with_name(name))
+    edit_train_csv(data, 0, path=name, **fields)
+    with pytest.raises(DataError, match=f"{name}.*{problem}"):
+        index_both(data)
+
+
+def test_train_csv_disagreeing_with_the_folder_name_is_an_error(data):
+    edit_train_csv(data, 4, age="99")
+    with pytest.raises(DataError, match="line 6.*disagrees with its folder name"):
+        index_both(data)
+
+
+def test_a_listed_folder_that_does_not_exist_is_an_error(data):
+    folder = person_folder(data, 5)
+    shutil.rmtree(folder)
+    with pytest.raises(DataError, match=f"{folder.name}: person folder listed in .* does not exist"):
+        index_both(data)
+
+
+def test_a_folder_not_listed_in_train_csv_is_left_out_and_counted(data):
+    edit_csv(data / "train" / "train.csv", lambda people: people.drop(index=7))
+    train, _, report = index_both(data)
+    assert report.to_dict()["unlisted_folders"]["count"] == 1
+    assert len(train) == 7 * 11
+
+
+def test_duplicate_person_ids_are_an_error(data):
+    edit_train_csv(data, 2, id=pd.read_csv(data / "train" / "train.csv", dtype=str)["id"][1])
+    with pytest.raises(DataError, match="listed more than once"):
+        index_both(data)
+
+
+def test_a_train_csv_path_leading_out_of_the_data_folder_is_refused(data):
+    edit_train_csv(data, 0, path="../../000001_female_Asian_45")
+    with pytest.raises(DataError, match="not a plain folder name"):
+        index_both(data)
+
+
+def test_a_train_csv_missing_a_column_is_an_error_naming_it(data):
+    edit_csv(data / "train" / "train.csv", lambda people: people.drop(columns="race"))
+    with pytest.raises(DataError, match=r"train.csv: missing column\(s\) \['race'\]"):
+        index_both(data)
+
+
+# info.csv ----------------------------------------------------------------------------------------
+
+def test_info_csv_naming_a_missing_photo_is_an_error(data):
+    edit_csv(data / "eval" / "info.csv", lambda info: pd.concat([info, pd.DataFrame({"ImageID": ["nothere.jpg"], "ans": ["0"]})]))
+    with pytest.raises(DataError, match="'nothere.jpg' not found"):
+        index_both(data)
+
+
+@pytest.mark.parametrize("image_id", ["../train/train.csv", "sub/dir.jpg", "..", "a\\b.jpg"])
+def test_an_image_id_with_a_path_separator_or_dots_is_refused(data, image_id):
+    edit_csv(data / "eval" / "info.csv", lambda info: info.assign(ImageID=info["ImageID"].where(info.index != 1, image_id)))
+    with pytest.raises(DataError, match="not a plain file name"):
+        index_both(data)
+
+
+def test_an_info_csv_with_no_rows_is_an_error(data):
+    edit_csv(data / "eval" / "info.csv", lambda info: info.iloc[:0])
+    with pytest.raises(DataError, match="info.csv: no rows below the header"):
+        index_both(data)
+
+
+def test_an_info_csv_listing_a_photo_twice_is_an_error(data):
+    edit_csv(data / "eval" / "info.csv", lambda info: pd.concat([info, info.iloc[:1]]))
+    with pytest.raises(DataError, match="info.csv: ImageID .* is listed more than once"):
+        index_both(data)
+
+
+def test_an_empty_info_csv_file_is_an_error(data):
+    (data / "eval" / "info.csv").write_text("")
+    with pytest.raises(DataError, match="info.csv: not a readable CSV"):
+        index_both(data)

@@ -1,0 +1,168 @@
+"""Faults: a killed train job resumes, a diverging loss or full GPU stops clearly, outputs are
+atomic, a bad submission is never written, checkpoints load without pickle, runs are repeatable."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from facemask.data import index_train_photos
+from facemask.ensemble import check_submission
+from facemask.errors import PipelineError
+from facemask.files import atomic_output, write_csv
+from facemask.folds import make_folds
+from facemask.inference import predict_eval_photos
+from facemask.models import load_checkpoint
+from facemask.training import TrainOutputs, train_fold, train_one_epoch
+
+SETTINGS = {
+    "arch": "resnet18", "pretrained": False, "model_kwargs": {}, "image_size": [32, 32], "batch_size": 8, "epochs": 4,
+    "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01}, "scheduler": {"name": "cosine", "warmup_epochs": 1, "min_lr": 1e-6},
+    "loss": {"name": "cross_entropy", "label_smoothing": 0.0},
+    "augment": {"scale": [0.8, 1.0], "ratio": [0.75, 1.3333], "hflip": 0.5, "color_jitter": 0.2},
+}
+
+
+@pytest.fixture(scope="module")
+def tables(demo_dir):
+    index = index_train_photos(demo_dir, (30, 60))
+    return index, make_folds(index, k=3, seed=0)
+
+
+def outputs_in(folder: Path) -> TrainOutputs:
+    folder.mkdir(parents=True, exist_ok=True)
+    return TrainOutputs(folder / "checkpoint.pt", folder / "oof_logits.csv", folder / "history.csv")
+
+
+TRAIN_IN_SUBPROCESS = """
+import pandas as pd, sys, json
+from pathlib import Path
+from facemask.training import TrainOutputs, train_fold
+index, folds, out = pd.read_csv(sys.argv[1], dtype={"person": str}), pd.read_csv(sys.argv[2], dtype={"person": str}), Path(sys.argv[4])
+train_fold(index, folds, 0, json.loads(sys.argv[5]), sys.argv[3], TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv"))
+"""
+
+
+def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_dir, tmp_path):
+    index, folds = tables
+    write_csv(index, tmp_path / "index.csv")
+    write_csv(folds, tmp_path / "folds.csv")
+    killed = outputs_in(tmp_path / "killed")
+    job = subprocess.Popen([sys.executable, "-c", TRAIN_IN_SUBPROCESS, str(tmp_path / "index.csv"), str(tmp_path / "folds.csv"),
+                            str(demo_dir), str(tmp_path / "killed"), json.dumps(SETTINGS)])
+    deadline = time.monotonic() + 300
+    while not killed.resume_state.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    assert killed.resume_state.exists() and not killed.checkpoint.exists(), "the job was not killed mid-run"
+    epochs_done = torch.load(killed.resume_state, weights_only=True)["progress"]["epoch"]
+    assert 1 <= epochs_done < SETTINGS["epochs"]
+
+    resumed = train_fold(index, folds, 0, SETTINGS, demo_dir, killed)
+    uninterrupted = train_fold(index, folds, 0, SETTINGS, demo_dir, outputs_in(tmp_path / "whole"))
+    assert list(resumed["epoch"]) == [1, 2, 3, 4]
+    assert list(resumed["lr"]) == list(uninterrupted["lr"])
+    pd.testing.assert_frame_equal(resumed.drop(columns="train_images_per_s"), uninterrupted.drop(columns="train_images_per_s"))
+    assert not killed.resume_state.exists()
+
+
+def test_resume_state_of_other_settings_is_ignored(tables, demo_dir, tmp_path):
+    index, folds = tables
+    outputs = outputs_in(tmp_path)
+    torch.save({"fingerprint": "another run"}, outputs.resume_state)
+    history = train_fold(index, folds, 1, SETTINGS | {"epochs": 1}, demo_dir, outputs)
+    assert list(history["epoch"]) == [1]
+
+
+class Constant(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(18))
+
+    def forward(self, images):
+        return self.bias.expand(len(images), 18)
+
+
+def test_a_loss_that_becomes_nan_stops_training_naming_epoch_and_step():
+    model = Constant()
+    loader = [(torch.zeros(2, 3, 8, 8), torch.tensor([0, 1]))] * 3
+    calls = iter([1.0, 1.0, float("nan")])
+
+    def loss_fn(logits, labels):
+        return logits.sum() * 0 + next(calls)
+    with pytest.raises(PipelineError, match="loss became nan at epoch 3, step 3"):
+        train_one_epoch(model, loader, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), epoch=3)
+
+
+def test_running_out_of_gpu_memory_suggests_a_smaller_batch():
+    class Hungry(Constant):
+        def forward(self, images):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    model = Hungry()
+    loader = [(torch.zeros(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))]
+    with pytest.raises(PipelineError, match="out of GPU memory at epoch 1, step 1 with batch size 4: lower the model's batch_size"):
+        train_one_epoch(model, loader, torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), 1)
+
+
+def test_a_crash_while_writing_leaves_the_previous_file_and_no_partial_one(tmp_path):
+    target = tmp_path / "submission.csv"
+    target.write_text("ImageID,ans\na.jpg,3\n")
+    with pytest.raises(RuntimeError), atomic_output(target) as partial:
+        partial.write_text("ImageID,ans\na.jp")
+        raise RuntimeError("killed")
+    assert target.read_text() == "ImageID,ans\na.jpg,3\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize(("submission", "problem"), [
+    (pd.DataFrame({"ImageID": ["a", "b"], "ans": [1, 2]}), None),
+    (pd.DataFrame({"ImageID": ["b", "a"], "ans": [1, 2]}), "order or content"),
+    (pd.DataFrame({"ImageID": ["a"], "ans": [1]}), "order or content"),
+    (pd.DataFrame({"ImageID": ["a", "b"], "ans": [1, 18]}), "not an integer 0..17"),
+    (pd.DataFrame({"ImageID": ["a", "b"], "ans": [1.5, 2]}), "not an integer 0..17"),
+    (pd.DataFrame({"ImageID": ["a", "b"], "ans": [None, 2]}), "not an integer 0..17"),
+    (pd.DataFrame({"ImageID": ["a", "b"], "class": [1, 2]}), "columns"),
+])
+def test_a_submission_is_checked_before_it_is_written(submission, problem):
+    if problem is None:
+        check_submission(submission, ["a", "b"])
+    else:
+        with pytest.raises(PipelineError, match=problem):
+            check_submission(submission, ["a", "b"])
+
+
+class Payload:
+    """Anything a pickle could smuggle in."""
+
+
+def test_checkpoints_load_without_unpickling_code(tmp_path):
+    torch.save({"state_dict": {}, "arch": "resnet18", "payload": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_the_same_seed_gives_byte_identical_index_folds_checkpoint_and_predictions(tables, demo_dir, tmp_path):
+    index, _ = tables
+    runs = []
+    for run in ("a", "b"):
+        folder = tmp_path / run
+        write_csv(index_train_photos(demo_dir, (30, 60)), folder / "index.csv")
+        write_csv(make_folds(index, k=3, seed=5), folder / "folds.csv")
+        outputs = outputs_in(folder)
+        train_fold(index, pd.read_csv(folder / "folds.csv", dtype={"person": str}), 2, SETTINGS | {"epochs": 2}, demo_dir, outputs)
+        eval_photos = pd.read_csv(demo_dir / "eval" / "info.csv", dtype=str).assign(path=lambda t: "eval/images/" + t["ImageID"])
+        tta = {"transforms": ["HorizontalFlip"], "merge": "mean", "batch_size": 16}
+        write_csv(predict_eval_photos(outputs.checkpoint, eval_photos, demo_dir, tta), folder / "eval_logits.csv")
+        runs.append(folder)
+    for name in ("index.csv", "folds.csv", "oof_logits.csv", "eval_logits.csv"):
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+    weights = [load_checkpoint(run / "checkpoint.pt")[0].state_dict() for run in runs]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
