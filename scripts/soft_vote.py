@@ -5,12 +5,17 @@ import pandas as pd
 from facemask.ensemble import check_submission, vote_eval_predictions
 from facemask.files import read_member_tables, write_csv
 from facemask.logs import log, run_job
+from facemask.report import fitted_weights, oof_by_model
 
 
 def main():
     eval_logits = read_member_tables(snakemake.params.members, snakemake.input.eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
-    submission = vote_eval_predictions(eval_logits, snakemake.params.weights, image_ids)
+    weights = snakemake.params.weights
+    if snakemake.params.fit_weights:
+        weights = fitted_weights(oof_by_model(read_member_tables(snakemake.params.members, snakemake.input.oof_logits)))
+        log.info("model weights fitted to the out-of-fold predictions: %s", weights)
+    submission = vote_eval_predictions(eval_logits, weights, image_ids)
     check_submission(submission, image_ids)
     write_csv(submission, snakemake.output[0])
     log.info("submission of %d photos from %d members; predicted classes: %s",

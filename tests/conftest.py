@@ -11,3 +11,16 @@ def demo_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     make_demo_data(root, train_people=12, eval_people=4, width=48, height=64, seed=3)
     return root
+
+
+def model_settings(**block) -> dict:
+    """A model block as the workflow passes it to a train job: the schema's defaults filled in."""
+    from pathlib import Path
+
+    from snakemake.utils import validate
+
+    config = {"models": {"model": block}}
+    validate(config, str(Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"))
+    settings = config["models"]["model"]
+    settings.pop("ensemble_weight")
+    return settings

@@ -29,7 +29,7 @@ def test_the_shipped_configs_are_valid_and_list_the_three_seed_models(config):
 def test_defaults_are_filled_in_down_to_each_model_block():
     config = {"models": {"tiny": {"arch": "resnet18"}}}
     validate(config, SCHEMA)
-    assert config["folds"] == {"k": 5, "seed": 42}
+    assert config["folds"] == {"k": 5, "seed": 42, "run": None}
     assert config["age_bins"] == [30, 60]
     assert config["models"]["tiny"]["optimizer"]["name"] == "adamw"
     assert config["models"]["tiny"]["augment"]["hflip"] == 0.5

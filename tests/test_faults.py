@@ -22,12 +22,12 @@ from facemask.inference import predict_eval_photos
 from facemask.models import load_checkpoint
 from facemask.training import TrainOutputs, train_fold, train_one_epoch
 
-SETTINGS = {
-    "arch": "resnet18", "pretrained": False, "model_kwargs": {}, "image_size": [32, 32], "batch_size": 8, "epochs": 4,
-    "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01}, "scheduler": {"name": "cosine", "warmup_epochs": 1, "min_lr": 1e-6},
-    "loss": {"name": "cross_entropy", "label_smoothing": 0.0},
-    "augment": {"scale": [0.8, 1.0], "ratio": [0.75, 1.3333], "hflip": 0.5, "color_jitter": 0.2},
-}
+from .conftest import model_settings
+
+SETTINGS = model_settings(
+    arch="resnet18", image_size=[32, 32], batch_size=8, epochs=4, optimizer={"lr": 1e-3},
+    mix={"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 0.5},
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,14 @@ import torch
 
 from facemask.errors import PipelineError, WeightsError
 from facemask.inference import TTAClassifier
-from facemask.models import create_classifier, load_checkpoint, save_checkpoint
+from facemask.models import create_backbone, create_classifier, load_checkpoint, save_checkpoint
 
 
-def test_hub_weights_that_cannot_be_fetched_give_a_clear_error(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_hub_weights_that_cannot_be_fetched_give_a_clear_error(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once, as offline
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # with nothing cached
     with pytest.raises(WeightsError, match="timm's hub.*local weights file"):
         create_classifier("resnet18.a1_in1k", pretrained=True)
 
@@ -26,7 +29,7 @@ def test_a_missing_weights_file_is_named(tmp_path):
 
 
 def test_local_weights_load_into_the_backbone_with_a_fresh_18_class_head(tmp_path):
-    source = create_classifier("resnet18", num_classes=1000)
+    source = create_backbone("resnet18", False, 1000, None)
     torch.save(source.state_dict(), tmp_path / "resnet18.pth")
     model = create_classifier("resnet18", pretrained=str(tmp_path / "resnet18.pth"))
     assert model.get_classifier().out_features == 18
@@ -35,7 +38,7 @@ def test_local_weights_load_into_the_backbone_with_a_fresh_18_class_head(tmp_pat
 
 def test_a_checkpoint_reloads_the_same_model(tmp_path):
     model = create_classifier("resnet18").eval()
-    meta = {"arch": "resnet18", "num_classes": 18, "model_kwargs": {}, "data_config": {"input_size": (3, 32, 32)}, "epoch": 1}
+    meta = {"arch": "resnet18", "head": "single", "model_kwargs": {}, "data_config": {"input_size": (3, 32, 32)}, "epoch": 1}
     save_checkpoint(tmp_path / "checkpoint.pt", model, meta)
     loaded, loaded_meta = load_checkpoint(tmp_path / "checkpoint.pt")
     images = torch.randn(2, 3, 32, 32)

@@ -214,12 +214,16 @@ def photo_transform(data_config: dict, augment: dict | None = None):
     )
 
 
-def photo_loader(dataset, batch_size: int, workers: int, shuffle: bool = False, seed: int = 0):
-    """A DataLoader over `dataset`; when `shuffle` (training), a seeded order without a last
-    short batch (a batch of one breaks batch norm)."""
+def photo_loader(dataset, batch_size: int, workers: int, shuffle: bool = False, seed: int = 0, sample_weights=None):
+    """A DataLoader over `dataset`. For training (`shuffle`): a seeded order, or a seeded draw with
+    replacement in proportion to `sample_weights` when given, and no last short batch (a batch of
+    one breaks batch norm)."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
+    sampler = None
+    if sample_weights is not None:
+        sampler = torch.utils.data.WeightedRandomSampler(sample_weights, len(dataset), replacement=True, generator=generator)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=workers,
-        pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, generator=generator,
+        num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
         drop_last=shuffle and len(dataset) > batch_size,
     )

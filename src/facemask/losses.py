@@ -1,14 +1,95 @@
-"""Training losses by name, built from a model block's `loss` settings."""
+"""Training losses on log-probabilities and soft targets (one-hot, smoothed or mixed by Mixup /
+CutMix), combined as weighted sums, on the 18 classes or per task (mask, gender, age).
+
+Every loss takes `log_probs` (B, C) and `targets` (B, C) whose rows sum to 1.
+"""
+
+from collections.abc import Sequence
 
 import torch
+from timm.loss import compute_class_weights
 
-LOSSES = {
-    "cross_entropy": torch.nn.CrossEntropyLoss,
-}
+from facemask.labels import NUM_CLASSES
+
+#: the tasks' class counts, and which of the 18 classes belong to each task class
+TASK_SIZES = {"mask": 3, "gender": 2, "age": 3}
+_CLASSES = torch.arange(NUM_CLASSES)
+TASK_OF_CLASS = {"mask": _CLASSES // 6, "gender": (_CLASSES // 3) % 2, "age": _CLASSES % 3}
 
 
-def create_loss(name: str = "cross_entropy", **options) -> torch.nn.Module:
-    """The loss `name` (a key of LOSSES) with its options, e.g. label_smoothing=0.1."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
-    return LOSSES[name](**options)
+def cross_entropy(log_probs, targets, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None):
+    """Cross-entropy with optional label smoothing and per-class weights (a weighted mean over the batch)."""
+    targets = targets * (1 - label_smoothing) + label_smoothing / targets.shape[1]
+    weights = torch.ones(targets.shape[1], device=targets.device) if class_weights is None else class_weights.to(targets.device)
+    per_photo = -(targets * weights * log_probs).sum(1)
+    return per_photo.sum() / (targets * weights).sum()
+
+
+def focal(log_probs, targets, gamma: float = 2.0, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None):
+    """Focal loss: cross-entropy down-weighting confident classes by (1 - p) ** gamma; gamma 0 is
+    cross-entropy."""
+    focusing = (1 - log_probs.exp()).clamp_min(0) ** gamma
+    return cross_entropy(focusing * log_probs, targets, label_smoothing, class_weights)
+
+
+def soft_f1(log_probs, targets, epsilon: float = 1e-7, **_):
+    """1 - the macro F1 of the batch computed on probabilities (differentiable)."""
+    probs = log_probs.exp()
+    true_positive = (probs * targets).sum(0)
+    f1 = 2 * true_positive / (probs.sum(0) + targets.sum(0) + epsilon)
+    present = targets.sum(0) > 0
+    return 1 - f1[present].mean()
+
+
+LOSSES = {"cross_entropy": cross_entropy, "focal": focal, "f1": soft_f1}
+
+
+def task_marginals(log_probs_18: torch.Tensor, targets_18: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probabilities and targets of one task, summed over the 18 classes that share its class."""
+    index = TASK_OF_CLASS[task].to(log_probs_18.device)
+    size = TASK_SIZES[task]
+    groups = [index == c for c in range(size)]
+    log_probs = torch.stack([log_probs_18[:, g].logsumexp(1) for g in groups], 1)
+    targets = torch.stack([targets_18[:, g].sum(1) for g in groups], 1)
+    return log_probs, targets
+
+
+class CompositeLoss(torch.nn.Module):
+    """A weighted sum of loss terms, on the 18 classes (`tasks` None) or summed over tasks, each
+    task with its own terms. A term is a dict: name (a key of LOSSES), weight, and the loss's
+    options (label_smoothing, gamma, class_weights: true for weights from `class_counts`)."""
+
+    def __init__(self, terms: dict[str | None, Sequence[dict]], class_counts: dict[str | None, torch.Tensor]):
+        super().__init__()
+        self.terms = {}
+        for task, task_terms in terms.items():
+            built = []
+            for term in task_terms:
+                options = {k: v for k, v in term.items() if k not in ("name", "weight", "class_weights")}
+                if term["name"] not in LOSSES:
+                    raise ValueError(f"unknown loss {term['name']!r}; choose one of {sorted(LOSSES)}")
+                if term.get("class_weights"):
+                    counts = class_counts[task]
+                    options["class_weights"] = compute_class_weights(counts, int(counts.sum()), method="inv_freq")[1]
+                built.append((LOSSES[term["name"]], float(term.get("weight", 1.0)), options))
+            self.terms[task] = built
+
+    def forward(self, log_probs_18: torch.Tensor, targets_18: torch.Tensor) -> torch.Tensor:
+        total = 0.0
+        for task, terms in self.terms.items():
+            log_probs, targets = (log_probs_18, targets_18) if task is None else task_marginals(log_probs_18, targets_18, task)
+            for loss, weight, options in terms:
+                total = total + weight * loss(log_probs, targets, **options)
+        return total
+
+
+def create_loss(settings: dict, labels: torch.Tensor) -> CompositeLoss:
+    """The loss of a model block: `loss` terms on the 18 classes for a single head; for three heads
+    the same terms per task, or the task's own from `task_losses`. Class weights come from the
+    counts of `labels` (the training fold's 18-class labels)."""
+    counts_18 = torch.bincount(labels, minlength=NUM_CLASSES).float()
+    if settings["head"] == "single":
+        return CompositeLoss({None: settings["loss"]}, {None: counts_18})
+    terms = {task: settings["task_losses"].get(task, settings["loss"]) for task in TASK_SIZES}
+    counts = {task: torch.zeros(size).index_add_(0, TASK_OF_CLASS[task], counts_18) for task, size in TASK_SIZES.items()}
+    return CompositeLoss(terms, counts)

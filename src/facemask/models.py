@@ -11,12 +11,38 @@ from facemask.files import atomic_output
 from facemask.labels import NUM_CLASSES
 
 
+class ThreeHeadClassifier(torch.nn.Module):
+    """A backbone with three heads (mask 3, gender 2, age 3 logits) whose output is the 18-class
+    log-probability log p(mask) + log p(gender) + log p(age): the product of the three softmaxes,
+    so training, TTA and the soft vote treat it like a single 18-way head."""
+
+    def __init__(self, backbone: torch.nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        classes = torch.arange(NUM_CLASSES)
+        self.register_buffer("task_index", torch.stack([classes // 6, 3 + (classes // 3) % 2, 5 + classes % 3]), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.backbone(images)
+        log_probs = torch.cat([logits[:, :3].log_softmax(1), logits[:, 3:5].log_softmax(1), logits[:, 5:].log_softmax(1)], 1)
+        return log_probs[:, self.task_index].sum(1)
+
+
 def create_classifier(
-    arch: str, pretrained: bool | str = False, num_classes: int = NUM_CLASSES, model_kwargs: dict | None = None
+    arch: str, pretrained: bool | str = False, head: str = "single", model_kwargs: dict | None = None
 ) -> torch.nn.Module:
-    """A timm model with a fresh `num_classes` head. `pretrained` is False (random init), True
+    """A timm model with a fresh head: one 18-way output (`head` 'single') or three task outputs
+    (`head` 'multi', see ThreeHeadClassifier). `pretrained` is False (random init), True
     (timm's hub; needs the network or a filled cache) or the path of a local weights file
     (.pth/.pt/.bin or .safetensors, a plain state dict or one under 'state_dict')."""
+    if head not in ("single", "multi"):
+        raise PipelineError(f"head must be 'single' or 'multi', not {head!r}")
+    backbone = create_backbone(arch, pretrained, NUM_CLASSES if head == "single" else 3 + 2 + 3, model_kwargs)
+    return backbone if head == "single" else ThreeHeadClassifier(backbone)
+
+
+def create_backbone(arch: str, pretrained: bool | str, num_classes: int, model_kwargs: dict | None) -> torch.nn.Module:
+    """The timm model `arch` with `num_classes` outputs and weights as `create_classifier` says."""
     if not timm.is_model(arch):
         raise PipelineError(f"model {arch!r} is not in timm's registry (see timm.list_models())")
     kwargs = {"num_classes": num_classes, **(model_kwargs or {})}
@@ -41,7 +67,7 @@ def create_classifier(
 
 def model_data_config(model: torch.nn.Module, image_size: tuple[int, int]) -> dict:
     """The model's pretrained preprocessing (mean, std, interpolation) at `image_size` (h, w)."""
-    config = resolve_model_data_config(model)
+    config = resolve_model_data_config(getattr(model, "backbone", model))
     return {
         "input_size": (3, int(image_size[0]), int(image_size[1])),
         "interpolation": config["interpolation"],
@@ -60,7 +86,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     """The model saved by `save_checkpoint`, in eval mode on `device`, and its meta."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     state_dict = checkpoint.pop("state_dict")
-    model = create_classifier(checkpoint["arch"], False, checkpoint["num_classes"], checkpoint["model_kwargs"])
+    model = create_classifier(checkpoint["arch"], False, checkpoint["head"], checkpoint["model_kwargs"])
     model.load_state_dict(state_dict)
     return model.to(device).eval(), checkpoint
 

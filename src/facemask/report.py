@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from facemask.ensemble import soft_vote
+from facemask.ensemble import fit_weights, soft_vote
 from facemask.labels import LOGIT_COLUMNS, decode_class
 
 SCORE_COLUMNS = ("macro_f1", "accuracy", "mask_f1", "gender_f1", "age_f1")
@@ -57,6 +57,12 @@ def ensemble_oof(by_model: dict[str, pd.DataFrame], model_weights: dict[str, flo
     return pd.DataFrame({"label": first["label"], "predicted": probabilities.argmax(axis=1)}, index=first.index)
 
 
+def fitted_weights(by_model: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """Model weights that maximise the soft vote's out-of-fold macro F1 (see ensemble.fit_weights)."""
+    return fit_weights({model: table[list(LOGIT_COLUMNS)].to_numpy() for model, table in by_model.items()},
+                       next(iter(by_model.values()))["label"].to_numpy())
+
+
 def best_epoch(history: pd.DataFrame) -> int:
     """The epoch whose checkpoint training kept: the first with the highest validation F1."""
     return int(history.loc[history["val_f1"].idxmax(), "epoch"])
@@ -67,7 +73,8 @@ def cv_summary(
     histories: dict[tuple[str, int], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Out-of-fold scores per (model, fold) (with its best epoch when `histories` are given), per
-    model over all its folds (fold 'all'), and of the soft-voted ensemble (model 'ensemble').
+    model over all its folds (fold 'all'), and of the soft-voted ensemble with the given weights
+    (model 'ensemble') and with weights fitted to the out-of-fold predictions ('ensemble_fitted').
     Each table holds the photos of one held-out fold: path, label and the logit columns."""
     rows = []
     for (model, fold), table in sorted(oof_logits.items()):
@@ -78,7 +85,10 @@ def cv_summary(
     for model, table in by_model.items():
         predicted = table[list(LOGIT_COLUMNS)].to_numpy().argmax(axis=1)
         rows.append({"model": model, "fold": "all", "n_photos": len(table), **task_scores(table["label"], predicted)})
-    ensemble = ensemble_oof(by_model, model_weights)
-    rows.append({"model": "ensemble", "fold": "all", "n_photos": len(ensemble),
-                 **task_scores(ensemble["label"], ensemble["predicted"])})
-    return pd.DataFrame(rows).astype({"best_epoch": "Int64"} if histories else {})
+    fitted = fitted_weights(by_model)
+    for name, weights in (("ensemble", model_weights), ("ensemble_fitted", fitted)):
+        ensemble = ensemble_oof(by_model, weights)
+        rows.append({"model": name, "fold": "all", "n_photos": len(ensemble),
+                     "weights": " ".join(f"{model}={weights[model]:.2f}" for model in by_model),
+                     **task_scores(ensemble["label"], ensemble["predicted"])})
+    return pd.DataFrame(rows).fillna({"weights": ""}).astype({"best_epoch": "Int64"} if histories else {})

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from timm.data import Mixup
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
@@ -23,7 +24,7 @@ from facemask.data import FacePhotoDataset, photo_loader, photo_transform
 from facemask.errors import PipelineError
 from facemask.files import atomic_output, write_csv
 from facemask.inference import predict_logits
-from facemask.labels import LOGIT_COLUMNS
+from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, age_band, encode_class
 from facemask.logs import Progress, log
 from facemask.losses import create_loss
 from facemask.models import autocast, create_classifier, model_data_config, pick_device, save_checkpoint
@@ -83,30 +84,73 @@ def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.
     return photos[~held_out].reset_index(drop=True), photos[held_out].reset_index(drop=True)
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, device, epoch: int) -> tuple[float, int]:
-    """One pass over `loader`; the mean training loss and the number of photos seen. A loss that
-    is not finite, or running out of GPU memory, stops training with a PipelineError."""
+def train_one_epoch(
+    model, loader, loss_fn, optimizer, device, epoch: int, mixup: Mixup | None = None,
+    accumulation_steps: int = 1, clip_grad_norm: float | None = None,
+) -> tuple[float, int]:
+    """One pass over `loader`: Mixup / CutMix on the batch when given, the loss on the model's
+    18-class log-probabilities and soft targets, an optimizer step every `accumulation_steps`
+    batches (and at the end) after optional gradient clipping. Returns the mean loss and the
+    number of photos. A loss that is not finite, or running out of GPU memory, stops training
+    with a PipelineError."""
     model.train()
     total_loss, seen = 0.0, 0
     progress = Progress(len(loader), f"epoch {epoch}")
+    optimizer.zero_grad(set_to_none=True)
     for step, (images, labels) in enumerate(loader, start=1):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         try:
+            if mixup is not None:
+                images, targets = mixup(images, labels)
+            else:
+                targets = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
             with autocast(device):
-                loss = loss_fn(model(images), labels)
+                log_probs = model(images).float().log_softmax(1)
+            loss = loss_fn(log_probs, targets)
             if not math.isfinite(loss.item()):
                 raise PipelineError(f"training loss became {loss.item()} at epoch {epoch}, step {step}; "
                                     "lower the lr (no checkpoint was written from this state)")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            (loss / accumulation_steps).backward()
+            if step % accumulation_steps == 0 or step == len(loader):
+                if clip_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
         except torch.cuda.OutOfMemoryError as error:
             raise PipelineError(f"out of GPU memory at epoch {epoch}, step {step} with batch size {len(labels)}: "
-                                "lower the model's batch_size or image_size") from error
+                                "lower the model's batch_size (raise accumulation_steps to keep the "
+                                "effective batch) or image_size") from error
         total_loss += loss.item() * len(labels)
         seen += len(labels)
         progress.update(step, len(labels), loss=loss.item(), lr=optimizer.param_groups[0]["lr"])
     return total_loss / max(seen, 1), seen
+
+
+def training_labels(photos: pd.DataFrame, train_age_bins) -> pd.Series:
+    """The 18-class labels to train on: the index's, or with the age band cut at `train_age_bins`
+    (the label only: validation and scores keep the index's cuts)."""
+    if not train_age_bins:
+        return photos["label"]
+    bands = photos["age"].map(lambda age: age_band(age, train_age_bins))
+    return pd.Series(encode_class(photos["mask_label"], photos["gender_label"], bands), index=photos.index)
+
+
+def sample_weights(photos: pd.DataFrame, labels: pd.Series, sampler: str) -> torch.Tensor | None:
+    """Per-photo draw weights that balance the 18 classes ('class') or the age bands ('age'), or
+    None for a plain shuffle ('none')."""
+    if sampler == "none":
+        return None
+    keys = labels if sampler == "class" else labels % 3
+    return torch.tensor((1.0 / keys.map(keys.value_counts())).to_numpy(), dtype=torch.double)
+
+
+def create_mixup(mix: dict) -> Mixup | None:
+    """timm's Mixup / CutMix on the 18-class targets (prob: share of mixed batches; switch_prob:
+    share of those that use CutMix), or None when off."""
+    if not mix["prob"] or not (mix["mixup_alpha"] or mix["cutmix_alpha"]):
+        return None
+    return Mixup(mixup_alpha=mix["mixup_alpha"], cutmix_alpha=mix["cutmix_alpha"], prob=mix["prob"],
+                 switch_prob=mix["switch_prob"], label_smoothing=0.0, num_classes=NUM_CLASSES)
 
 
 def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.DataFrame) -> str:
@@ -126,13 +170,15 @@ def train_fold(
     seed_everything(seed + fold)
     device = pick_device()
     train_photos, val_photos = split_fold(index, folds, fold)
-    model = create_classifier(settings["arch"], settings["pretrained"], model_kwargs=settings["model_kwargs"])
+    model = create_classifier(settings["arch"], settings["pretrained"], settings["head"], settings["model_kwargs"])
     model.to(device)
     data_config = model_data_config(model, settings["image_size"])
     workers = max(threads - 1, 0)
+    train_labels = training_labels(train_photos, settings["train_age_bins"])
     train_loader = photo_loader(
-        FacePhotoDataset(data_dir, train_photos["path"], train_photos["label"], photo_transform(data_config, settings["augment"])),
+        FacePhotoDataset(data_dir, train_photos["path"], train_labels, photo_transform(data_config, settings["augment"])),
         settings["batch_size"], workers, shuffle=True, seed=seed + fold,
+        sample_weights=sample_weights(train_photos, train_labels, settings["sampler"]),
     )
     val_loader = photo_loader(
         FacePhotoDataset(data_dir, val_photos["path"], val_photos["label"], photo_transform(data_config)),
@@ -142,7 +188,9 @@ def train_fold(
     scheduler, epochs = create_scheduler_v2(
         optimizer, sched=settings["scheduler"]["name"], num_epochs=settings["epochs"], **_without_name(settings["scheduler"])
     )
-    loss_fn = create_loss(**settings["loss"])
+    loss_fn = create_loss(settings, torch.tensor(train_labels.to_numpy()))
+    mixup = create_mixup(settings["mix"])
+    patience = settings["early_stopping_patience"]
     fingerprint = settings_fingerprint(settings, fold, seed, train_photos)
     state = {"epoch": 0, "history": [], "best_f1": -1.0, "best_model": None, "best_logits": None, "best_epoch": 0}
     if outputs.resume_state.is_file():
@@ -162,7 +210,8 @@ def train_fold(
     for epoch in range(state["epoch"] + 1, epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
-        train_loss, seen = train_one_epoch(model, train_loader, loss_fn, optimizer, device, epoch)
+        train_loss, seen = train_one_epoch(model, train_loader, loss_fn, optimizer, device, epoch, mixup,
+                                           settings["accumulation_steps"], settings["clip_grad_norm"])
         train_seconds = time.perf_counter() - started
         logits = predict_logits(model, val_loader, device)
         labels = val_photos["label"].to_numpy()
@@ -184,9 +233,12 @@ def train_fold(
         with atomic_output(outputs.resume_state) as partial:
             torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "rng": rng_states(train_loader.generator), "progress": state}, partial)
+        if patience and epoch - state["best_epoch"] >= patience:
+            log.info("fold %d: early stop after epoch %d, no better validation F1 for %d epochs", fold, epoch, patience)
+            break
     model.load_state_dict(state["best_model"])
     save_checkpoint(outputs.checkpoint, model, {
-        "arch": settings["arch"], "num_classes": len(LOGIT_COLUMNS), "model_kwargs": settings["model_kwargs"],
+        "arch": settings["arch"], "head": settings["head"], "model_kwargs": settings["model_kwargs"],
         "data_config": data_config, "epoch": state["best_epoch"], "fold": fold, "val_f1": state["best_f1"],
     })
     oof = val_photos[["path", "person", "fold", "label"]].copy()

@@ -17,6 +17,7 @@ def check_model_archs():
     import timm
 
     unknown = [f"{name} ({block['arch']})" for name, block in config["models"].items() if not timm.is_model(block["arch"])]
+
     if unknown:
         raise WorkflowError(f"config: not in timm's registry: {', '.join(unknown)}; see timm.list_models()")
 
@@ -26,8 +27,10 @@ check_model_archs()
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
 DEMO_DIR = "data/demo"
-MODELS = list(config["models"])
-FOLDS = list(range(config["folds"]["k"]))
+MODELS = config["run_models"] or list(config["models"])
+FOLDS = config["folds"]["run"] or list(range(config["folds"]["k"]))
+if set(MODELS) - set(config["models"]) or not set(FOLDS) <= set(range(config["folds"]["k"])):
+    raise WorkflowError(f"config: run_models {MODELS} must name model blocks, folds.run {FOLDS} folds below k")
 
 
 wildcard_constraints:
@@ -73,7 +76,7 @@ def get_model_settings(wildcards):
 
 def get_ensemble_weights():
     """Each model's weight in the soft vote."""
-    return {model: block["ensemble_weight"] for model, block in config["models"].items()}
+    return {model: config["models"][model]["ensemble_weight"] for model in MODELS}
 
 
 def member_files(pattern):

@@ -1,6 +1,7 @@
 rule soft_vote:
     input:
         eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
+        oof_logits=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
         index=f"{RESULTS}/index/eval_photos.csv",
     output:
         report(f"{RESULTS}/submission.csv", caption="../report/submission.rst", category="Submission"),
@@ -9,7 +10,8 @@ rule soft_vote:
     params:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
-        code=code_digest("facemask.ensemble"),
+        fit_weights=config["ensemble"]["fit_weights"],
+        code=code_digest("facemask.report"),
     conda:
         "../../envs/facemask.yaml"
     script:

@@ -1,0 +1,143 @@
+"""The seeds' recipes as config choices: losses, Mixup / CutMix, three heads, sampling, age cuts,
+early stopping, fitted ensemble weights; and short runs of both head types that learn."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facemask.data import index_train_photos
+from facemask.demo import make_demo_data
+from facemask.ensemble import fit_weights, soft_vote
+from facemask.folds import make_folds
+from facemask.labels import decode_class, encode_class
+from facemask.losses import CompositeLoss, create_loss, cross_entropy, focal, soft_f1, task_marginals
+from facemask.models import create_classifier
+from facemask.report import macro_f1, task_scores
+from facemask.training import TrainOutputs, create_mixup, sample_weights, train_fold, training_labels
+
+from .conftest import model_settings
+
+
+@pytest.fixture
+def batch():
+    torch.manual_seed(0)
+    logits = torch.randn(16, 18) * 2
+    labels = torch.randint(0, 18, (16,))
+    return logits.log_softmax(1), labels, F.one_hot(labels, 18).float()
+
+
+def test_cross_entropy_matches_torch_with_label_smoothing_and_class_weights(batch):
+    log_probs, labels, targets = batch
+    weights = torch.rand(18) + 0.5
+    torch.testing.assert_close(cross_entropy(log_probs, targets, 0.1), F.nll_loss(log_probs, labels) * 0.9 + 0.1 * -log_probs.mean(1).mean())
+    torch.testing.assert_close(cross_entropy(log_probs, targets, class_weights=weights), F.nll_loss(log_probs, labels, weight=weights))
+
+
+def test_focal_loss_is_cross_entropy_at_gamma_0_and_smaller_above(batch):
+    log_probs, _, targets = batch
+    torch.testing.assert_close(focal(log_probs, targets, gamma=0.0), cross_entropy(log_probs, targets))
+    assert focal(log_probs, targets, gamma=2.0) < cross_entropy(log_probs, targets)
+
+
+def test_f1_loss_is_lower_for_better_predictions(batch):
+    _, labels, targets = batch
+    good = (targets * 6).log_softmax(1)
+    poor = (targets * 1).log_softmax(1)
+    wrong = (targets.roll(1, dims=1) * 6).log_softmax(1)
+    assert soft_f1(good, targets) < soft_f1(poor, targets) < soft_f1(wrong, targets)
+    assert 0 <= soft_f1(good, targets) < 0.1
+
+
+def test_a_weighted_sum_of_terms_adds_the_weighted_losses(batch):
+    log_probs, labels, targets = batch
+    loss = CompositeLoss({None: [{"name": "focal", "weight": 0.5, "gamma": 2.0}, {"name": "f1", "weight": 0.5}]}, {})
+    torch.testing.assert_close(loss(log_probs, targets), 0.5 * focal(log_probs, targets, 2.0) + 0.5 * soft_f1(log_probs, targets))
+
+
+def test_class_weights_come_from_the_training_folds_counts():
+    labels = torch.tensor([0] * 30 + [1] * 10)
+    loss = create_loss(model_settings(arch="resnet18", loss=[{"name": "cross_entropy", "class_weights": True}]), labels)
+    weights = loss.terms[None][0][2]["class_weights"]
+    assert weights[1] == pytest.approx(3 * weights[0])
+
+
+def test_mixup_and_cutmix_targets_sum_to_1_and_keep_the_per_task_structure():
+    np.random.seed(0)
+    mixup = create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5})
+    labels = torch.tensor([encode_class(0, 1, 2), encode_class(2, 0, 0)] * 4)
+    for _ in range(4):
+        images, targets = mixup(torch.rand(8, 3, 16, 16), labels)
+        torch.testing.assert_close(targets.sum(1), torch.ones(8))
+        lam = targets[0, labels[0]]
+        assert 0 <= lam <= 1 and torch.isclose(targets[0, labels[0]] + targets[0, labels[-1]], torch.tensor(1.0))
+        for task, (a, b) in zip(("mask", "gender", "age"), ((0, 2), (1, 0), (2, 0))):
+            _, task_targets = task_marginals(torch.zeros(8, 18), targets, task)
+            torch.testing.assert_close(task_targets.sum(1), torch.ones(8))
+            assert torch.isclose(task_targets[0, a], lam) and torch.isclose(task_targets[0, b], 1 - lam)
+    assert create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 0.0, "prob": 0.0, "switch_prob": 0.5}) is None
+
+
+def test_three_heads_give_a_valid_18_way_distribution_that_is_the_product_of_the_tasks():
+    model = create_classifier("resnet18", head="multi").eval()
+    images = torch.rand(3, 3, 32, 32)
+    log_probs = model(images)
+    torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(3))
+    task_logits = model.backbone(images)
+    mask, gender, age = (int(x) for x in decode_class(13))
+    expected = task_logits[:, :3].softmax(1)[:, mask] * task_logits[:, 3:5].softmax(1)[:, gender] * task_logits[:, 5:].softmax(1)[:, age]
+    torch.testing.assert_close(log_probs[:, 13].exp(), expected)
+    marginal, _ = task_marginals(log_probs, torch.zeros(3, 18), "gender")
+    torch.testing.assert_close(marginal.exp(), task_logits[:, 3:5].softmax(1))
+
+
+def test_the_weighted_sampler_balances_classes_or_age_bands():
+    labels = pd.Series([0] * 80 + [1] * 15 + [2] * 5)
+    by_class = sample_weights(None, labels, "class")
+    shares = [by_class[labels.to_numpy() == c].sum() / by_class.sum() for c in (0, 1, 2)]
+    assert shares == pytest.approx([1 / 3] * 3)
+    assert sample_weights(None, labels, "none") is None
+
+
+def test_a_training_age_cut_of_58_relabels_58_and_59_for_training_only():
+    photos = pd.DataFrame({"age": [57, 58, 59, 60], "mask_label": 0, "gender_label": 1, "age_label": [1, 1, 1, 2]})
+    photos["label"] = encode_class(photos["mask_label"], photos["gender_label"], photos["age_label"])
+    assert list(training_labels(photos, None)) == [4, 4, 4, 5]
+    assert list(training_labels(photos, [30, 58])) == [4, 5, 5, 5]
+
+
+def test_fitted_ensemble_weights_favour_the_better_model_and_never_score_below_equal_weights():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 18, 300)
+    good = np.eye(18)[labels] * 3 + rng.normal(size=(300, 18)) * 1.5
+    noise = rng.normal(size=(300, 18)) * 3
+    weights = fit_weights({"good": good, "noise": noise}, labels)
+    assert weights["good"] > weights["noise"] and sum(weights.values()) == pytest.approx(1)
+    equal = macro_f1(labels, soft_vote([good, noise]).argmax(1))
+    fitted = macro_f1(labels, soft_vote([good, noise], [weights["good"], weights["noise"]]).argmax(1))
+    assert fitted >= equal
+
+
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory):
+    root = tmp_path_factory.mktemp("learnable")
+    make_demo_data(root, train_people=45, eval_people=1, width=48, height=64, seed=11)
+    index = index_train_photos(root, (30, 60))
+    return root, index, make_folds(index, k=3, seed=0)
+
+
+@pytest.mark.parametrize("head", ["single", "multi"])
+def test_a_short_run_of_each_head_type_learns_the_demo_well_above_chance(learnable, tmp_path, head):
+    root, index, folds = learnable
+    settings = model_settings(
+        arch="resnet18", head=head, image_size=[48, 36], batch_size=16, epochs=8,
+        optimizer={"lr": 2e-3}, scheduler={"warmup_epochs": 0}, early_stopping_patience=3,
+        loss=[{"name": "cross_entropy", "weight": 0.7}, {"name": "f1", "weight": 0.3}],
+    )
+    outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
+    train_fold(index, folds, 0, settings, root, outputs, threads=2)
+    oof = pd.read_csv(outputs.oof_logits)
+    scores = task_scores(oof["label"], oof.filter(like="logit_").to_numpy().argmax(1))
+    # chance: macro F1 about 0.05; constant answers: mask F1 0.28, gender F1 0.37
+    assert scores["macro_f1"] > 0.2 and scores["gender_f1"] > 0.7, scores
