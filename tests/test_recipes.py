@@ -94,10 +94,10 @@ def test_three_heads_give_a_valid_18_way_distribution_that_is_the_product_of_the
 
 def test_the_weighted_sampler_balances_classes_or_age_bands():
     labels = pd.Series([0] * 80 + [1] * 15 + [2] * 5)
-    by_class = sample_weights(None, labels, "class")
+    by_class = sample_weights(labels, "class")
     shares = [by_class[labels.to_numpy() == c].sum() / by_class.sum() for c in (0, 1, 2)]
     assert shares == pytest.approx([1 / 3] * 3)
-    assert sample_weights(None, labels, "none") is None
+    assert sample_weights(labels, "none") is None
 
 
 def test_a_training_age_cut_of_58_relabels_58_and_59_for_training_only():

@@ -135,7 +135,7 @@ def training_labels(photos: pd.DataFrame, train_age_bins) -> pd.Series:
     return pd.Series(encode_class(photos["mask_label"], photos["gender_label"], bands), index=photos.index)
 
 
-def sample_weights(photos: pd.DataFrame, labels: pd.Series, sampler: str) -> torch.Tensor | None:
+def sample_weights(labels: pd.Series, sampler: str) -> torch.Tensor | None:
     """Per-photo draw weights that balance the 18 classes ('class') or the age bands ('age'), or
     None for a plain shuffle ('none')."""
     if sampler == "none":
@@ -178,7 +178,7 @@ def train_fold(
     train_loader = photo_loader(
         FacePhotoDataset(data_dir, train_photos["path"], train_labels, photo_transform(data_config, settings["augment"])),
         settings["batch_size"], workers, shuffle=True, seed=seed + fold,
-        sample_weights=sample_weights(train_photos, train_labels, settings["sampler"]),
+        sample_weights=sample_weights(train_labels, settings["sampler"]),
     )
     val_loader = photo_loader(
         FacePhotoDataset(data_dir, val_photos["path"], val_photos["label"], photo_transform(data_config)),
