@@ -1,4 +1,4 @@
-# Face mask / gender / age (18 classes): folds -> train -> TTA predict -> soft vote -> submission.
+# Face mask / gender / age (18 classes): folds -> image cache -> train -> TTA predict -> soft vote -> submission.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/index.smk"
 include: "workflow/rules/folds.smk"
+include: "workflow/rules/cache.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/ensemble.smk"

@@ -2,14 +2,16 @@
 
 import pandas as pd
 
-from facemask.inference import predict_eval_photos
+from facemask.devices import claim_gpu
 from facemask.files import write_csv
+from facemask.inference import predict_eval_photos
 from facemask.logs import run_job
 
 
 def main():
+    claim_gpu()
     photos = pd.read_csv(snakemake.input.index, dtype=str)
-    logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.params.data_dir, snakemake.params.tta, snakemake.threads)
+    logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache, snakemake.params.tta, snakemake.threads)
     write_csv(logits, snakemake.output[0])
 
 

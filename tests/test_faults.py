@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from facemask.data import index_train_photos
+from facemask.cache import prepare_cache
+from facemask.data import index_eval_photos, index_train_photos
 from facemask.ensemble import check_submission
 from facemask.errors import PipelineError
 from facemask.files import atomic_output, write_csv
@@ -50,13 +51,13 @@ train_fold(index, folds, 0, json.loads(sys.argv[5]), sys.argv[3], TrainOutputs(o
 """
 
 
-def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_dir, tmp_path):
+def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_cache, tmp_path):
     index, folds = tables
     write_csv(index, tmp_path / "index.csv")
     write_csv(folds, tmp_path / "folds.csv")
     killed = outputs_in(tmp_path / "killed")
     job = subprocess.Popen([sys.executable, "-c", TRAIN_IN_SUBPROCESS, str(tmp_path / "index.csv"), str(tmp_path / "folds.csv"),
-                            str(demo_dir), str(tmp_path / "killed"), json.dumps(SETTINGS)])
+                            str(demo_cache["train"]), str(tmp_path / "killed"), json.dumps(SETTINGS)])
     deadline = time.monotonic() + 300
     while not killed.resume_state.exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -66,19 +67,19 @@ def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tab
     epochs_done = torch.load(killed.resume_state, weights_only=True)["progress"]["epoch"]
     assert 1 <= epochs_done < SETTINGS["epochs"]
 
-    resumed = train_fold(index, folds, 0, SETTINGS, demo_dir, killed)
-    uninterrupted = train_fold(index, folds, 0, SETTINGS, demo_dir, outputs_in(tmp_path / "whole"))
+    resumed = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], killed)
+    uninterrupted = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], outputs_in(tmp_path / "whole"))
     assert list(resumed["epoch"]) == [1, 2, 3, 4]
     assert list(resumed["lr"]) == list(uninterrupted["lr"])
     pd.testing.assert_frame_equal(resumed.drop(columns="train_images_per_s"), uninterrupted.drop(columns="train_images_per_s"))
     assert not killed.resume_state.exists()
 
 
-def test_resume_state_of_other_settings_is_ignored(tables, demo_dir, tmp_path):
+def test_resume_state_of_other_settings_is_ignored(tables, demo_cache, tmp_path):
     index, folds = tables
     outputs = outputs_in(tmp_path)
     torch.save({"fingerprint": "another run"}, outputs.resume_state)
-    history = train_fold(index, folds, 1, SETTINGS | {"epochs": 1}, demo_dir, outputs)
+    history = train_fold(index, folds, 1, SETTINGS | {"epochs": 1}, demo_cache["train"], outputs)
     assert list(history["epoch"]) == [1]
 
 
@@ -99,7 +100,7 @@ def test_a_loss_that_becomes_nan_stops_training_naming_epoch_and_step():
     def loss_fn(logits, labels):
         return logits.sum() * 0 + next(calls)
     with pytest.raises(PipelineError, match="loss became nan at epoch 3, step 3"):
-        train_one_epoch(model, loader, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), epoch=3)
+        train_one_epoch(model, loader, torch.nn.Identity(), loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), epoch=3)
 
 
 def test_running_out_of_gpu_memory_suggests_a_smaller_batch():
@@ -109,7 +110,7 @@ def test_running_out_of_gpu_memory_suggests_a_smaller_batch():
     model = Hungry()
     loader = [(torch.zeros(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))]
     with pytest.raises(PipelineError, match="out of GPU memory at epoch 1, step 1 with batch size 4: lower the model's batch_size"):
-        train_one_epoch(model, loader, torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), 1)
+        train_one_epoch(model, loader, torch.nn.Identity(), torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), 1)
 
 
 def test_a_crash_while_writing_leaves_the_previous_file_and_no_partial_one(tmp_path):
@@ -149,20 +150,22 @@ def test_checkpoints_load_without_unpickling_code(tmp_path):
         load_checkpoint(tmp_path / "evil.pt")
 
 
-def test_the_same_seed_gives_byte_identical_index_folds_checkpoint_and_predictions(tables, demo_dir, tmp_path):
+def test_the_same_seed_gives_byte_identical_index_folds_cache_checkpoint_and_predictions(tables, demo_dir, tmp_path):
     index, _ = tables
     runs = []
     for run in ("a", "b"):
         folder = tmp_path / run
         write_csv(index_train_photos(demo_dir, (30, 60)), folder / "index.csv")
         write_csv(make_folds(index, k=3, seed=5), folder / "folds.csv")
+        cache = {"train": folder / "train.npy", "eval": folder / "eval.npy"}
+        eval_photos = index_eval_photos(demo_dir)
+        prepare_cache(demo_dir, index, eval_photos, (36, 36), cache, face_crop=True)
         outputs = outputs_in(folder)
-        train_fold(index, pd.read_csv(folder / "folds.csv", dtype={"person": str}), 2, SETTINGS | {"epochs": 2}, demo_dir, outputs)
-        eval_photos = pd.read_csv(demo_dir / "eval" / "info.csv", dtype=str).assign(path=lambda t: "eval/images/" + t["ImageID"])
+        train_fold(index, pd.read_csv(folder / "folds.csv", dtype={"person": str}), 2, SETTINGS | {"epochs": 2}, cache["train"], outputs)
         tta = {"transforms": ["HorizontalFlip"], "merge": "mean", "batch_size": 16}
-        write_csv(predict_eval_photos(outputs.checkpoint, eval_photos, demo_dir, tta), folder / "eval_logits.csv")
+        write_csv(predict_eval_photos(outputs.checkpoint, eval_photos, cache["eval"], tta), folder / "eval_logits.csv")
         runs.append(folder)
-    for name in ("index.csv", "folds.csv", "oof_logits.csv", "eval_logits.csv"):
+    for name in ("index.csv", "folds.csv", "train.npy", "eval.npy", "oof_logits.csv", "eval_logits.csv"):
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
     weights = [load_checkpoint(run / "checkpoint.pt")[0].state_dict() for run in runs]
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])

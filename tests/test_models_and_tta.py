@@ -1,11 +1,13 @@
-"""Weights from the hub, a local file or none; checkpoints; TTA merged on probabilities."""
+"""Weights from the hub, a local file or none; checkpoints; batched TTA merged on probabilities."""
 
 import numpy as np
 import pytest
 import torch
 
 from facemask.errors import PipelineError, WeightsError
-from facemask.inference import TTAClassifier
+import ttach
+
+from facemask.inference import BatchedTTA, tta_transforms
 from facemask.models import create_backbone, create_classifier, load_checkpoint, save_checkpoint
 
 
@@ -56,20 +58,47 @@ class Scorer(torch.nn.Module):
 
 def test_flip_tta_is_the_log_of_the_mean_probability_of_both_views():
     images = torch.rand(4, 3, 8, 8)
-    out = TTAClassifier(Scorer(), ["HorizontalFlip"], "mean")(images)
+    out = BatchedTTA(Scorer(), ["HorizontalFlip"], "mean")(images)
     views = [Scorer()(images).softmax(1), Scorer()(images.flip(-1)).softmax(1)]
     torch.testing.assert_close(out.exp(), (views[0] + views[1]) / 2)
 
 
 @pytest.mark.parametrize("merge", ["mean", "gmean", "tsharpen"])
 def test_every_merge_mode_is_finite_on_negative_logits(merge):
-    out = TTAClassifier(Scorer(), ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}], merge)(torch.rand(3, 3, 8, 8))
+    out = BatchedTTA(Scorer(), ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}], merge)(torch.rand(3, 3, 8, 8))
     assert torch.isfinite(out).all()
     assert np.allclose(out.softmax(1).sum(1).numpy(), 1)
 
 
 def test_unknown_tta_transforms_and_merge_modes_are_refused():
     with pytest.raises(ValueError, match="TTA transform"):
-        TTAClassifier(Scorer(), ["Explode"])
+        BatchedTTA(Scorer(), ["Explode"])
     with pytest.raises(ValueError, match="merge"):
-        TTAClassifier(Scorer(), ["HorizontalFlip"], "max")
+        BatchedTTA(Scorer(), ["HorizontalFlip"], "max")
+
+
+@pytest.mark.parametrize("merge", ["mean", "gmean", "tsharpen"])
+@pytest.mark.parametrize("transforms", [
+    ["HorizontalFlip"],
+    ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}],
+    ["HorizontalFlip", {"Scale": {"scales": [1, 0.75]}}],  # views of two sizes: two forward passes
+])
+def test_batched_tta_equals_ttachs_one_pass_per_view(merge, transforms):
+    model = create_classifier("resnet18").eval()
+    images = torch.randn(3, 3, 32, 32)
+    sequential = ttach.ClassificationTTAWrapper(torch.nn.Sequential(model, torch.nn.Softmax(1)), tta_transforms(transforms), merge)
+    with torch.no_grad():
+        torch.testing.assert_close(BatchedTTA(model, transforms, merge)(images).exp(), sequential(images), atol=1e-5, rtol=1e-4)
+
+
+def test_batched_tta_sends_all_views_of_a_batch_through_the_model_at_once():
+    batches = []
+
+    class Recorder(Scorer):
+        def forward(self, images):
+            batches.append(len(images))
+            return super().forward(images)
+    spec = ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}]
+    BatchedTTA(Recorder(), spec)(torch.rand(5, 3, 8, 8))
+    assert len(tta_transforms(spec)) == 6  # ttach keeps the identity: 2 flips x 3 factors
+    assert batches == [5 * 6]

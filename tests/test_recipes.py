@@ -17,7 +17,7 @@ from facemask.models import create_classifier
 from facemask.report import macro_f1, task_scores
 from facemask.training import TrainOutputs, create_mixup, sample_weights, train_fold, training_labels
 
-from .conftest import model_settings
+from .conftest import model_settings, prepare_test_cache
 
 
 @pytest.fixture
@@ -124,19 +124,19 @@ def learnable(tmp_path_factory):
     root = tmp_path_factory.mktemp("learnable")
     make_demo_data(root, train_people=45, eval_people=1, width=48, height=64, seed=11)
     index = index_train_photos(root, (30, 60))
-    return root, index, make_folds(index, k=3, seed=0)
+    return prepare_test_cache(root, (54, 40))["train"], index, make_folds(index, k=3, seed=0)
 
 
 @pytest.mark.parametrize("head", ["single", "multi"])
 def test_a_short_run_of_each_head_type_learns_the_demo_well_above_chance(learnable, tmp_path, head):
-    root, index, folds = learnable
+    cache, index, folds = learnable
     settings = model_settings(
-        arch="resnet18", head=head, image_size=[48, 36], batch_size=16, epochs=8,
+        arch="resnet18", head=head, image_size=[48, 36], batch_size=16, epochs=12,
         optimizer={"lr": 2e-3}, scheduler={"warmup_epochs": 0}, early_stopping_patience=3,
         loss=[{"name": "cross_entropy", "weight": 0.7}, {"name": "f1", "weight": 0.3}],
     )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
-    train_fold(index, folds, 0, settings, root, outputs, threads=2)
+    train_fold(index, folds, 0, settings, cache, outputs, threads=2)
     oof = pd.read_csv(outputs.oof_logits)
     scores = task_scores(oof["label"], oof.filter(like="logit_").to_numpy().argmax(1))
     # chance: macro F1 about 0.05; constant answers: mask F1 0.28, gender F1 0.37

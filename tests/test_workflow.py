@@ -100,11 +100,20 @@ def test_adding_a_model_runs_only_its_jobs_and_the_ensemble(demo_run):
         "plot_oof": 1, "plot_class_distribution": 1, "submission": 1}
 
 
+def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_settings_change(demo_run):
+    assert [p.name for p in (demo_run / "results/demo/cache").iterdir()] == ["72x54"]  # the three models share 64 x 48
+    report = json.loads((demo_run / "results/demo/cache/72x54/cache_report.json").read_text())
+    assert report["train_photos"] == 60 * 7 and report["eval_photos"] == 30 * 7
+    (demo_run / "face.yaml").write_text("cache: {face_crop: true}\n")
+    planned = planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "face.yaml")))
+    assert planned["prepare_images"] == 1 and planned["train"] == 9 and planned["predict"] == 9
+
+
 def test_one_fold_is_a_target_of_its_own(tmp_path):
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     shutil.copy(ROOT / "config" / "demo.yaml", tmp_path / "demo.yaml")
     dry_run = snakemake(tmp_path, "results/demo/train/resnet34/fold2/checkpoint.pt", "--dry-run")
-    assert planned_jobs(dry_run) == {"demo_data": 1, "index_photos": 1, "make_folds": 1, "train": 1}
+    assert planned_jobs(dry_run) == {"demo_data": 1, "index_photos": 1, "make_folds": 1, "prepare_images": 1, "train": 1}
 
 
 def test_the_workflow_passes_snakemakes_linter():

@@ -1,14 +1,14 @@
-"""The competition's data layout: index the photos, read them, and transform them for a model."""
+"""The competition's data layout: index and check the photos, read them, and load them in batches from the prepared-image cache."""
 
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from PIL import Image, ImageOps
-from timm.data import create_transform
 
 from facemask.errors import DataError
 from facemask.labels import GENDER_CODES, MASK_BY_PHOTO, age_band, check_age_bins, encode_class
@@ -180,44 +180,57 @@ def index_eval_photos(data_dir: str | Path, report: DataReport | None = None) ->
     return pd.DataFrame({"ImageID": info["ImageID"], "path": "eval/images/" + info["ImageID"]})
 
 
-def read_photo(path: Path) -> Image.Image:
-    """An RGB photo, turned upright by its EXIF orientation."""
+def read_photo(path: Path, at_least: int | None = None) -> Image.Image:
+    """An RGB photo, turned upright by its EXIF orientation; a JPEG is decoded at a reduced scale
+    when both sides stay at least `at_least` pixels (much faster for small model inputs)."""
     with Image.open(path) as image:
+        if at_least:
+            image.draft("RGB", (at_least, at_least))
         return ImageOps.exif_transpose(image).convert("RGB")
 
 
-class FacePhotoDataset(torch.utils.data.Dataset):
-    """Photos under `root` at `paths` with integer `labels` (-1 where unknown), transformed."""
+class CachedPhotos(torch.utils.data.Dataset):
+    """Rows `rows` of a prepared-image cache (see facemask.cache) with integer `labels` (-1 where
+    unknown). A batch is one read of the memory-mapped array: uint8 (batch, height, width, 3)."""
 
-    def __init__(self, root: str | Path, paths: Sequence[str], labels: Sequence[int], transform):
-        self.root, self.paths, self.labels, self.transform = Path(root), list(paths), list(labels), transform
+    def __init__(self, cache: str | Path, rows: Sequence[int], labels: Sequence[int]):
+        self.cache, self.rows = Path(cache), np.asarray(rows, dtype=np.int64)
+        self.labels = torch.tensor(np.array(labels, dtype=np.int64))
+        self.pixels = None  # opened on first use, in the process that reads
+        photos = np.load(self.cache, mmap_mode="r").shape[0]
+        if len(self.rows) and not 0 <= self.rows.min() <= self.rows.max() < photos:
+            raise DataError(f"{self.cache}: holds {photos} photos, not the {self.rows.max() + 1}+ of the photo index; "
+                            "it is stale: delete it and rerun")
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.rows)
 
-    def __getitem__(self, i: int):
-        return self.transform(read_photo(self.root / self.paths[i])), self.labels[i]
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"pixels": None}  # workers open the file themselves
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pixels is None:
+            self.pixels = np.load(self.cache, mmap_mode="r")  # pages load on first touch, then stay in the OS cache
+        rows = self.rows[np.asarray(indices)]
+        order = np.argsort(rows, kind="stable")  # read the file front to back
+        images = np.empty((len(rows), *self.pixels.shape[1:]), dtype=np.uint8)
+        images[order] = self.pixels[rows[order]]
+        return torch.from_numpy(images), self.labels[np.asarray(indices)]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.__getitems__([i])
+        return images[0], labels[0]
 
 
-def photo_transform(data_config: dict, augment: dict | None = None):
-    """timm's transform for a model's data config: the augmenting one for training when `augment`
-    is given (random resized crop, flip, colour jitter), else a plain resize for evaluation."""
-    common = {
-        "input_size": data_config["input_size"], "interpolation": data_config["interpolation"],
-        "mean": data_config["mean"], "std": data_config["std"],
-    }
-    if augment is None:
-        return create_transform(**common, is_training=False, crop_pct=1.0)
-    return create_transform(
-        **common, is_training=True, scale=tuple(augment["scale"]), ratio=tuple(augment["ratio"]),
-        hflip=augment["hflip"], color_jitter=augment["color_jitter"],
-    )
+def whole_batch(batch):
+    """The collate function of CachedPhotos loaders: a batch arrives already stacked."""
+    return batch
 
 
 def photo_loader(dataset, batch_size: int, workers: int, shuffle: bool = False, seed: int = 0, sample_weights=None):
     """A DataLoader over `dataset`. For training (`shuffle`): a seeded order, or a seeded draw with
     replacement in proportion to `sample_weights` when given, and no last short batch (a batch of
-    one breaks batch norm)."""
+    one breaks batch norm). Batches come in pinned memory when a GPU is used, for asynchronous copies."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     sampler = None
     if sample_weights is not None:
@@ -225,5 +238,5 @@ def photo_loader(dataset, batch_size: int, workers: int, shuffle: bool = False, 
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, generator=generator,
         num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
-        drop_last=shuffle and len(dataset) > batch_size,
+        drop_last=shuffle and len(dataset) > batch_size, collate_fn=whole_batch,
     )

@@ -90,12 +90,3 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     model.load_state_dict(state_dict)
     return model.to(device).eval(), checkpoint
 
-
-def pick_device() -> torch.device:
-    """The GPU when torch sees one (the first visible, see CUDA_VISIBLE_DEVICES), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on a GPU; a no-op context on the CPU."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

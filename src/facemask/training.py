@@ -20,14 +20,16 @@ from timm.data import Mixup
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
-from facemask.data import FacePhotoDataset, photo_loader, photo_transform
+from facemask.augment import batch_transform
+from facemask.data import CachedPhotos, photo_loader
+from facemask.devices import autocast, pick_device
 from facemask.errors import PipelineError
 from facemask.files import atomic_output, write_csv
 from facemask.inference import predict_logits
 from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, age_band, encode_class
 from facemask.logs import Progress, log
 from facemask.losses import create_loss
-from facemask.models import autocast, create_classifier, model_data_config, pick_device, save_checkpoint
+from facemask.models import create_classifier, model_data_config, save_checkpoint
 from facemask.report import macro_f1
 
 
@@ -80,15 +82,17 @@ def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.
         raise PipelineError(f"folds table has no fold for person {photos.loc[photos['fold'].isna(), 'person'].iloc[0]}")
     if fold not in set(photos["fold"]):
         raise PipelineError(f"fold {fold} is not in the folds table (folds {sorted(set(photos['fold']))})")
+    photos["row"] = np.arange(len(photos))  # the photo's row in the index, and so in the image cache
     held_out = photos["fold"] == fold
     return photos[~held_out].reset_index(drop=True), photos[held_out].reset_index(drop=True)
 
 
 def train_one_epoch(
-    model, loader, loss_fn, optimizer, device, epoch: int, mixup: Mixup | None = None,
+    model, loader, transform, loss_fn, optimizer, device, epoch: int, mixup: Mixup | None = None,
     accumulation_steps: int = 1, clip_grad_norm: float | None = None,
 ) -> tuple[float, int]:
-    """One pass over `loader`: Mixup / CutMix on the batch when given, the loss on the model's
+    """One pass over `loader`: each uint8 batch copied to `device` and augmented there by
+    `transform`, Mixup / CutMix on the batch when given, the loss on the model's
     18-class log-probabilities and soft targets, an optimizer step every `accumulation_steps`
     batches (and at the end) after optional gradient clipping. Returns the mean loss and the
     number of photos. A loss that is not finite, or running out of GPU memory, stops training
@@ -98,7 +102,7 @@ def train_one_epoch(
     progress = Progress(len(loader), f"epoch {epoch}")
     optimizer.zero_grad(set_to_none=True)
     for step, (images, labels) in enumerate(loader, start=1):
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        images, labels = transform(images.to(device, non_blocking=True)), labels.to(device, non_blocking=True)
         try:
             if mixup is not None:
                 images, targets = mixup(images, labels)
@@ -160,7 +164,7 @@ def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.
 
 
 def train_fold(
-    index: pd.DataFrame, folds: pd.DataFrame, fold: int, settings: dict, data_dir: str | Path,
+    index: pd.DataFrame, folds: pd.DataFrame, fold: int, settings: dict, cache: str | Path,
     outputs: TrainOutputs, seed: int = 0, threads: int = 1,
 ) -> pd.DataFrame:
     """Train the model block `settings` on every fold but `fold`, validate on `fold` each epoch,
@@ -171,19 +175,18 @@ def train_fold(
     device = pick_device()
     train_photos, val_photos = split_fold(index, folds, fold)
     model = create_classifier(settings["arch"], settings["pretrained"], settings["head"], settings["model_kwargs"])
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
     data_config = model_data_config(model, settings["image_size"])
+    if settings["compile"]:
+        model.compile()  # in place: the state dict keeps its keys
     workers = max(threads - 1, 0)
     train_labels = training_labels(train_photos, settings["train_age_bins"])
     train_loader = photo_loader(
-        FacePhotoDataset(data_dir, train_photos["path"], train_labels, photo_transform(data_config, settings["augment"])),
-        settings["batch_size"], workers, shuffle=True, seed=seed + fold,
-        sample_weights=sample_weights(train_labels, settings["sampler"]),
+        CachedPhotos(cache, train_photos["row"], train_labels), settings["batch_size"], workers, shuffle=True,
+        seed=seed + fold, sample_weights=sample_weights(train_labels, settings["sampler"]),
     )
-    val_loader = photo_loader(
-        FacePhotoDataset(data_dir, val_photos["path"], val_photos["label"], photo_transform(data_config)),
-        settings["batch_size"], workers,
-    )
+    val_loader = photo_loader(CachedPhotos(cache, val_photos["row"], val_photos["label"]), settings["batch_size"], workers)
+    augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
     optimizer = create_optimizer_v2(model, opt=settings["optimizer"]["name"], **_without_name(settings["optimizer"]))
     scheduler, epochs = create_scheduler_v2(
         optimizer, sched=settings["scheduler"]["name"], num_epochs=settings["epochs"], **_without_name(settings["scheduler"])
@@ -210,10 +213,10 @@ def train_fold(
     for epoch in range(state["epoch"] + 1, epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
-        train_loss, seen = train_one_epoch(model, train_loader, loss_fn, optimizer, device, epoch, mixup,
+        train_loss, seen = train_one_epoch(model, train_loader, augment, loss_fn, optimizer, device, epoch, mixup,
                                            settings["accumulation_steps"], settings["clip_grad_norm"])
         train_seconds = time.perf_counter() - started
-        logits = predict_logits(model, val_loader, device)
+        logits = predict_logits(model, val_loader, plain, device)
         labels = val_photos["label"].to_numpy()
         val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor(labels)))
         predicted = logits.argmax(axis=1)

@@ -36,6 +36,7 @@ if set(MODELS) - set(config["models"]) or not set(FOLDS) <= set(range(config["fo
 wildcard_constraints:
     model="|".join(MODELS),
     fold=r"\d+",
+    size=r"\d+x\d+",
 
 
 def package_modules(module, seen=None):
@@ -66,6 +67,21 @@ def code_digest(module):
 def get_data_dir(wildcards, input):
     """The data set's root folder, from its train.csv."""
     return str(Path(input.train_csv).parents[1])
+
+
+def get_image_cache(split):
+    """An input function: the image cache (`split` 'train' or 'eval') at the size of the job's model."""
+
+    def cache_file(wildcards):
+        height, width = (round(side * config["cache"]["margin"]) for side in config["models"][wildcards.model]["image_size"])
+        return f"{RESULTS}/cache/{height}x{width}/{split}.npy"
+
+    return cache_file
+
+
+def get_cache_settings():
+    """What the image cache's pixels depend on besides their size: the face crop settings."""
+    return {key: value for key, value in config["cache"].items() if key != "margin"}
 
 
 def get_model_settings(wildcards):

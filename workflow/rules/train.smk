@@ -2,6 +2,7 @@ rule train:
     input:
         index=f"{RESULTS}/index/train_photos.csv",
         folds=f"{RESULTS}/folds.csv",
+        cache=get_image_cache("train"),
     output:
         checkpoint=f"{RESULTS}/train/{{model}}/fold{{fold}}/checkpoint.pt",
         oof_logits=f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv",
@@ -11,7 +12,6 @@ rule train:
     params:
         settings=get_model_settings,
         seed=config["seed"],
-        data_dir=DATA,
         code=code_digest("facemask.training"),
     threads: config["threads"]["train"]
     resources:

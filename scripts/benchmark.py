@@ -1,0 +1,222 @@
+"""Speed of the pipeline against the peers' approach, side by side in one run (docs/benchmarks.md).
+
+    python scripts/benchmark.py input [--source ../shared/data/utkmask-dev]   # input pipeline, CPU
+    python scripts/benchmark.py tta                                           # batched vs ttach TTA
+    python scripts/benchmark.py gpu                                           # model-only vs end to end, on a GPU
+
+`input`: images/s delivered to the training loop from full-size 384 x 512 photos, by the peers'
+baseline (PIL decode + torchvision Resize / ToTensor / Normalize per photo per epoch, DataLoader
+workers) and by ours (uint8 batches sliced from the prepared-image cache; the training
+augmentation, which runs on the GPU in a real run, is timed here on the CPU as well).
+`gpu`: training images/s of each seed architecture on random tensors already on the GPU (the
+physical limit) and end to end (cache, loader, augmentation on the GPU, Mixup, loss, step),
+and the wall time of the default 3 models x 5 folds ensemble extrapolated from those rates.
+Results print as a Markdown table and are written as JSON with `--json`.
+"""
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import ttach
+from PIL import Image
+from torchvision import transforms
+
+from facemask.augment import batch_transform
+from facemask.cache import prepare_cache
+from facemask.data import CachedPhotos, index_eval_photos, index_train_photos, photo_loader, read_photo
+from facemask.demo import make_demo_data
+from facemask.devices import autocast, pick_device
+from facemask.inference import BatchedTTA, tta_transforms
+from facemask.losses import create_loss
+from facemask.models import create_classifier, model_data_config
+from facemask.training import create_mixup, train_one_epoch
+
+FULL_SIZE = (512, 384)  # the competition's photos, height x width
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+AUGMENT = {"scale": [0.8, 1.0], "ratio": [0.75, 1.3333], "hflip": 0.5, "color_jitter": 0.2}
+SEED_MODELS = {  # arch, batch size of the seed recipes; all at 224 x 224 for the GPU comparison
+    "resnet34": ("resnet34", 128), "efficientnetv2_rw_t": ("efficientnetv2_rw_t", 128),
+    "vit_small_r26": ("vit_small_r26_s32_224", 64),
+}
+
+
+class PeersDataset(torch.utils.data.Dataset):
+    """The course baseline's dataset: every photo decoded with PIL and transformed per sample."""
+
+    def __init__(self, root: Path, paths: list[str], size: tuple[int, int]):
+        self.root, self.paths = root, paths
+        self.transform = transforms.Compose([transforms.Resize(size), transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.open(self.root / self.paths[i]).convert("RGB")), 0
+
+
+def full_size_data(folder: Path, source: Path | None, people: int) -> Path:
+    """A data set of 384 x 512 photos in the competition layout: `source` resized, or the demo generator."""
+    if source is None:
+        make_demo_data(folder, train_people=people, eval_people=max(people // 4, 1), width=FULL_SIZE[1], height=FULL_SIZE[0], seed=0)
+        return folder
+    for csv in ("train/train.csv", "eval/info.csv"):
+        (folder / csv).parent.mkdir(parents=True, exist_ok=True)
+        (folder / csv).write_bytes((source / csv).read_bytes())
+    for photo in list((source / "train/images").glob("*/*")) + list((source / "eval/images").glob("*")):
+        target = folder / photo.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        read_photo(photo).resize(FULL_SIZE[::-1], Image.Resampling.BICUBIC).save(target, quality=95)
+    return folder
+
+
+def images_per_second(batches, limit: int, work=lambda images: images) -> float:
+    """Images/s over up to `limit` batches, after one warm-up batch (workers starting)."""
+    iterator = iter(batches)
+    work(next(iterator)[0])
+    seen, started = 0, time.perf_counter()
+    for step, (images, _) in enumerate(iterator, start=1):
+        work(images)
+        seen += len(images)
+        if step >= limit:
+            break
+    return seen / (time.perf_counter() - started)
+
+
+def bench_input(args) -> list[dict]:
+    """Peers' per-photo decoding vs slices of the prepared-image cache, same photos, same size."""
+    size = tuple(int(s) for s in args.size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = full_size_data(Path(tmp) / "data", Path(args.source) if args.source else None, args.people)
+        index, eval_index = index_train_photos(data, (30, 60)), index_eval_photos(data)
+        cache_shape = tuple(round(s * 1.125) for s in size)
+        cache = {"train": Path(tmp) / "train.npy", "eval": Path(tmp) / "eval.npy"}
+        _, report = prepare_cache(data, index, eval_index, cache_shape, cache, threads=args.workers)
+        limit = len(index) // args.batch_size - 1
+        peers = torch.utils.data.DataLoader(PeersDataset(data, list(index["path"]), size), batch_size=args.batch_size,
+                                            shuffle=True, num_workers=args.workers, drop_last=True)
+        ours = photo_loader(CachedPhotos(cache["train"], np.arange(len(index)), index["label"]), args.batch_size,
+                            args.workers, shuffle=True)
+        augment = batch_transform({"input_size": (3, *size), "mean": MEAN, "std": STD, "interpolation": "bilinear"}, AUGMENT)
+        rows = []
+        for _ in range(args.repeats):  # alternate, so both see the same machine load
+            rows.append({"baseline": images_per_second(peers, limit), "ours": images_per_second(ours, limit),
+                         "ours_augmented_on_cpu": images_per_second(ours, limit, augment)})
+    best = {key: max(row[key] for row in rows) for key in rows[0]}
+    return [{
+        "benchmark": "input pipeline", "photos": len(index), "source": args.source or "demo generator, 384 x 512",
+        "size": args.size, "batch_size": args.batch_size, "workers": args.workers,
+        "baseline_images_per_s": round(best["baseline"], 1), "ours_images_per_s": round(best["ours"], 1),
+        "ratio": round(best["ours"] / best["baseline"], 1),
+        "ours_augmented_on_cpu_images_per_s": round(best["ours_augmented_on_cpu"], 1),
+        "ratio_augmented_on_cpu": round(best["ours_augmented_on_cpu"] / best["baseline"], 1),
+        "cache_build_photos_per_s": report["photos_per_s"], "runs": rows,
+    }]
+
+
+def bench_tta(args) -> list[dict]:
+    """Batched TTA vs ttach's one forward pass per view: time and largest output difference."""
+    device = pick_device()
+    model = create_classifier(args.arch).to(device).eval()
+    images = torch.randn(args.batch_size, 3, args.tta_size, args.tta_size, device=device)
+    rows = []
+    for spec in (["HorizontalFlip"], ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}]):
+        sequential = ttach.ClassificationTTAWrapper(torch.nn.Sequential(model, torch.nn.Softmax(1)), tta_transforms(spec))
+        batched = BatchedTTA(model, spec)
+        timings = {}
+        with torch.no_grad(), autocast(device):
+            outputs = {"ttach": sequential(images).float(), "batched": batched(images).exp()}
+            for name, run in (("ttach", sequential), ("batched", batched)):
+                started = time.perf_counter()
+                for _ in range(args.repeats):
+                    run(images)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                timings[name] = args.repeats * len(images) / (time.perf_counter() - started)
+        rows.append({"benchmark": "TTA", "arch": args.arch, "device": str(device), "views": len(tta_transforms(spec)),
+                     "transforms": json.dumps(spec), "ttach_images_per_s": round(timings["ttach"], 1),
+                     "batched_images_per_s": round(timings["batched"], 1),
+                     "ratio": round(timings["batched"] / timings["ttach"], 2),
+                     "max_abs_difference": float((outputs["ttach"] - outputs["batched"]).abs().max())})
+    return rows
+
+
+def bench_gpu(args) -> list[dict]:
+    """Model-only vs end-to-end training images/s per seed architecture at 224, and the ensemble's wall time."""
+    device = pick_device()
+    if device.type != "cuda":
+        raise SystemExit("the gpu benchmark needs a GPU (torch.cuda.is_available() is False)")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = args.gpu_photos
+        cache = np.lib.format.open_memmap(Path(tmp) / "train.npy", mode="w+", dtype=np.uint8, shape=(photos, 252, 252, 3))
+        cache[:] = np.random.default_rng(0).integers(0, 256, cache.shape, dtype=np.uint8)
+        cache.flush()
+        labels = np.random.default_rng(1).integers(0, 18, photos)
+        for name, (arch, batch_size) in SEED_MODELS.items():
+            model = create_classifier(arch).to(device, memory_format=torch.channels_last)
+            if args.compile:
+                model.compile()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            loss_fn = create_loss({"head": "single", "loss": [{"name": "cross_entropy", "weight": 1.0}], "task_losses": {}}, torch.tensor(labels))
+            data_config = model_data_config(model, (224, 224))
+            augment = batch_transform(data_config, AUGMENT).to(device)
+            mixup = create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 0.5, "switch_prob": 0.5})
+            images = torch.randn(batch_size, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
+            targets = torch.randint(0, 18, (batch_size,), device=device)
+            synthetic = [(images, targets)] * (photos // batch_size)
+            loader = photo_loader(CachedPhotos(Path(tmp) / "train.npy", np.arange(photos), labels), batch_size,
+                                  args.workers, shuffle=True)
+            rates = {}
+            for run, (batches, transform) in {"limit": (synthetic, torch.nn.Identity()), "end_to_end": (loader, augment)}.items():
+                for _ in range(2):  # the first pass warms up (cuDNN autotuning, compiling, workers)
+                    torch.cuda.synchronize()
+                    started = time.perf_counter()
+                    _, seen = train_one_epoch(model, batches, transform, loss_fn, optimizer, device, 1, mixup)
+                    torch.cuda.synchronize()
+                    rates[run] = seen / (time.perf_counter() - started)
+            rows.append({"benchmark": "GPU training", "model": name, "arch": arch, "batch_size": batch_size,
+                         "device": torch.cuda.get_device_name(), "compile": args.compile,
+                         "limit_images_per_s": round(rates["limit"], 1), "end_to_end_images_per_s": round(rates["end_to_end"], 1),
+                         "end_to_end_share_of_limit": round(rates["end_to_end"] / rates["limit"], 3)})
+    train_photos, eval_photos, epochs, folds = 18_900, 12_600, 10, 5
+    per_fold = epochs * (train_photos * 4 / 5 + train_photos / 5 / 3) + eval_photos * 2 / 3  # eval/TTA passes ~3x cheaper
+    seconds = sum(folds * per_fold / row["end_to_end_images_per_s"] for row in rows)
+    rows.append({"benchmark": "default ensemble (extrapolated)", "models": len(rows), "folds": folds, "epochs": epochs,
+                 "train_photos": train_photos, "minutes": round(seconds / 60, 1)})
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("benchmark", choices=["input", "tta", "gpu"])
+    parser.add_argument("--source", help="a data set in the competition layout to resize to 384 x 512 (default: generated)")
+    parser.add_argument("--people", type=int, default=100, help="people of the generated data set")
+    parser.add_argument("--size", default="256x192", help="model input, height x width")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--arch", default="resnet18", help="TTA benchmark model")
+    parser.add_argument("--tta-size", type=int, default=128)
+    parser.add_argument("--gpu-photos", type=int, default=4096)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models of the gpu benchmark")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    rows = {"input": bench_input, "tta": bench_tta, "gpu": bench_gpu}[args.benchmark](args)
+    machine = {"machine": platform.node(), "cpus": torch.get_num_threads(), "torch": torch.__version__,
+               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    print(json.dumps(machine))
+    print(pd.DataFrame([{k: v for k, v in row.items() if k != "runs"} for row in rows]).to_markdown(index=False))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Snakemake job: decode, (face-)crop and resize every photo once into the image cache of one size."""
+
+import pandas as pd
+
+from facemask.cache import prepare_cache
+from facemask.files import write_csv, write_json
+from facemask.logs import run_job
+
+
+def main():
+    height, width = (int(side) for side in snakemake.wildcards.size.split("x"))
+    crops, report = prepare_cache(
+        snakemake.params.data_dir,
+        pd.read_csv(snakemake.input.train, dtype=str),
+        pd.read_csv(snakemake.input.eval, dtype=str),
+        (height, width),
+        {"train": snakemake.output.train, "eval": snakemake.output.eval},
+        face_crop=snakemake.params.cache["face_crop"],
+        face_scale=snakemake.params.cache["face_scale"],
+        threads=snakemake.threads,
+    )
+    write_csv(crops, snakemake.output.crops)
+    write_json(report, snakemake.output.report)
+
+
+run_job(main, snakemake.log[0])

@@ -1,0 +1,118 @@
+"""The prepared-image cache, batch augmentation on the device, and one GPU per job."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from facemask.augment import BatchAugment, BatchTransform, batch_transform
+from facemask.cache import prepare_photos
+from facemask.data import CachedPhotos, index_train_photos, photo_loader, read_photo
+from facemask.errors import DataError
+from facemask.faces import FALLBACK_WIDTH, crop_box
+
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def test_the_cache_holds_every_photo_upright_and_resized_in_index_order(demo_dir, demo_cache):
+    index = index_train_photos(demo_dir, (30, 60))
+    pixels = np.load(demo_cache["train"], mmap_mode="r")
+    assert pixels.shape == (len(index), 36, 36, 3) and pixels.dtype == np.uint8
+    for row in (0, 7, len(index) - 1):
+        expected = np.asarray(read_photo(demo_dir / index["path"][row]).resize((36, 36), Image.Resampling.BICUBIC))
+        assert np.abs(pixels[row].astype(int) - expected).mean() < 2, row
+
+
+def test_face_crop_falls_back_to_a_centre_crop_and_counts_it(tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (120, 160), (90, 90, 90)).save(blank)
+    crops = prepare_photos(tmp_path, ["blank.png"], (40, 30), tmp_path / "out.npy", face_crop=True)
+    assert crops["face_found"].tolist() == [False]
+    left, top, right, bottom = crops.loc[0, ["left", "top", "right", "bottom"]]
+    assert right - left == pytest.approx(120 * FALLBACK_WIDTH) and (bottom - top) / (right - left) == pytest.approx(40 / 30)
+    assert (left + right) / 2 == pytest.approx(60) and (top + bottom) / 2 == pytest.approx(80)
+
+
+def test_a_face_crop_box_keeps_the_models_aspect_and_stays_inside_the_photo():
+    assert crop_box(384, 512, (150, 180, 100, 100), 4 / 3, 2.0) == pytest.approx((100, 96.666, 300, 363.333), abs=1e-3)
+    left, top, right, bottom = crop_box(384, 512, (0, 0, 300, 300), 4 / 3, 2.0)  # too big and at the corner
+    assert left >= 0 and top >= 0 and right <= 384 and bottom <= 512
+    assert (bottom - top) / (right - left) == pytest.approx(4 / 3)
+
+
+def test_cached_photos_come_in_batches_in_the_order_asked_with_their_labels(tmp_path):
+    pixels = np.lib.format.open_memmap(tmp_path / "c.npy", mode="w+", dtype=np.uint8, shape=(10, 4, 3, 3))
+    pixels[:] = np.arange(10, dtype=np.uint8)[:, None, None, None]
+    pixels.flush()
+    dataset = CachedPhotos(tmp_path / "c.npy", rows=[9, 2, 5, 0], labels=[90, 20, 50, 0])
+    batches = list(photo_loader(dataset, batch_size=3, workers=1))
+    assert [b[0].shape for b in batches] == [(3, 4, 3, 3), (1, 4, 3, 3)]
+    assert torch.cat([b[0][:, 0, 0, 0] for b in batches]).tolist() == [9, 2, 5, 0]
+    assert torch.cat([b[1] for b in batches]).tolist() == [90, 20, 50, 0]
+
+
+def test_a_cache_that_does_not_match_the_index_is_refused_by_name(tmp_path):
+    np.save(tmp_path / "c.npy", np.zeros((3, 4, 4, 3), np.uint8))
+    with pytest.raises(DataError, match="c.npy: holds 3 photos.*stale"):
+        CachedPhotos(tmp_path / "c.npy", rows=[0, 5], labels=[0, 0])
+
+
+def test_the_eval_transform_resizes_and_normalises_to_channels_last_floats():
+    images = torch.full((2, 36, 27, 3), 255, dtype=torch.uint8)
+    out = BatchTransform((3, 32, 24), MEAN, STD)(images)
+    assert out.shape == (2, 3, 32, 24) and out.dtype == torch.float32
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, torch.full_like(out, (1 - 0.5) / 0.25))
+
+
+def test_augmentation_without_crop_flip_or_jitter_is_a_plain_resize():
+    images = torch.randint(0, 256, (4, 36, 36, 3), dtype=torch.uint8)
+    plain = BatchAugment((3, 36, 36), MEAN, STD, scale=(1, 1), ratio=(1, 1), hflip=0, color_jitter=0)(images)
+    torch.testing.assert_close(plain, BatchTransform((3, 36, 36), MEAN, STD)(images), atol=1e-4, rtol=0)
+
+
+def test_augmentation_flips_crops_and_jitters_each_photo_differently_and_repeatably():
+    image = torch.randint(0, 256, (1, 40, 30, 3), dtype=torch.uint8).expand(16, -1, -1, -1)
+    augment = batch_transform({"input_size": (3, 32, 24), "mean": MEAN, "std": STD, "interpolation": "bicubic"},
+                              {"scale": [0.5, 1.0], "ratio": [0.75, 1.33], "hflip": 0.5, "color_jitter": 0.4})
+    torch.manual_seed(0)
+    first = augment(image)
+    torch.manual_seed(0)
+    assert torch.equal(first, augment(image))  # seeded by torch's generator: repeatable, resumable
+    assert first.shape == (16, 3, 32, 24) and torch.isfinite(first).all()
+    assert len({round(float(view.mean()), 4) for view in first}) == 16  # every photo its own draw
+    flipped = BatchAugment((3, 40, 30), MEAN, STD, scale=(1, 1), ratio=(0.75, 0.75), hflip=1.0, color_jitter=0)(image[:1])
+    torch.testing.assert_close(flipped, BatchTransform((3, 40, 30), MEAN, STD)(image[:1]).flip(-1), atol=1e-4, rtol=0)
+
+
+CLAIM = """
+import json, os, sys, time
+from facemask.devices import claim_gpu
+gpu = claim_gpu(sys.argv[1], poll_seconds=0.05)
+print(json.dumps({"gpu": gpu, "visible": os.environ["CUDA_VISIBLE_DEVICES"], "at": time.time()}), flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_concurrent_jobs_on_a_multi_gpu_host_each_get_their_own_gpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # a host with two GPUs, as far as the jobs can tell
+    jobs = [subprocess.Popen([sys.executable, "-c", CLAIM, str(tmp_path), "1.5"], stdout=subprocess.PIPE, text=True)
+            for _ in range(3)]
+    claims = [json.loads(job.communicate(timeout=60)[0]) for job in jobs]
+    first_two = sorted(claims, key=lambda c: c["at"])[:2]
+    assert sorted(c["gpu"] for c in first_two) == ["0", "1"]
+    assert all(c["visible"] == c["gpu"] for c in claims)
+    third = max(claims, key=lambda c: c["at"])  # waited until one of the first two ended
+    assert third["at"] - min(c["at"] for c in claims) > 1.0
+
+
+def test_a_single_gpu_or_a_cluster_assigned_gpu_is_left_as_it_is(tmp_path, monkeypatch):
+    from facemask.devices import claim_gpu
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert claim_gpu(tmp_path) == "3" and not list(tmp_path.iterdir())
