@@ -120,6 +120,12 @@ def bench_input(args) -> list[dict]:
     }]
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that a timing covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def bench_tta(args) -> list[dict]:
     """Batched TTA vs ttach's one forward pass per view: time and largest output difference."""
     device = pick_device()
@@ -136,8 +142,7 @@ def bench_tta(args) -> list[dict]:
                 started = time.perf_counter()
                 for _ in range(args.repeats):
                     run(images)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
+                synchronize(device)
                 timings[name] = args.repeats * len(images) / (time.perf_counter() - started)
         rows.append({"benchmark": "TTA", "arch": args.arch, "device": str(device), "views": len(tta_transforms(spec)),
                      "transforms": json.dumps(spec), "ttach_images_per_s": round(timings["ttach"], 1),
@@ -149,9 +154,9 @@ def bench_tta(args) -> list[dict]:
 
 def bench_gpu(args) -> list[dict]:
     """Model-only vs end-to-end training images/s per seed architecture at 224, and the ensemble's wall time."""
-    device = pick_device()
-    if device.type != "cuda":
-        raise SystemExit("the gpu benchmark needs a GPU (torch.cuda.is_available() is False)")
+    device = torch.device(args.device) if args.device else pick_device()
+    if device.type != "cuda" and not args.device:
+        raise SystemExit("the gpu benchmark needs a GPU (torch.cuda.is_available() is False); --device cpu only checks the script")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         photos = args.gpu_photos
@@ -159,7 +164,8 @@ def bench_gpu(args) -> list[dict]:
         cache[:] = np.random.default_rng(0).integers(0, 256, cache.shape, dtype=np.uint8)
         cache.flush()
         labels = np.random.default_rng(1).integers(0, 18, photos)
-        for name, (arch, batch_size) in SEED_MODELS.items():
+        for name in args.models:
+            arch, batch_size = SEED_MODELS[name][0], args.batch_size or SEED_MODELS[name][1]
             model = create_classifier(arch).to(device, memory_format=torch.channels_last)
             if args.compile:
                 model.compile()
@@ -176,13 +182,13 @@ def bench_gpu(args) -> list[dict]:
             rates = {}
             for run, (batches, transform) in {"limit": (synthetic, torch.nn.Identity()), "end_to_end": (loader, augment)}.items():
                 for _ in range(2):  # the first pass warms up (cuDNN autotuning, compiling, workers)
-                    torch.cuda.synchronize()
+                    synchronize(device)
                     started = time.perf_counter()
                     _, seen = train_one_epoch(model, batches, transform, loss_fn, optimizer, device, 1, mixup)
-                    torch.cuda.synchronize()
+                    synchronize(device)
                     rates[run] = seen / (time.perf_counter() - started)
             rows.append({"benchmark": "GPU training", "model": name, "arch": arch, "batch_size": batch_size,
-                         "device": torch.cuda.get_device_name(), "compile": args.compile,
+                         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "compile": args.compile,
                          "limit_images_per_s": round(rates["limit"], 1), "end_to_end_images_per_s": round(rates["end_to_end"], 1),
                          "end_to_end_share_of_limit": round(rates["end_to_end"] / rates["limit"], 3)})
     train_photos, eval_photos, epochs, folds = 18_900, 12_600, 10, 5
@@ -199,16 +205,20 @@ def main():
     parser.add_argument("--source", help="a data set in the competition layout to resize to 384 x 512 (default: generated)")
     parser.add_argument("--people", type=int, default=100, help="people of the generated data set")
     parser.add_argument("--size", default="256x192", help="model input, height x width")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, help="default: 64 (input, tta), the seed recipes' (gpu)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--arch", default="resnet18", help="TTA benchmark model")
     parser.add_argument("--tta-size", type=int, default=128)
     parser.add_argument("--gpu-photos", type=int, default=4096)
+    parser.add_argument("--models", nargs="+", choices=list(SEED_MODELS), default=list(SEED_MODELS), help="gpu benchmark models")
+    parser.add_argument("--device", help="gpu benchmark: default the GPU; 'cpu' only checks that the script runs")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models of the gpu benchmark")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.benchmark != "gpu":
+        args.batch_size = args.batch_size or 64
     rows = {"input": bench_input, "tta": bench_tta, "gpu": bench_gpu}[args.benchmark](args)
     machine = {"machine": platform.node(), "cpus": torch.get_num_threads(), "torch": torch.__version__,
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}

@@ -17,7 +17,7 @@ GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [0, 1], channels-last in memory (a free view)."""
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [0, 1] (a channels-last view of the same layout)."""
     return images.permute(0, 3, 1, 2).float().div_(255)
 
 
@@ -32,7 +32,10 @@ class BatchTransform(torch.nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        return ((images.clamp(0, 1) - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        """Normalised, channels-last in memory on a GPU (faster convolutions under autocast),
+        plain NCHW on the CPU (where channels-last convolutions are slower)."""
+        layout = torch.channels_last if images.is_cuda else torch.contiguous_format
+        return ((images.clamp(0, 1) - self.mean) / self.std).contiguous(memory_format=layout)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         images = to_unit_float(images)

@@ -157,9 +157,12 @@ def create_mixup(mix: dict) -> Mixup | None:
                  switch_prob=mix["switch_prob"], label_smoothing=0.0, num_classes=NUM_CLASSES)
 
 
-def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.DataFrame) -> str:
-    """Identifies a training run, so resume state is only taken up by the same run."""
-    run = {"settings": settings, "fold": fold, "seed": seed, "photos": train_photos[["path", "label"]].to_numpy().tolist()}
+def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.DataFrame, cache: str | Path) -> str:
+    """Identifies a training run, so resume state is only taken up by the same run (same settings,
+    photos, and the same build of the image cache)."""
+    built = Path(cache).stat()
+    run = {"settings": settings, "fold": fold, "seed": seed, "photos": train_photos[["path", "label"]].to_numpy().tolist(),
+           "cache": [str(cache), built.st_size, built.st_mtime_ns]}
     return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -194,7 +197,7 @@ def train_fold(
     loss_fn = create_loss(settings, torch.tensor(train_labels.to_numpy()))
     mixup = create_mixup(settings["mix"])
     patience = settings["early_stopping_patience"]
-    fingerprint = settings_fingerprint(settings, fold, seed, train_photos)
+    fingerprint = settings_fingerprint(settings, fold, seed, train_photos, cache)
     state = {"epoch": 0, "history": [], "best_f1": -1.0, "best_model": None, "best_logits": None, "best_epoch": 0}
     if outputs.resume_state.is_file():
         saved = torch.load(outputs.resume_state, map_location="cpu", weights_only=True)

@@ -1,0 +1,42 @@
+"""The speed benchmark script runs and reports its side-by-side ratios (figures: docs/benchmarks.md)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmark.py"
+
+
+def run_benchmark(tmp_path, *args) -> list[dict]:
+    out = tmp_path / "results.json"
+    run = subprocess.run([sys.executable, str(SCRIPT), *args, "--repeats", "1", "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(out.read_text())["results"]
+
+
+def test_the_input_benchmark_compares_the_peers_loader_with_the_cache_on_full_size_photos(tmp_path):
+    [result] = run_benchmark(tmp_path, "input", "--people", "12", "--batch-size", "8", "--size", "64x48")
+    assert result["photos"] == 12 * 7 and result["baseline_images_per_s"] > 0 and result["ours_images_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["ours_images_per_s"] / result["baseline_images_per_s"], rel=0.05)
+
+
+def test_the_tta_benchmark_finds_batched_and_ttach_outputs_equal(tmp_path):
+    results = run_benchmark(tmp_path, "tta", "--batch-size", "2", "--tta-size", "32")
+    assert [r["views"] for r in results] == [2, 6]
+    assert all(r["max_abs_difference"] < 1e-4 for r in results)
+
+
+def test_the_gpu_benchmark_says_clearly_that_it_needs_a_gpu(tmp_path):
+    pytest.importorskip("torch").cuda.is_available() and pytest.skip("a GPU is present")
+    run = subprocess.run([sys.executable, str(SCRIPT), "gpu"], capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "needs a GPU" in run.stderr
+
+
+def test_the_gpu_benchmark_measures_the_limit_and_end_to_end_and_extrapolates_the_ensemble(tmp_path):
+    results = run_benchmark(tmp_path, "gpu", "--device", "cpu", "--models", "resnet34", "--batch-size", "4", "--gpu-photos", "8")
+    assert results[0]["model"] == "resnet34" and results[0]["limit_images_per_s"] > 0 and results[0]["end_to_end_images_per_s"] > 0
+    assert results[-1]["benchmark"] == "default ensemble (extrapolated)" and results[-1]["minutes"] > 0
