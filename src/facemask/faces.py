@@ -8,6 +8,8 @@ import numpy as np
 CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
 #: the longest side photos are searched at (faster, and the cascade's windows suit it)
 SEARCH_SIDE = 320
+#: border added around the photo, as a share of its short side, so that a face filling the frame is found
+BORDER = 0.25
 #: without a face, the crop is centred and this share of the photo's width
 FALLBACK_WIDTH = 0.8
 
@@ -29,11 +31,13 @@ class FaceFinder:
         if factor < 1.0:
             gray = cv2.resize(gray, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
         side = max(int(min(gray.shape) * self.min_face), 20)
-        faces = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(side, side))
+        pad = int(min(gray.shape) * BORDER)
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        faces = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=3, minSize=(side, side))
         if len(faces) == 0:
             return None
         left, top, w, h = max(faces, key=lambda box: box[2] * box[3])
-        return left / factor, top / factor, w / factor, h / factor
+        return (left - pad) / factor, (top - pad) / factor, w / factor, h / factor
 
 
 def crop_box(width: int, height: int, face, aspect: float, face_scale: float) -> tuple[float, float, float, float]:
@@ -48,6 +52,6 @@ def crop_box(width: int, height: int, face, aspect: float, face_scale: float) ->
     box_height = box_width * aspect
     shrink = min(1.0, width / box_width, height / box_height)
     box_width, box_height = box_width * shrink, box_height * shrink
-    left = min(max(centre_x - box_width / 2, 0.0), width - box_width)
-    top = min(max(centre_y - box_height / 2, 0.0), height - box_height)
-    return left, top, left + box_width, top + box_height
+    left = max(min(centre_x - box_width / 2, width - box_width), 0.0)
+    top = max(min(centre_y - box_height / 2, height - box_height), 0.0)
+    return left, top, min(left + box_width, width), min(top + box_height, height)
