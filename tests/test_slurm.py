@@ -43,18 +43,6 @@ def slurm_cluster(tmp_path_factory):
         subprocess.run([SLURM_TESTS / "stop_cluster.sh", folder])
 
 
-@pytest.fixture(scope="module")
-def slurm_run(slurm_cluster, tmp_path_factory):
-    """A work folder in which the demo's `submission` was built through the SLURM profile."""
-    env, _ = slurm_cluster
-    workdir = demo_work_folder(tmp_path_factory.mktemp("slurm_run"))
-    started = time.monotonic()
-    run = snakemake(workdir, *PROFILES, "submission", env=env, timeout=900)
-    assert run.returncode == 0, run.stderr[-5000:]
-    print(f"SLURM: the demo through profiles/slurm in {time.monotonic() - started:.0f} s")
-    return workdir
-
-
 def slurm_jobs(env) -> list[tuple[str, str]]:
     """(rule, state) of every job SLURM knows (finished ones stay for MinJobAge), from squeue."""
     listing = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%k|%T"], env=env,
@@ -63,37 +51,53 @@ def slurm_jobs(env) -> list[tuple[str, str]]:
             for comment, state in (line.split("|") for line in listing.splitlines())]
 
 
-def test_every_demo_job_ran_as_a_slurm_job(slurm_cluster, slurm_run):
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory):
+    """A work folder in which the demo's `submission` was built through the SLURM profile, and the
+    (rule, state) of the SLURM jobs of that run."""
     env, _ = slurm_cluster
-    jobs = slurm_jobs(env)
+    workdir = demo_work_folder(tmp_path_factory.mktemp("slurm_run"))
+    started = time.monotonic()
+    run = snakemake(workdir, *PROFILES, "submission", env=env, timeout=900)
+    assert run.returncode == 0, run.stderr[-5000:]
+    print(f"SLURM: the demo through profiles/slurm in {time.monotonic() - started:.0f} s")
+    return workdir, slurm_jobs(env)
+
+
+def test_every_demo_job_ran_as_a_slurm_job(slurm_run):
+    _, jobs = slurm_run
     assert {state for _, state in jobs} == {"COMPLETED"}, jobs
     assert Counter(rule for rule, _ in jobs) == DEMO_JOBS
 
 
 def test_the_submission_equals_the_local_runs(slurm_run, demo_run):
+    workdir, _ = slurm_run
     submission = "results/demo/submission.csv"
-    assert (slurm_run / submission).read_bytes() == (demo_run / submission).read_bytes()
+    assert (workdir / submission).read_bytes() == (demo_run / submission).read_bytes()
 
 
 def test_cluster_jobs_write_the_same_logs_as_local_jobs_and_their_slurm_output_to_logs_slurm(slurm_run, demo_run):
-    def job_logs(workdir: Path) -> list[str]:
-        return sorted(str(log.relative_to(workdir)) for log in [*workdir.glob("results/demo/logs/**/*.log"),
-                                                                  workdir / "data/demo/demo_data.log"])
+    workdir, _ = slurm_run
 
-    assert job_logs(slurm_run) == job_logs(demo_run)
-    slurm_logs = slurm_run.glob("logs/slurm/**/*.log")  # logs/slurm/rule_<rule>/[<wildcards>/]<jobid>.log
-    assert Counter(log.relative_to(slurm_run / "logs/slurm").parts[0].removeprefix("rule_") for log in slurm_logs) == DEMO_JOBS
+    def job_logs(folder: Path) -> list[str]:
+        return sorted(str(log.relative_to(folder)) for log in [*folder.glob("results/demo/logs/**/*.log"),
+                                                                 folder / "data/demo/demo_data.log"])
+
+    assert job_logs(workdir) == job_logs(demo_run)
+    slurm_logs = workdir.glob("logs/slurm/**/*.log")  # logs/slurm/rule_<rule>/[<wildcards>/]<jobid>.log
+    assert Counter(log.relative_to(workdir / "logs/slurm").parts[0].removeprefix("rule_") for log in slurm_logs) == DEMO_JOBS
 
 
 def test_a_failed_cluster_job_is_reported_with_its_logs(slurm_cluster, slurm_run):
     env, _ = slurm_cluster
+    workdir, _ = slurm_run
     # more folds than the demo's 60 people: the make_folds job stops, after the index of the photos
-    (slurm_run / "too_many_folds.yaml").write_text(yaml.safe_dump({"results_dir": "results/failed", "folds": {"k": 61}}))
-    run = snakemake(slurm_run, *PROFILES, "results/failed/folds.csv", configs=("demo.yaml", "too_many_folds.yaml"),
+    (workdir / "too_many_folds.yaml").write_text(yaml.safe_dump({"results_dir": "results/failed", "folds": {"k": 61}}))
+    run = snakemake(workdir, *PROFILES, "results/failed/folds.csv", configs=("demo.yaml", "too_many_folds.yaml"),
                     env=env, timeout=300)
     assert run.returncode == 1, run.stderr[-5000:]
     assert "Error in rule make_folds" in run.stderr
     assert "results/failed/logs/make_folds.log" in run.stderr
     slurm_log = re.search(r"\S*/logs/slurm/rule_make_folds/\d+\.log", run.stderr)
     assert slurm_log and Path(slurm_log[0]).is_file(), run.stderr[-5000:]
-    assert (slurm_run / "results/failed/logs/make_folds.log").read_text().strip()
+    assert (workdir / "results/failed/logs/make_folds.log").read_text().strip()
