@@ -58,7 +58,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     env, _ = slurm_cluster
     workdir = demo_work_folder(tmp_path_factory.mktemp("slurm_run"))
     started = time.monotonic()
-    run = snakemake(workdir, *PROFILES, "submission", env=env, timeout=900)
+    run = snakemake(workdir, *PROFILES, "submission", env=env, timeout=1500)  # as the local run
     assert run.returncode == 0, run.stderr[-5000:]
     print(f"SLURM: the demo through profiles/slurm in {time.monotonic() - started:.0f} s")
     return workdir, slurm_jobs(env)
