@@ -7,7 +7,7 @@
 #   tests/slurm/stop_cluster.sh DIR     stops every daemon this script started
 # Needs Debian's slurmctld slurmd slurm-client munge. No slurmdbd: sacct does not work, so the
 # Snakemake profile checks job states with squeue, and finished jobs stay in squeue's view
-# (MinJobAge) long enough for that.
+# (MinJobAge, an hour: longer than the test's whole run, whose jobs it lists) long enough for that.
 set -euo pipefail
 dir=$(mkdir -p "$1" && cd "$1" && pwd)
 deadline=${SLURM_START_TIMEOUT:-60}
@@ -49,7 +49,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 ReturnToService=2
-MinJobAge=600
+MinJobAge=3600
 $node State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
