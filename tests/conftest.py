@@ -1,10 +1,41 @@
-"""Shared fixtures: a small generated data set in the competition layout."""
+"""Shared fixtures: a small generated data set in the competition layout; the demo built by Snakemake."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from facemask.cache import prepare_cache
 from facemask.data import index_eval_photos, index_train_photos
 from facemask.demo import make_demo_data
+
+ROOT = Path(__file__).parents[1]
+
+
+def snakemake(workdir: Path, *args: str, configs=("demo.yaml",), env=None, timeout=1500) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile in `workdir` with the demo config; killed (exit
+    status 137) after `timeout` seconds, so that a hang fails the test instead of stalling it."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args, "--configfile", *configs]
+    return subprocess.run(["timeout", "-s", "KILL", str(timeout), *command], cwd=workdir, env=env, capture_output=True, text=True)
+
+
+def demo_work_folder(workdir: Path) -> Path:
+    """`workdir` with the workflow's config.yaml and the demo's config as demo.yaml."""
+    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
+    shutil.copy(ROOT / "config" / "demo.yaml", workdir / "demo.yaml")
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """A work folder in which the demo's `submission` target was built (by local jobs), shared by the
+    workflow tests and the SLURM test, which compares its own run with this one."""
+    workdir = demo_work_folder(tmp_path_factory.mktemp("workflow"))
+    run = snakemake(workdir, "submission")
+    assert run.returncode == 0, run.stderr[-5000:]
+    return workdir
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +61,6 @@ def prepare_test_cache(root, size) -> dict:
 
 def model_settings(**block) -> dict:
     """A model block as the workflow passes it to a train job: the schema's defaults filled in."""
-    from pathlib import Path
-
     from snakemake.utils import validate
 
     config = {"models": {"model": block}}

@@ -2,7 +2,6 @@
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,14 +14,9 @@ from PIL import Image
 from scipy.special import softmax
 from sklearn.metrics import f1_score
 
-ROOT = Path(__file__).parents[1]
+from .conftest import ROOT, demo_work_folder, snakemake
+
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir: Path, *args: str, configs=("demo.yaml",)) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repository's Snakefile in `workdir` with the demo config."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args, "--configfile", *configs]
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1500)
 
 
 def planned_jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
@@ -37,17 +31,6 @@ def with_changed_config(workdir: Path, name: str, change) -> tuple[str, str]:
     change(demo["models"])
     (workdir / name).write_text(yaml.safe_dump({"models": demo["models"]}))
     return "demo.yaml", name
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """A work folder in which the demo's `submission` target was built."""
-    workdir = tmp_path_factory.mktemp("workflow")
-    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
-    shutil.copy(ROOT / "config" / "demo.yaml", workdir / "demo.yaml")
-    run = snakemake(workdir, "submission")
-    assert run.returncode == 0, run.stderr[-5000:]
-    return workdir
 
 
 def test_demo_submission_has_every_eval_photo_in_info_csv_order(demo_run):
@@ -110,9 +93,7 @@ def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_
 
 
 def test_one_fold_is_a_target_of_its_own(tmp_path):
-    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    shutil.copy(ROOT / "config" / "demo.yaml", tmp_path / "demo.yaml")
-    dry_run = snakemake(tmp_path, "results/demo/train/resnet34/fold2/checkpoint.pt", "--dry-run")
+    dry_run = snakemake(demo_work_folder(tmp_path), "results/demo/train/resnet34/fold2/checkpoint.pt", "--dry-run")
     assert planned_jobs(dry_run) == {"demo_data": 1, "index_photos": 1, "make_folds": 1, "prepare_images": 1, "train": 1}
 
 

@@ -9,6 +9,6 @@ rule demo_data:
         demo=config["demo"],
         code=code_digest("facemask.demo"),
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/make_demo_data.py"

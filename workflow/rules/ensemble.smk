@@ -13,6 +13,6 @@ rule soft_vote:
         fit_weights=config["ensemble"]["fit_weights"],
         code=code_digest("facemask.report"),
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/soft_vote.py"

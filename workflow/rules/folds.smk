@@ -10,6 +10,6 @@ rule make_folds:
         age_bins=config["age_bins"],
         code=code_digest("facemask.folds"),
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/make_folds.py"

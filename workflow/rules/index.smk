@@ -14,6 +14,6 @@ rule index_photos:
         skip_unreadable_photos=config["skip_unreadable_photos"],
         code=code_digest("facemask.data"),
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/gpu.yaml"
     script:
         "../../scripts/index_photos.py"

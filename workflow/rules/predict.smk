@@ -14,6 +14,6 @@ rule predict:
     resources:
         gpu=1,
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/gpu.yaml"
     script:
         "../../scripts/predict.py"

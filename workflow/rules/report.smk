@@ -12,7 +12,7 @@ rule cv_summary:
         weights=get_ensemble_weights(),
         code=code_digest("facemask.report"),
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/cv_summary.py"
 
@@ -33,7 +33,7 @@ rule plot_training_curves:
         folds=FOLDS,
         code=code_digest("facemask.plots"),
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/plot_training_curves.py"
 
@@ -57,7 +57,7 @@ rule plot_oof:
         weights=get_ensemble_weights(),
         code=code_digest("facemask.plots") + code_digest("facemask.report"),
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/plot_oof.py"
 
@@ -77,7 +77,7 @@ rule plot_class_distribution:
     params:
         code=code_digest("facemask.plots"),
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/plot_class_distribution.py"
 
@@ -93,6 +93,6 @@ rule score_submission:
     params:
         code=code_digest("facemask.report"),
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/score_submission.py"

@@ -17,6 +17,6 @@ rule train:
     resources:
         gpu=1,
     conda:
-        "../../envs/facemask.yaml"
+        "../../envs/gpu.yaml"
     script:
         "../../scripts/train.py"
