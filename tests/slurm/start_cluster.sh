@@ -55,13 +55,23 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF=$dir/slurm.conf
 # and at the default path: Snakemake's job step (snakemake-executor-plugin-slurm-jobstep) clears
-# every SLURM_* variable, SLURM_CONF too, before its srun inside the job
-if [ -e /etc/slurm/slurm.conf ] && [ "$(readlink /etc/slurm/slurm.conf)" != "$SLURM_CONF" ]; then
-    echo "SLURM: /etc/slurm/slurm.conf exists and is not this test cluster's; not replacing it" >&2
-    exit 1
+# every SLURM_* variable, SLURM_CONF too, before its srun inside the job. A link left by a test
+# cluster that was killed before stop_cluster.sh ran is replaced; a real slurm.conf is moved
+# aside to DIR/etc-slurm.conf and put back by stop_cluster.sh, on CI only (elsewhere it may
+# belong to a cluster in use, so the script stops instead).
+etc_conf=/etc/slurm/slurm.conf
+if [ -L "$etc_conf" ] && { [ ! -e "$etc_conf" ] || grep -qx 'ClusterName=facemask' "$etc_conf"; }; then
+    rm -f "$etc_conf"
+elif [ -e "$etc_conf" ]; then
+    if [ "${CI:-}" != true ]; then
+        echo "SLURM: $etc_conf exists and is not a test cluster's; not replacing it (set CI=true to" \
+             "move it aside while the test cluster runs)" >&2
+        exit 1
+    fi
+    mv "$etc_conf" "$dir/etc-slurm.conf"
 fi
 mkdir -p /etc/slurm
-ln -sfn "$SLURM_CONF" /etc/slurm/slurm.conf
+ln -sfn "$SLURM_CONF" "$etc_conf"
 
 slurmctld -i
 echo "$dir/slurmctld.pid" >>"$dir/started_pid_files"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stop the daemons that start_cluster.sh DIR started (by their PID files), newest first, and
-# remove its link /etc/slurm/slurm.conf.
+# remove its link /etc/slurm/slurm.conf (putting back a file it moved aside).
 set -uo pipefail
 dir=$(cd "$1" && pwd)
 [ -f "$dir/started_pid_files" ] || exit 0
@@ -20,3 +20,5 @@ tac "$dir/started_pid_files" | while read -r pid_file; do
 done
 rm -f "$dir/started_pid_files"
 if [ "$(readlink /etc/slurm/slurm.conf)" = "$dir/slurm.conf" ]; then rm -f /etc/slurm/slurm.conf; fi
+# and put back the slurm.conf that start_cluster.sh moved aside, if any
+if [ -e "$dir/etc-slurm.conf" ] && [ ! -e /etc/slurm/slurm.conf ]; then mv "$dir/etc-slurm.conf" /etc/slurm/slurm.conf; fi
