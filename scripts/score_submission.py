@@ -1,17 +1,25 @@
-"""Snakemake job: score submission.csv against the known eval answers."""
+"""Snakemake job: score submission.csv, and each model's own fold vote, against the known eval answers."""
+
+import json
 
 import pandas as pd
 
-from facemask.files import write_json
+from facemask.files import read_member_tables, write_csv, write_json, write_text
 from facemask.logs import log, run_job
-from facemask.report import score_submission
+from facemask.report import eval_scores_by_model
 
 
 def main():
-    scores = score_submission(pd.read_csv(snakemake.input.submission, dtype={"ImageID": str}),
-                              pd.read_csv(snakemake.input.answers, dtype={"ImageID": str}))
-    write_json(scores, snakemake.output[0])
-    log.info("eval scores: %s", scores)
+    answers = pd.read_csv(snakemake.input.answers, dtype={"ImageID": str})
+    submission = pd.read_csv(snakemake.input.submission, dtype={"ImageID": str})
+    image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"].tolist()
+    eval_logits = read_member_tables(snakemake.params.members, snakemake.input.eval_logits)
+    scores = eval_scores_by_model(eval_logits, image_ids, answers, submission)
+    write_json(json.loads(scores.iloc[-1].drop("model").to_json()), snakemake.output.json)  # the ensemble
+    write_csv(scores, snakemake.output.csv)
+    table = scores.to_markdown(index=False, floatfmt=".4f")
+    write_text(table + "\n", snakemake.output.markdown)
+    log.info("eval scores:\n%s", table)
 
 
 run_job(main, snakemake.log[0])

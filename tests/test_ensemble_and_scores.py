@@ -12,7 +12,8 @@ from facemask.errors import PipelineError
 from facemask.ensemble import fold_weights, soft_vote, vote_eval_predictions
 from facemask.labels import LOGIT_COLUMNS
 from facemask.logs import Progress
-from facemask.report import cv_summary, score_submission, task_scores
+from facemask.report import cv_summary, eval_scores_by_model, score_submission
+from facemask.scores import task_scores
 
 
 def test_soft_vote_with_equal_weights_is_the_mean_of_the_softmax_probabilities():
@@ -85,6 +86,23 @@ def test_cv_summary_scores_each_fold_each_model_and_the_ensemble():
     assert summary.loc[("good", "0"), "n_photos"] == 20
     assert summary.loc[("ensemble", "all"), "n_photos"] == 40
     assert summary.loc[("bad", "all"), "macro_f1"] < summary.loc[("ensemble", "all"), "macro_f1"]
+
+
+def test_eval_scores_rate_each_model_on_its_own_folds_and_the_submission():
+    ids = [f"{i:02d}.jpg" for i in range(36)]
+    answers = pd.DataFrame({"ImageID": ids, "ans": np.arange(36) % 18})
+    right = np.eye(18)[answers["ans"]] * 5
+    shifted = np.roll(right, 1, axis=1)  # every answer one class off
+    eval_logits = {("right", 0): right, ("right", 1): right, ("wrong", 0): shifted, ("wrong", 1): right * 0.5}
+    eval_logits = {member: pd.DataFrame(logits, columns=list(LOGIT_COLUMNS)).assign(ImageID=ids)
+                   for member, logits in eval_logits.items()}
+    submission = answers.assign(ans=0)
+    scores = eval_scores_by_model(eval_logits, ids, answers, submission).set_index("model")
+    assert list(scores.index) == ["right", "wrong", "ensemble"]
+    assert scores.loc["right", "macro_f1"] == 1.0
+    assert scores.loc["wrong", "macro_f1"] == 0.0  # its folds vote 5 for the shifted class, 2.5 for the right one
+    assert scores.loc["ensemble", "accuracy"] == pytest.approx(2 / 36)
+    assert scores.loc["ensemble", "n_images"] == 36
 
 
 class Stream(io.StringIO):

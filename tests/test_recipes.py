@@ -14,7 +14,7 @@ from facemask.folds import make_folds
 from facemask.labels import decode_class, encode_class
 from facemask.losses import CompositeLoss, create_loss, cross_entropy, focal, soft_f1, task_marginals
 from facemask.models import create_classifier
-from facemask.report import macro_f1, task_scores
+from facemask.scores import macro_f1, task_scores
 from facemask.training import TrainOutputs, create_mixup, sample_weights, train_fold, training_labels
 
 from .conftest import model_settings, prepare_test_cache

@@ -51,6 +51,14 @@ def test_demo_submission_scores_well_above_chance_and_learns_the_mask(demo_run):
     assert scores["age_f1"] > 0.6, scores
 
 
+def test_eval_scores_name_each_model_and_the_ensemble(demo_run):
+    by_model = pd.read_csv(demo_run / "results/demo/eval_scores.csv").set_index("model")
+    assert list(by_model.index) == sorted(["vit_small_r26", "efficientnetv2_rw_t", "resnet34"]) + ["ensemble"]
+    ensemble = json.loads((demo_run / "results/demo/eval_scores.json").read_text())
+    assert by_model.loc["ensemble", "macro_f1"] == pytest.approx(ensemble["macro_f1"])
+    assert (by_model["n_images"] == 210).all()
+
+
 def test_cv_scores_cover_every_fold_model_and_the_ensemble(demo_run):
     scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str})
     rows = set(zip(scores["model"], scores["fold"]))

@@ -10,6 +10,7 @@ from scipy.special import softmax
 
 from facemask.errors import PipelineError
 from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES
+from facemask.scores import macro_f1
 
 
 def soft_vote(member_logits: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
@@ -64,8 +65,6 @@ def check_submission(submission: pd.DataFrame, image_ids: Sequence[str]) -> None
 def fit_weights(member_logits: dict[str, np.ndarray], labels: np.ndarray, step: float = 0.1) -> dict[str, float]:
     """Model weights on the simplex (a grid of `step`) that maximise the soft vote's macro F1 on
     out-of-fold logits; ties go to the most even weights."""
-    from sklearn.metrics import f1_score
-
     names = list(member_logits)
     probabilities = np.stack([softmax(np.asarray(member_logits[name], dtype=np.float64), axis=1) for name in names])
     ticks = round(1 / step)
@@ -75,7 +74,7 @@ def fit_weights(member_logits: dict[str, np.ndarray], labels: np.ndarray, step: 
             continue
         weights = np.array([*combo, ticks - sum(combo)], dtype=float) / ticks
         predicted = np.tensordot(weights, probabilities, axes=1).argmax(axis=1)
-        key = (f1_score(labels, predicted, average="macro", zero_division=0), -np.abs(weights - 1 / len(names)).sum())
+        key = (macro_f1(labels, predicted), -np.abs(weights - 1 / len(names)).sum())
         if best_key is None or key > best_key:
             best, best_key = weights, key
     return {name: float(weight) for name, weight in zip(names, best)}

@@ -1,29 +1,10 @@
-"""Scores: macro F1 over the 18 classes, accuracy, and macro F1 per task; CV summaries."""
+"""Reports of scores: a submission and each model against the eval answers, and the cross-validation summary."""
 
-import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
 
-from facemask.ensemble import fit_weights, soft_vote
-from facemask.labels import LOGIT_COLUMNS, decode_class
-
-SCORE_COLUMNS = ("macro_f1", "accuracy", "mask_f1", "gender_f1", "age_f1")
-
-
-def macro_f1(y_true, y_pred) -> float:
-    """Macro F1 over the classes present in either array (as the competition's scorer does)."""
-    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
-
-
-def task_scores(y_true, y_pred) -> dict[str, float]:
-    """Macro F1 and accuracy over the 18 classes, and macro F1 of each task (mask, gender, age)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    tasks_true, tasks_pred = decode_class(y_true), decode_class(y_pred)
-    return {
-        "macro_f1": macro_f1(y_true, y_pred),
-        "accuracy": float((y_true == y_pred).mean()),
-        **{f"{task}_f1": macro_f1(t, p) for task, t, p in zip(("mask", "gender", "age"), tasks_true, tasks_pred)},
-    }
+from facemask.ensemble import fit_weights, soft_vote, vote_eval_predictions
+from facemask.labels import LOGIT_COLUMNS
+from facemask.scores import task_scores
 
 
 def score_submission(submission: pd.DataFrame, answers: pd.DataFrame) -> dict:
@@ -33,6 +14,19 @@ def score_submission(submission: pd.DataFrame, answers: pd.DataFrame) -> dict:
         raise ValueError(f"submission has {len(submission)} rows, {len(merged)} of the {len(answers)} answered photos")
     return {**task_scores(merged["ans_true"], merged["ans_pred"]), "n_images": len(merged)}
 
+
+def eval_scores_by_model(
+    eval_logits: dict[tuple[str, int], pd.DataFrame], image_ids: list[str], answers: pd.DataFrame,
+    submission: pd.DataFrame,
+) -> pd.DataFrame:
+    """Eval scores of each model alone (the soft vote of its own folds) and of the submission
+    (model 'ensemble'), so that the ensemble can be compared with its best member."""
+    rows = []
+    for model in sorted({model for model, _ in eval_logits}):
+        own = {member: table for member, table in eval_logits.items() if member[0] == model}
+        rows.append({"model": model, **score_submission(vote_eval_predictions(own, {model: 1.0}, image_ids), answers)})
+    rows.append({"model": "ensemble", **score_submission(submission, answers)})
+    return pd.DataFrame(rows)
 
 
 def oof_by_model(oof_logits: dict[tuple[str, int], pd.DataFrame]) -> dict[str, pd.DataFrame]:

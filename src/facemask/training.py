@@ -30,7 +30,7 @@ from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, age_band, encode_class
 from facemask.logs import Progress, log
 from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config, save_checkpoint
-from facemask.report import macro_f1
+from facemask.scores import macro_f1
 
 
 @dataclass(frozen=True)
@@ -198,18 +198,8 @@ def train_fold(
     mixup = create_mixup(settings["mix"])
     patience = settings["early_stopping_patience"]
     fingerprint = settings_fingerprint(settings, fold, seed, train_photos, cache)
-    state = {"epoch": 0, "history": [], "best_f1": -1.0, "best_model": None, "best_logits": None, "best_epoch": 0}
-    if outputs.resume_state.is_file():
-        saved = torch.load(outputs.resume_state, map_location="cpu", weights_only=True)
-        if saved["fingerprint"] == fingerprint:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            restore_rng_states(saved["rng"], train_loader.generator)
-            state = saved["progress"]
-            log.info("fold %d: resuming after epoch %d of %d from %s", fold, state["epoch"], epochs, outputs.resume_state)
-        else:
-            log.info("fold %d: ignoring %s, left by a run with other settings", fold, outputs.resume_state)
+    state = resume(outputs.resume_state, fingerprint, model, optimizer, scheduler, train_loader.generator) or {
+        "epoch": 0, "history": [], "best_f1": -1.0, "best_model": None, "best_logits": None, "best_epoch": 0}
     log.info("fold %d: %s on %s, %d training / %d validation photos, %d epochs",
              fold, settings["arch"], device, len(train_photos), len(val_photos), epochs)
     resumed_at, run_started = state["epoch"], time.perf_counter()
@@ -247,6 +237,28 @@ def train_fold(
         "arch": settings["arch"], "head": settings["head"], "model_kwargs": settings["model_kwargs"],
         "data_config": data_config, "epoch": state["best_epoch"], "fold": fold, "val_f1": state["best_f1"],
     })
+    return write_fold_results(outputs, state, val_photos)
+
+
+def resume(resume_state: Path, fingerprint: str, model, optimizer, scheduler, loader_generator: torch.Generator) -> dict | None:
+    """Load the model, optimizer, scheduler and RNG states a killed run of the same settings left in
+    `resume_state`, and return its progress (epoch, history, best epoch); None when there is none."""
+    if not resume_state.is_file():
+        return None
+    saved = torch.load(resume_state, map_location="cpu", weights_only=True)
+    if saved["fingerprint"] != fingerprint:
+        log.info("ignoring %s, left by a run with other settings", resume_state)
+        return None
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    restore_rng_states(saved["rng"], loader_generator)
+    log.info("resuming after epoch %d from %s", saved["progress"]["epoch"], resume_state)
+    return saved["progress"]
+
+
+def write_fold_results(outputs: TrainOutputs, state: dict, val_photos: pd.DataFrame) -> pd.DataFrame:
+    """Write the best epoch's out-of-fold logits and the history, drop the resume state; return the history."""
     oof = val_photos[["path", "person", "fold", "label"]].copy()
     oof[list(LOGIT_COLUMNS)] = state["best_logits"].numpy()
     write_csv(oof, outputs.oof_logits)

@@ -85,12 +85,17 @@ rule plot_class_distribution:
 rule score_submission:
     input:
         submission=f"{RESULTS}/submission.csv",
+        eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
+        index=f"{RESULTS}/index/eval_photos.csv",
         answers=config["eval_labels"] or [],
     output:
-        report(f"{RESULTS}/eval_scores.json", caption="../report/eval_scores.rst", category="Submission"),
+        json=report(f"{RESULTS}/eval_scores.json", caption="../report/eval_scores.rst", category="Submission"),
+        csv=report(f"{RESULTS}/eval_scores.csv", caption="../report/eval_scores_by_model.rst", category="Submission"),
+        markdown=f"{RESULTS}/eval_scores.md",
     log:
         f"{RESULTS}/logs/score_submission.log",
     params:
+        members=member_files("{model}/{fold}"),
         code=code_digest("facemask.report"),
     conda:
         "../../envs/cpu.yaml"

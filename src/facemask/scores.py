@@ -1,0 +1,21 @@
+"""Scores: macro F1 over the 18 classes, accuracy, and macro F1 per task (mask, gender, age)."""
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from facemask.labels import decode_class
+
+def macro_f1(y_true, y_pred) -> float:
+    """Macro F1 over the classes present in either array (as the competition's scorer does)."""
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def task_scores(y_true, y_pred) -> dict[str, float]:
+    """Macro F1 and accuracy over the 18 classes, and macro F1 of each task (mask, gender, age)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    tasks_true, tasks_pred = decode_class(y_true), decode_class(y_pred)
+    return {
+        "macro_f1": macro_f1(y_true, y_pred),
+        "accuracy": float((y_true == y_pred).mean()),
+        **{f"{task}_f1": macro_f1(t, p) for task, t, p in zip(("mask", "gender", "age"), tasks_true, tasks_pred)},
+    }
