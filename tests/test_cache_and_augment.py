@@ -55,6 +55,17 @@ def test_cached_photos_come_in_batches_in_the_order_asked_with_their_labels(tmp_
     assert torch.cat([b[1] for b in batches]).tolist() == [90, 20, 50, 0]
 
 
+def test_a_cache_held_in_memory_gives_the_same_shuffled_batches_as_the_file(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 4, 3, 3), dtype=np.uint8)
+    np.save(tmp_path / "c.npy", pixels)
+    rows, labels = [11, 3, 7, 0, 5, 8, 2], [1, 2, 3, 4, 5, 6, 7]
+    from_file = photo_loader(CachedPhotos(tmp_path / "c.npy", rows, labels), 3, workers=0, shuffle=True, seed=4)
+    held = photo_loader(CachedPhotos(tmp_path / "c.npy", rows, labels, torch.from_numpy(pixels)), 3, workers=2,
+                        shuffle=True, seed=4)
+    for (file_images, file_labels), (held_images, held_labels) in zip(from_file, held, strict=True):
+        assert torch.equal(file_images, held_images) and torch.equal(file_labels, held_labels)
+
+
 def test_a_cache_that_does_not_match_the_index_is_refused_by_name(tmp_path):
     np.save(tmp_path / "c.npy", np.zeros((3, 4, 4, 3), np.uint8))
     with pytest.raises(DataError, match="c.npy: holds 3 photos.*stale"):

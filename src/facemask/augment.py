@@ -54,9 +54,11 @@ class BatchAugment(BatchTransform):
         super().__init__(input_size, mean, std, interpolation)
         self.scale, self.log_ratio = tuple(scale), (math.log(ratio[0]), math.log(ratio[1]))
         self.hflip, self.color_jitter = float(hflip), float(color_jitter)
+        self.register_buffer("gray_weights", torch.tensor(GRAY_WEIGHTS).view(1, 3, 1, 1), persistent=False)
 
-    def crop_grid(self, batch: int, height: int, width: int) -> torch.Tensor:
-        """Sampling grids of one random crop (and flip) per photo, at the output size."""
+    def crop_theta(self, batch: int, height: int, width: int) -> torch.Tensor:
+        """Affine matrices (batch x 2 x 3) of one random crop (and flip) per photo, drawn on the
+        CPU (small; the grid itself is built on the images' device)."""
         area = torch.empty(batch).uniform_(*self.scale)
         aspect = torch.empty(batch).uniform_(*self.log_ratio).exp() * height / width  # in the photo's own units
         crop_w, crop_h = (area * aspect).sqrt().clamp(max=1.0), (area / aspect).sqrt().clamp(max=1.0)
@@ -65,13 +67,13 @@ class BatchAugment(BatchTransform):
         flip = torch.where(torch.rand(batch) < self.hflip, -1.0, 1.0)
         theta = torch.zeros(batch, 2, 3)
         theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = crop_w * flip, centre_x, crop_h, centre_y
-        return F.affine_grid(theta, [batch, 3, *self.size], align_corners=False)
+        return theta
 
     def jitter(self, images: torch.Tensor) -> torch.Tensor:
         """Brightness, contrast, then saturation, each by its own random factor per photo."""
         low, high = max(0.0, 1 - self.color_jitter), 1 + self.color_jitter
         factors = torch.empty(3, len(images), 1, 1, 1).uniform_(low, high).to(images.device, non_blocking=True)
-        weights = torch.tensor(GRAY_WEIGHTS, device=images.device).view(1, 3, 1, 1)
+        weights = self.gray_weights
         images = (images * factors[0]).clamp(0, 1)
         gray_mean = (images * weights).sum(1, keepdim=True).mean((2, 3), keepdim=True)
         images = ((images - gray_mean) * factors[1] + gray_mean).clamp(0, 1)
@@ -80,7 +82,8 @@ class BatchAugment(BatchTransform):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         images = to_unit_float(images)
-        grid = self.crop_grid(len(images), *images.shape[-2:]).to(images.device, non_blocking=True)
+        theta = self.crop_theta(len(images), *images.shape[-2:]).to(images.device, non_blocking=True)
+        grid = F.affine_grid(theta, [len(images), 3, *self.size], align_corners=False)
         images = F.grid_sample(images, grid, mode=self.mode, padding_mode="border", align_corners=False)
         if self.color_jitter > 0:
             images = self.jitter(images)

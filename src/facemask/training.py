@@ -21,7 +21,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
 from facemask.augment import batch_transform
-from facemask.data import CachedPhotos, photo_loader
+from facemask.data import CachedPhotos, load_cache, photo_loader
 from facemask.devices import autocast, pick_device
 from facemask.errors import PipelineError
 from facemask.files import atomic_output, write_csv
@@ -111,8 +111,9 @@ def train_one_epoch(
             with autocast(device):
                 log_probs = model(images).float().log_softmax(1)
             loss = loss_fn(log_probs, targets)
-            if not math.isfinite(loss.item()):
-                raise PipelineError(f"training loss became {loss.item()} at epoch {epoch}, step {step}; "
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise PipelineError(f"training loss became {loss_value} at epoch {epoch}, step {step}; "
                                     "lower the lr (no checkpoint was written from this state)")
             (loss / accumulation_steps).backward()
             if step % accumulation_steps == 0 or step == len(loader):
@@ -124,9 +125,9 @@ def train_one_epoch(
             raise PipelineError(f"out of GPU memory at epoch {epoch}, step {step} with batch size {len(labels)}: "
                                 "lower the model's batch_size (raise accumulation_steps to keep the "
                                 "effective batch) or image_size") from error
-        total_loss += loss.item() * len(labels)
+        total_loss += loss_value * len(labels)
         seen += len(labels)
-        progress.update(step, len(labels), loss=loss.item(), lr=optimizer.param_groups[0]["lr"])
+        progress.update(step, len(labels), loss=loss_value, lr=optimizer.param_groups[0]["lr"])
     return total_loss / max(seen, 1), seen
 
 
@@ -184,11 +185,12 @@ def train_fold(
         model.compile()  # in place: the state dict keeps its keys
     workers = max(threads - 1, 0)
     train_labels = training_labels(train_photos, settings["train_age_bins"])
+    pixels = load_cache(cache, device) if settings["cache_on_gpu"] else None
     train_loader = photo_loader(
-        CachedPhotos(cache, train_photos["row"], train_labels), settings["batch_size"], workers, shuffle=True,
+        CachedPhotos(cache, train_photos["row"], train_labels, pixels), settings["batch_size"], workers, shuffle=True,
         seed=seed + fold, sample_weights=sample_weights(train_labels, settings["sampler"]),
     )
-    val_loader = photo_loader(CachedPhotos(cache, val_photos["row"], val_photos["label"]), settings["batch_size"], workers)
+    val_loader = photo_loader(CachedPhotos(cache, val_photos["row"], val_photos["label"], pixels), settings["batch_size"], workers)
     augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
     optimizer = create_optimizer_v2(model, opt=settings["optimizer"]["name"], **_without_name(settings["optimizer"]))
     scheduler, epochs = create_scheduler_v2(
