@@ -62,6 +62,7 @@ def test_a_cache_held_in_memory_gives_the_same_shuffled_batches_as_the_file(tmp_
     from_file = photo_loader(CachedPhotos(tmp_path / "c.npy", rows, labels), 3, workers=0, shuffle=True, seed=4)
     held = photo_loader(CachedPhotos(tmp_path / "c.npy", rows, labels, torch.from_numpy(pixels)), 3, workers=2,
                         shuffle=True, seed=4)
+    assert held.num_workers == 0  # sliced from the held tensor in this process; workers would read the file
     for (file_images, file_labels), (held_images, held_labels) in zip(from_file, held, strict=True):
         assert torch.equal(file_images, held_images) and torch.equal(file_labels, held_labels)
 

@@ -193,24 +193,19 @@ def read_photo(path: Path, at_least: int | None = None) -> Image.Image:
 class CachedPhotos(torch.utils.data.Dataset):
     """Rows `rows` of a prepared-image cache (see facemask.cache) with integer `labels` (-1 where
     unknown). A batch is one read of the memory-mapped array: uint8 (batch, height, width, 3).
-    With `pixels`, the whole cache already loaded on a device (see `load_cache`), a batch is
-    sliced there instead: no reads, no copies, no loader workers."""
+    With `held`, the whole cache already in memory (on a GPU, see `load_cache`), a batch is sliced
+    from it instead, in the loading process: no reads, no copies, no loader workers."""
 
-    def __init__(self, cache: str | Path, rows: Sequence[int], labels: Sequence[int], pixels: torch.Tensor | None = None):
+    def __init__(self, cache: str | Path, rows: Sequence[int], labels: Sequence[int], held: torch.Tensor | None = None):
         self.cache, self.rows = Path(cache), np.asarray(rows, dtype=np.int64)
         self.labels = torch.tensor(np.array(labels, dtype=np.int64))
-        self.pixels = pixels  # else opened on first use, in the process that reads
-        if pixels is not None:
-            self.labels, self.device_rows = self.labels.to(pixels.device), torch.from_numpy(self.rows).to(pixels.device)
+        self.held, self.pixels = held, None  # pixels: the memory-mapped file, opened on first use by the process that reads
+        if held is not None:
+            self.labels, self.held_rows = self.labels.to(held.device), torch.from_numpy(self.rows).to(held.device)
         photos = np.load(self.cache, mmap_mode="r").shape[0]
         if len(self.rows) and not 0 <= self.rows.min() <= self.rows.max() < photos:
             raise DataError(f"{self.cache}: holds {photos} photos, not the {self.rows.max() + 1}+ of the photo index; "
                             "it is stale: delete it and rerun")
-
-    @property
-    def on_device(self) -> bool:
-        """Whether batches are sliced from pixels held on a GPU."""
-        return isinstance(self.pixels, torch.Tensor) and self.pixels.is_cuda
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -219,9 +214,9 @@ class CachedPhotos(torch.utils.data.Dataset):
         return self.__dict__ | {"pixels": None}  # workers open the file themselves
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(self.pixels, torch.Tensor):
-            picked = torch.as_tensor(indices).to(self.pixels.device, non_blocking=True)
-            return self.pixels[self.device_rows[picked]], self.labels[picked]
+        if self.held is not None:
+            picked = torch.as_tensor(indices).to(self.held.device)
+            return self.held[self.held_rows[picked]], self.labels[picked]
         if self.pixels is None:
             self.pixels = np.load(self.cache, mmap_mode="r")  # pages load on first touch, then stay in the OS cache
         rows = self.rows[np.asarray(indices)]
@@ -260,16 +255,16 @@ def photo_loader(dataset, batch_size: int, workers: int, shuffle: bool = False, 
     """A DataLoader over `dataset`. For training (`shuffle`): a seeded order, or a seeded draw with
     replacement in proportion to `sample_weights` when given, and no last short batch (a batch of
     one breaks batch norm). Batches come in pinned memory when a GPU is used, for asynchronous copies,
-    unless they are sliced from a cache held on the GPU (no workers then)."""
+    unless they are sliced from a cache held in memory (no workers then)."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     sampler = None
     if sample_weights is not None:
         sampler = torch.utils.data.WeightedRandomSampler(sample_weights, len(dataset), replacement=True, generator=generator)
-    on_device = getattr(dataset, "on_device", False)
-    if on_device:
-        workers = 0  # batches are sliced on the GPU, in this process
+    held = getattr(dataset, "held", None) is not None
+    if held:
+        workers = 0  # batches are sliced from the held cache, in this process
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, generator=generator,
-        num_workers=workers, pin_memory=torch.cuda.is_available() and not on_device, persistent_workers=workers > 0,
+        num_workers=workers, pin_memory=torch.cuda.is_available() and not held, persistent_workers=workers > 0,
         drop_last=shuffle and len(dataset) > batch_size, collate_fn=whole_batch,
     )

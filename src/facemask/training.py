@@ -185,12 +185,12 @@ def train_fold(
         model.compile()  # in place: the state dict keeps its keys
     workers = max(threads - 1, 0)
     train_labels = training_labels(train_photos, settings["train_age_bins"])
-    pixels = load_cache(cache, device) if settings["cache_on_gpu"] else None
+    held_cache = load_cache(cache, device) if settings["cache_on_gpu"] else None
     train_loader = photo_loader(
-        CachedPhotos(cache, train_photos["row"], train_labels, pixels), settings["batch_size"], workers, shuffle=True,
+        CachedPhotos(cache, train_photos["row"], train_labels, held_cache), settings["batch_size"], workers, shuffle=True,
         seed=seed + fold, sample_weights=sample_weights(train_labels, settings["sampler"]),
     )
-    val_loader = photo_loader(CachedPhotos(cache, val_photos["row"], val_photos["label"], pixels), settings["batch_size"], workers)
+    val_loader = photo_loader(CachedPhotos(cache, val_photos["row"], val_photos["label"], held_cache), settings["batch_size"], workers)
     augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
     optimizer = create_optimizer_v2(model, opt=settings["optimizer"]["name"], **_without_name(settings["optimizer"]))
     scheduler, epochs = create_scheduler_v2(
