@@ -1,5 +1,6 @@
 """Snakemake job: out-of-fold scores per (model, fold), per model and of the ensemble."""
 
+from facemask.ensemble import read_class_shares
 from facemask.files import read_member_tables, write_csv, write_text
 from facemask.logs import log, run_job
 from facemask.report import cv_summary
@@ -8,7 +9,8 @@ from facemask.report import cv_summary
 def main():
     oof_logits = read_member_tables(snakemake.params.members, snakemake.input.oof_logits)
     histories = read_member_tables(snakemake.params.members, snakemake.input.histories)
-    summary = cv_summary(oof_logits, snakemake.params.weights, histories)
+    shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
+    summary = cv_summary(oof_logits, snakemake.params.weights, histories, shares)
     write_csv(summary, snakemake.output.csv)
     table = summary.to_markdown(index=False, floatfmt=".4f")
     write_text(table + "\n", snakemake.output.markdown)

@@ -1,5 +1,6 @@
 """Snakemake job: confusion matrix and per-class F1 of the ensemble's out-of-fold predictions."""
 
+from facemask.ensemble import read_class_shares
 from facemask.files import read_member_tables
 from facemask.logs import run_job
 from facemask.plots import plot_class_f1, plot_confusion_matrix
@@ -7,7 +8,9 @@ from facemask.report import ensemble_oof, oof_by_model
 
 
 def main():
-    oof = ensemble_oof(oof_by_model(read_member_tables(snakemake.params.members, snakemake.input)), snakemake.params.weights)
+    shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
+    oof_logits = read_member_tables(snakemake.params.members, snakemake.input.oof_logits)
+    oof = ensemble_oof(oof_by_model(oof_logits), snakemake.params.weights, shares)
     plot_confusion_matrix(oof["label"], oof["predicted"], snakemake.output.confusion,
                           f"Ensemble, out of fold: {len(oof)} training photos")
     plot_class_f1(oof["label"], oof["predicted"], snakemake.output.class_f1, "Ensemble, out of fold: F1 per class")

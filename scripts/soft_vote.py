@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from facemask.ensemble import check_submission, vote_eval_predictions
+from facemask.ensemble import check_submission, read_class_shares, vote_eval_predictions
 from facemask.files import read_member_tables, write_csv
 from facemask.logs import log, run_job
 from facemask.report import fitted_weights, oof_by_model
@@ -12,10 +12,11 @@ def main():
     eval_logits = read_member_tables(snakemake.params.members, snakemake.input.eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
     weights = snakemake.params.weights
+    shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
     if snakemake.params.fit_weights:
-        weights = fitted_weights(oof_by_model(read_member_tables(snakemake.params.members, snakemake.input.oof_logits)))
+        weights = fitted_weights(oof_by_model(read_member_tables(snakemake.params.members, snakemake.input.oof_logits)), shares)
         log.info("model weights fitted to the out-of-fold predictions: %s", weights)
-    submission = vote_eval_predictions(eval_logits, weights, image_ids)
+    submission = vote_eval_predictions(eval_logits, weights, image_ids, shares)
     check_submission(submission, image_ids)
     write_csv(submission, snakemake.output[0])
     log.info("submission of %d photos from %d members; predicted classes: %s",

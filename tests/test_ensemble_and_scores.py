@@ -9,11 +9,11 @@ import pytest
 from scipy.special import softmax
 
 from facemask.errors import PipelineError
-from facemask.ensemble import fold_weights, soft_vote, vote_eval_predictions
+from facemask.ensemble import class_shares, decide_classes, fold_weights, soft_vote, vote_eval_predictions
 from facemask.labels import LOGIT_COLUMNS
 from facemask.logs import Progress
 from facemask.report import cv_summary, eval_scores_by_model, score_submission
-from facemask.scores import task_scores
+from facemask.scores import macro_f1, task_scores
 
 
 def test_soft_vote_with_equal_weights_is_the_mean_of_the_softmax_probabilities():
@@ -35,6 +35,21 @@ def test_a_member_with_zero_weight_has_no_say():
 def test_a_models_weight_is_shared_among_its_folds():
     members = [("vit", 0), ("vit", 1), ("resnet", 0)]
     assert fold_weights(members, {"vit": 1.0, "resnet": 2.0}) == [0.5, 0.5, 2.0]
+
+
+def test_matching_class_shares_restores_a_rare_class_that_averaging_hides():
+    rng = np.random.default_rng(3)
+    labels = rng.choice(18, size=3000, p=np.r_[np.full(12, 0.9 / 12), np.full(6, 0.1 / 6)])
+    # members see the truth faintly and every photo as a bit likelier common than rare
+    members = [np.eye(18)[labels] * 1.5 + rng.normal(size=(3000, 18)) * 1.2 + np.r_[np.full(12, 1.5), np.zeros(6)]
+               for _ in range(3)]
+    probabilities = soft_vote(members)
+    plain, matched = decide_classes(probabilities), decide_classes(probabilities, class_shares(labels))
+    rare = labels >= 12
+    assert np.isin(plain, range(12, 18)).mean() < 0.5 * rare.mean()   # the plain argmax all but drops them
+    assert np.abs(class_shares(matched) - class_shares(labels)).sum() < 0.02
+    assert macro_f1(labels, matched) > macro_f1(labels, plain) + 0.05
+    np.testing.assert_array_equal(decide_classes(probabilities, None), probabilities.argmax(axis=1))
 
 
 def test_the_submission_follows_info_csv_order_whatever_the_logit_row_order():

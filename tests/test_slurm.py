@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from facemask.ensemble import vote_eval_predictions
+from facemask.ensemble import read_class_shares, vote_eval_predictions
 from facemask.files import read_member_tables
 
 from .conftest import ROOT, demo_work_folder, snakemake
@@ -88,7 +88,8 @@ def test_the_results_equal_the_local_runs(slurm_run, demo_run):
     eval_logits = read_member_tables(members, [demo_run / f"results/demo/predict/{MODEL}/fold{fold}/eval_logits.csv"
                                                for fold in range(3)])
     image_ids = pd.read_csv(demo_run / "results/demo/index/eval_photos.csv", dtype=str)["ImageID"]
-    local_vote = vote_eval_predictions(eval_logits, {MODEL: 1.0}, image_ids)
+    shares = read_class_shares(demo_run / "results/demo/index/train_photos.csv")
+    local_vote = vote_eval_predictions(eval_logits, {MODEL: 1.0}, image_ids, shares)
     pd.testing.assert_frame_equal(pd.read_csv(workdir / "results/demo/submission.csv", dtype={"ImageID": str}), local_vote)
 
 

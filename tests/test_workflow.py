@@ -14,6 +14,8 @@ from PIL import Image
 from scipy.special import softmax
 from sklearn.metrics import f1_score
 
+from facemask.ensemble import decide_classes, read_class_shares
+
 from .conftest import ROOT, demo_work_folder, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -127,12 +129,13 @@ def test_the_plots_are_real_images(demo_run):
 def test_cv_scores_equal_those_recomputed_from_the_stored_out_of_fold_logits(demo_run):
     scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str}).set_index(["model", "fold"])
     logit_columns = [f"logit_{c:02d}" for c in range(18)]
+    shares = read_class_shares(demo_run / "results/demo/index/train_photos.csv")  # ensemble.match_class_shares
     by_model = {}
     for model in ("vit_small_r26", "efficientnetv2_rw_t", "resnet34"):
         folds = []
         for fold in range(3):
             oof = pd.read_csv(demo_run / f"results/demo/train/{model}/fold{fold}/oof_logits.csv")
-            predicted = oof[logit_columns].to_numpy().argmax(axis=1)
+            predicted = decide_classes(softmax(oof[logit_columns].to_numpy(), axis=1), shares)
             assert scores.loc[(model, str(fold)), "macro_f1"] == pytest.approx(f1_score(oof["label"], predicted, average="macro"))
             assert scores.loc[(model, str(fold)), "accuracy"] == pytest.approx((oof["label"] == predicted).mean())
             history = pd.read_csv(demo_run / f"results/demo/train/{model}/fold{fold}/history.csv")
@@ -140,7 +143,7 @@ def test_cv_scores_equal_those_recomputed_from_the_stored_out_of_fold_logits(dem
             folds.append(oof)
         by_model[model] = pd.concat(folds).sort_values("path").reset_index(drop=True)
     labels = by_model["resnet34"]["label"]
-    voted = np.mean([softmax(t[logit_columns].to_numpy(), axis=1) for t in by_model.values()], axis=0).argmax(axis=1)
+    voted = decide_classes(np.mean([softmax(t[logit_columns].to_numpy(), axis=1) for t in by_model.values()], axis=0), shares)
     assert scores.loc[("ensemble", "all"), "macro_f1"] == pytest.approx(f1_score(labels, voted, average="macro"))
     assert scores.loc[("ensemble", "all"), "age_f1"] == pytest.approx(f1_score(labels % 3, voted % 3, average="macro"))
 

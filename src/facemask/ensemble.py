@@ -1,5 +1,6 @@
 """Soft vote: the weighted mean of the members' softmax probabilities, with weights given or
-fitted on out-of-fold predictions."""
+fitted on out-of-fold predictions, and the classes decided from it, optionally matched to the
+training photos' class shares."""
 
 import itertools
 from collections.abc import Sequence
@@ -24,6 +25,43 @@ def soft_vote(member_logits: Sequence[np.ndarray], weights: Sequence[float] | No
     return np.tensordot(weights / weights.sum(), probabilities, axes=1)
 
 
+def class_shares(labels) -> np.ndarray:
+    """The share of each of the 18 classes among `labels`."""
+    labels = np.asarray(labels, dtype=int)
+    return np.bincount(labels, minlength=NUM_CLASSES) / len(labels)
+
+
+def read_class_shares(index_csv) -> np.ndarray:
+    """The 18 class shares of the training photos listed in an index (its `label` column)."""
+    return class_shares(pd.read_csv(index_csv, usecols=["label"])["label"])
+
+
+def class_share_offsets(probabilities: np.ndarray, shares: np.ndarray, steps: int = 300, step_size: float = 0.2) -> np.ndarray:
+    """Log-probability offsets per class that make the argmax predict each class about as often as
+    `shares` says: each step moves a class's offset by the log ratio of its wanted to its predicted
+    share. Averaging many models pulls uncertain photos toward the common classes; this undoes that
+    for the rare ones (e.g. age 60+), whose F1 counts as much as any other in the macro F1.
+    Returns the offsets whose predicted shares came closest (L1) to `shares`."""
+    floor = 0.5 / len(probabilities)
+    log_probabilities = np.log(np.clip(probabilities, 1e-12, None))
+    wanted = np.log(np.maximum(shares, floor))
+    offsets, best, best_gap = np.zeros(probabilities.shape[1]), None, np.inf
+    for _ in range(steps):
+        predicted = class_shares((log_probabilities + offsets).argmax(axis=1))
+        gap = np.abs(predicted - shares).sum()
+        if gap < best_gap:
+            best, best_gap = offsets.copy(), gap
+        offsets += step_size * (wanted - np.log(np.maximum(predicted, floor)))
+    return best
+
+
+def decide_classes(probabilities: np.ndarray, shares: np.ndarray | None = None) -> np.ndarray:
+    """Each row's class: the argmax, after class-share offsets when the wanted `shares` are given."""
+    if shares is None:
+        return probabilities.argmax(axis=1)
+    return (np.log(np.clip(probabilities, 1e-12, None)) + class_share_offsets(probabilities, shares)).argmax(axis=1)
+
+
 def fold_weights(members: Sequence[tuple[str, int]], model_weights: dict[str, float]) -> list[float]:
     """Each (model, fold) member's weight: its model's weight shared equally among its folds."""
     folds_per_model = pd.Series([model for model, _ in members]).value_counts()
@@ -31,9 +69,11 @@ def fold_weights(members: Sequence[tuple[str, int]], model_weights: dict[str, fl
 
 
 def vote_eval_predictions(
-    eval_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float], image_ids: Sequence[str]
+    eval_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float], image_ids: Sequence[str],
+    shares: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The submission (ImageID, ans) in `image_ids` order from every member's eval logit table."""
+    """The submission (ImageID, ans) in `image_ids` order from every member's eval logit table,
+    matched to the class `shares` when given (see `decide_classes`)."""
     members = list(eval_logits)
     aligned = []
     for member in members:
@@ -42,7 +82,7 @@ def vote_eval_predictions(
             raise PipelineError(f"eval logits of {member} do not cover exactly the ImageIDs of info.csv")
         aligned.append(table.loc[list(image_ids), list(LOGIT_COLUMNS)].to_numpy())
     probabilities = soft_vote(aligned, fold_weights(members, model_weights))
-    return pd.DataFrame({"ImageID": list(image_ids), "ans": probabilities.argmax(axis=1)})
+    return pd.DataFrame({"ImageID": list(image_ids), "ans": decide_classes(probabilities, shares)})
 
 
 def check_submission(submission: pd.DataFrame, image_ids: Sequence[str]) -> None:
@@ -62,9 +102,12 @@ def check_submission(submission: pd.DataFrame, image_ids: Sequence[str]) -> None
         raise PipelineError("submission not written: " + "; ".join(problems))
 
 
-def fit_weights(member_logits: dict[str, np.ndarray], labels: np.ndarray, step: float = 0.1) -> dict[str, float]:
+def fit_weights(
+    member_logits: dict[str, np.ndarray], labels: np.ndarray, shares: np.ndarray | None = None, step: float = 0.1
+) -> dict[str, float]:
     """Model weights on the simplex (a grid of `step`) that maximise the soft vote's macro F1 on
-    out-of-fold logits; ties go to the most even weights."""
+    out-of-fold logits, classes decided as the submission decides them (`shares`); ties go to the
+    most even weights."""
     names = list(member_logits)
     probabilities = np.stack([softmax(np.asarray(member_logits[name], dtype=np.float64), axis=1) for name in names])
     ticks = round(1 / step)
@@ -73,7 +116,7 @@ def fit_weights(member_logits: dict[str, np.ndarray], labels: np.ndarray, step: 
         if sum(combo) > ticks:
             continue
         weights = np.array([*combo, ticks - sum(combo)], dtype=float) / ticks
-        predicted = np.tensordot(weights, probabilities, axes=1).argmax(axis=1)
+        predicted = decide_classes(np.tensordot(weights, probabilities, axes=1), shares)
         key = (macro_f1(labels, predicted), -np.abs(weights - 1 / len(names)).sum())
         if best_key is None or key > best_key:
             best, best_key = weights, key

@@ -1,8 +1,9 @@
 """Reports of scores: a submission and each model against the eval answers, and the cross-validation summary."""
 
+import numpy as np
 import pandas as pd
 
-from facemask.ensemble import fit_weights, soft_vote, vote_eval_predictions
+from facemask.ensemble import decide_classes, fit_weights, soft_vote, vote_eval_predictions
 from facemask.labels import LOGIT_COLUMNS
 from facemask.scores import task_scores
 
@@ -17,14 +18,16 @@ def score_submission(submission: pd.DataFrame, answers: pd.DataFrame) -> dict:
 
 def eval_scores_by_model(
     eval_logits: dict[tuple[str, int], pd.DataFrame], image_ids: list[str], answers: pd.DataFrame,
-    submission: pd.DataFrame,
+    submission: pd.DataFrame, shares: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Eval scores of each model alone (the soft vote of its own folds) and of the submission
-    (model 'ensemble'), so that the ensemble can be compared with its best member."""
+    """Eval scores of each model alone (the soft vote of its own folds, classes decided as the
+    submission's are) and of the submission (model 'ensemble'), so that the ensemble can be
+    compared with its best member."""
     rows = []
     for model in sorted({model for model, _ in eval_logits}):
         own = {member: table for member, table in eval_logits.items() if member[0] == model}
-        rows.append({"model": model, **score_submission(vote_eval_predictions(own, {model: 1.0}, image_ids), answers)})
+        alone = vote_eval_predictions(own, {model: 1.0}, image_ids, shares)
+        rows.append({"model": model, **score_submission(alone, answers)})
     rows.append({"model": "ensemble", **score_submission(submission, answers)})
     return pd.DataFrame(rows)
 
@@ -43,18 +46,21 @@ def oof_by_model(oof_logits: dict[tuple[str, int], pd.DataFrame]) -> dict[str, p
     return joined
 
 
-def ensemble_oof(by_model: dict[str, pd.DataFrame], model_weights: dict[str, float]) -> pd.DataFrame:
-    """The soft-voted ensemble's out-of-fold answer for every photo: label and predicted class."""
+def ensemble_oof(
+    by_model: dict[str, pd.DataFrame], model_weights: dict[str, float], shares: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The soft-voted ensemble's out-of-fold answer for every photo: label and predicted class
+    (decided as the submission's are, see ensemble.decide_classes)."""
     probabilities = soft_vote([table[list(LOGIT_COLUMNS)].to_numpy() for table in by_model.values()],
                               [model_weights[model] for model in by_model])
     first = next(iter(by_model.values()))
-    return pd.DataFrame({"label": first["label"], "predicted": probabilities.argmax(axis=1)}, index=first.index)
+    return pd.DataFrame({"label": first["label"], "predicted": decide_classes(probabilities, shares)}, index=first.index)
 
 
-def fitted_weights(by_model: dict[str, pd.DataFrame]) -> dict[str, float]:
+def fitted_weights(by_model: dict[str, pd.DataFrame], shares: np.ndarray | None = None) -> dict[str, float]:
     """Model weights that maximise the soft vote's out-of-fold macro F1 (see ensemble.fit_weights)."""
     return fit_weights({model: table[list(LOGIT_COLUMNS)].to_numpy() for model, table in by_model.items()},
-                       next(iter(by_model.values()))["label"].to_numpy())
+                       next(iter(by_model.values()))["label"].to_numpy(), shares)
 
 
 def best_epoch(history: pd.DataFrame) -> int:
@@ -64,24 +70,29 @@ def best_epoch(history: pd.DataFrame) -> int:
 
 def cv_summary(
     oof_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float],
-    histories: dict[tuple[str, int], pd.DataFrame] | None = None,
+    histories: dict[tuple[str, int], pd.DataFrame] | None = None, shares: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Out-of-fold scores per (model, fold) (with its best epoch when `histories` are given), per
     model over all its folds (fold 'all'), and of the soft-voted ensemble with the given weights
-    (model 'ensemble') and with weights fitted to the out-of-fold predictions ('ensemble_fitted').
+    (model 'ensemble') and with weights fitted to the out-of-fold predictions ('ensemble_fitted'),
+    every row's classes decided as the submission's are (matched to `shares` when given).
     Each table holds the photos of one held-out fold: path, label and the logit columns."""
+
+    def decide(table: pd.DataFrame) -> np.ndarray:
+        return decide_classes(soft_vote([table[list(LOGIT_COLUMNS)].to_numpy()]), shares)
+
     rows = []
     for (model, fold), table in sorted(oof_logits.items()):
-        predicted = table[list(LOGIT_COLUMNS)].to_numpy().argmax(axis=1)
+        predicted = decide(table)
         epoch = {"best_epoch": best_epoch(histories[(model, fold)])} if histories else {}
         rows.append({"model": model, "fold": str(fold), **epoch, "n_photos": len(table), **task_scores(table["label"], predicted)})
     by_model = oof_by_model(oof_logits)
     for model, table in by_model.items():
-        predicted = table[list(LOGIT_COLUMNS)].to_numpy().argmax(axis=1)
+        predicted = decide(table)
         rows.append({"model": model, "fold": "all", "n_photos": len(table), **task_scores(table["label"], predicted)})
-    fitted = fitted_weights(by_model)
+    fitted = fitted_weights(by_model, shares)
     for name, weights in (("ensemble", model_weights), ("ensemble_fitted", fitted)):
-        ensemble = ensemble_oof(by_model, weights)
+        ensemble = ensemble_oof(by_model, weights, shares)
         rows.append({"model": name, "fold": "all", "n_photos": len(ensemble),
                      "weights": " ".join(f"{model}={weights[model]:.2f}" for model in by_model),
                      **task_scores(ensemble["label"], ensemble["predicted"])})

@@ -3,6 +3,7 @@ rule soft_vote:
         eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
         oof_logits=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
         index=f"{RESULTS}/index/eval_photos.csv",
+        train_index=f"{RESULTS}/index/train_photos.csv",
     output:
         report(f"{RESULTS}/submission.csv", caption="../report/submission.rst", category="Submission"),
     log:
@@ -11,6 +12,7 @@ rule soft_vote:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
         fit_weights=config["ensemble"]["fit_weights"],
+        match_class_shares=config["ensemble"]["match_class_shares"],
         code=code_digest("facemask.report"),
     conda:
         "../../envs/cpu.yaml"

@@ -2,6 +2,7 @@ rule cv_summary:
     input:
         oof_logits=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
         histories=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/history.csv"),
+        train_index=f"{RESULTS}/index/train_photos.csv",
     output:
         csv=report(f"{RESULTS}/cv_scores.csv", caption="../report/cv_scores.rst", category="Cross-validation"),
         markdown=f"{RESULTS}/cv_scores.md",
@@ -10,6 +11,7 @@ rule cv_summary:
     params:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
+        match_class_shares=config["ensemble"]["match_class_shares"],
         code=code_digest("facemask.report"),
     conda:
         "../../envs/cpu.yaml"
@@ -40,7 +42,8 @@ rule plot_training_curves:
 
 rule plot_oof:
     input:
-        member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
+        oof_logits=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
+        train_index=f"{RESULTS}/index/train_photos.csv",
     output:
         confusion=report(
             f"{RESULTS}/plots/oof_confusion_matrix.png",
@@ -55,6 +58,7 @@ rule plot_oof:
     params:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
+        match_class_shares=config["ensemble"]["match_class_shares"],
         code=code_digest("facemask.plots") + code_digest("facemask.report"),
     conda:
         "../../envs/cpu.yaml"
@@ -88,6 +92,7 @@ rule score_submission:
         eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
         index=f"{RESULTS}/index/eval_photos.csv",
         answers=config["eval_labels"] or [],
+        train_index=f"{RESULTS}/index/train_photos.csv",
     output:
         json=report(f"{RESULTS}/eval_scores.json", caption="../report/eval_scores.rst", category="Submission"),
         csv=report(f"{RESULTS}/eval_scores.csv", caption="../report/eval_scores_by_model.rst", category="Submission"),
@@ -96,6 +101,7 @@ rule score_submission:
         f"{RESULTS}/logs/score_submission.log",
     params:
         members=member_files("{model}/{fold}"),
+        match_class_shares=config["ensemble"]["match_class_shares"],
         code=code_digest("facemask.report"),
     conda:
         "../../envs/cpu.yaml"
