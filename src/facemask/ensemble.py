@@ -36,16 +36,15 @@ def read_class_shares(index_csv) -> np.ndarray:
     return class_shares(pd.read_csv(index_csv, usecols=["label"])["label"])
 
 
-def class_share_offsets(probabilities: np.ndarray, shares: np.ndarray, steps: int = 300, step_size: float = 0.2) -> np.ndarray:
+def class_share_offsets(log_probabilities: np.ndarray, shares: np.ndarray, steps: int = 300, step_size: float = 0.2) -> np.ndarray:
     """Log-probability offsets per class that make the argmax predict each class about as often as
     `shares` says: each step moves a class's offset by the log ratio of its wanted to its predicted
     share. Averaging many models pulls uncertain photos toward the common classes; this undoes that
     for the rare ones (e.g. age 60+), whose F1 counts as much as any other in the macro F1.
     Returns the offsets whose predicted shares came closest (L1) to `shares`."""
-    floor = 0.5 / len(probabilities)
-    log_probabilities = np.log(np.clip(probabilities, 1e-12, None))
+    floor = 0.5 / len(log_probabilities)
     wanted = np.log(np.maximum(shares, floor))
-    offsets, best, best_gap = np.zeros(probabilities.shape[1]), None, np.inf
+    offsets, best, best_gap = np.zeros(log_probabilities.shape[1]), None, np.inf
     for _ in range(steps):
         predicted = class_shares((log_probabilities + offsets).argmax(axis=1))
         gap = np.abs(predicted - shares).sum()
@@ -59,7 +58,8 @@ def decide_classes(probabilities: np.ndarray, shares: np.ndarray | None = None) 
     """Each row's class: the argmax, after class-share offsets when the wanted `shares` are given."""
     if shares is None:
         return probabilities.argmax(axis=1)
-    return (np.log(np.clip(probabilities, 1e-12, None)) + class_share_offsets(probabilities, shares)).argmax(axis=1)
+    log_probabilities = np.log(np.clip(probabilities, 1e-12, None))
+    return (log_probabilities + class_share_offsets(log_probabilities, shares)).argmax(axis=1)
 
 
 def fold_weights(members: Sequence[tuple[str, int]], model_weights: dict[str, float]) -> list[float]:
