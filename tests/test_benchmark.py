@@ -39,4 +39,5 @@ def test_the_gpu_benchmark_says_clearly_that_it_needs_a_gpu(tmp_path):
 def test_the_gpu_benchmark_measures_the_limit_and_end_to_end_and_extrapolates_the_ensemble(tmp_path):
     results = run_benchmark(tmp_path, "gpu", "--device", "cpu", "--models", "resnet34", "--batch-size", "4", "--gpu-photos", "8")
     assert results[0]["model"] == "resnet34" and results[0]["limit_images_per_s"] > 0 and results[0]["end_to_end_images_per_s"] > 0
+    assert results[0]["inference_images_per_s"] > 0 and results[0]["warmup_s"] >= 0
     assert results[-1]["benchmark"] == "default ensemble (extrapolated)" and results[-1]["minutes"] > 0

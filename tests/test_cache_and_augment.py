@@ -3,17 +3,25 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from timm.optim import create_optimizer_v2
 
 from facemask.augment import BatchAugment, BatchTransform, batch_transform
 from facemask.cache import prepare_photos
-from facemask.data import CachedPhotos, index_train_photos, photo_loader, read_photo
+from facemask.data import CachedPhotos, index_train_photos, load_cache, photo_loader, read_photo
 from facemask.errors import DataError
 from facemask.faces import FALLBACK_WIDTH, crop_box
+from facemask.inference import predict_logits
+from facemask.losses import create_loss
+from facemask.models import create_classifier, model_data_config
+from facemask.training import create_mixup, train_one_epoch
+
+from .conftest import model_settings
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
@@ -127,3 +135,33 @@ def test_a_single_gpu_or_a_cluster_assigned_gpu_is_left_as_it_is(tmp_path, monke
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     assert claim_gpu(tmp_path) == "3" and not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: on the CPU nothing runs ahead of Python")
+def test_on_a_gpu_training_and_inference_wait_for_it_only_at_the_end(tmp_path):
+    """A step that reads a value back from the GPU (or copies pageable memory without
+    non_blocking) makes Python wait for it, and the GPU then idles while the next step is queued."""
+    device = torch.device("cuda")
+    cache = tmp_path / "train.npy"
+    np.save(cache, np.random.default_rng(0).integers(0, 256, (64, 40, 32, 3), dtype=np.uint8))
+    labels = np.arange(64) % 18
+    settings = model_settings(arch="resnet18", loss=[{"name": "focal", "class_weights": True}, {"name": "f1"}], head="multi")
+    model = create_classifier("resnet18", head="multi").to(device, memory_format=torch.channels_last)
+    photos = CachedPhotos(cache, np.arange(64), labels, load_cache(cache, device))
+    data_config = model_data_config(model, (32, 32))
+    augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
+    loss_fn, mixup = create_loss(settings, torch.tensor(labels)), create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5})
+    optimizer = create_optimizer_v2(model, opt="adam", lr=1e-4)
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            train_one_epoch(model, photo_loader(photos, 8, 0, shuffle=True), augment, loss_fn, optimizer, device, 1,
+                            mixup, clip_grad_norm=1.0)
+            trained = len(caught)
+            predict_logits(model, photo_loader(photos, 8, 0), plain, device)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    messages = [str(warning.message) for warning in caught]
+    assert trained == 1 and len(messages) == 2, messages  # the epoch's losses read once; the logits copied once

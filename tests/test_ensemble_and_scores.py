@@ -131,16 +131,22 @@ class Stream(io.StringIO):
 
 def test_progress_rewrites_one_line_on_a_terminal_and_logs_quiet_lines_elsewhere(caplog):
     terminal = Stream(tty=True)
-    progress = Progress(3, "epoch 1", stream=terminal)
+    progress = Progress(3, "epoch 1", stream=terminal, redraw=0.0)
     for step in (1, 2, 3):
-        progress.update(step, 16, loss=0.5, lr=1e-3)
+        progress.update(step, 16, lambda: {"loss": 0.5, "lr": 1e-3})
     assert terminal.getvalue().count("\r") == 3 and terminal.getvalue().endswith("\n")
-    assert "epoch 1 step 3/3: loss 0.5, lr 0.001" in terminal.getvalue() and "ETA" in terminal.getvalue()
+    assert "epoch 1 step 3/3: loss 0.5, lr 0.001, " in terminal.getvalue() and "ETA" in terminal.getvalue()
+
+    terminal, asked = Stream(tty=True), []
+    progress = Progress(1000, "epoch 1", stream=terminal)  # redrawn every 0.5 s: metrics read only then
+    for step in range(1, 1001):
+        progress.update(step, 16, lambda: asked.append(1) or {"loss": 0.5})
+    assert terminal.getvalue().count("\r") == len(asked) < 10 and "step 1000/1000" in terminal.getvalue()
 
     piped = Stream(tty=False)
     progress = Progress(100, "epoch 2", every=0.0, stream=piped)
     with caplog.at_level(logging.INFO, logger="facemask"):
         for step in range(1, 101):
-            progress.update(step, 8, loss=1.0)
+            progress.update(step, 8, lambda: {"loss": 1.0})
     assert piped.getvalue() == ""
     assert len([r for r in caplog.records if "epoch 2 step" in r.getMessage()]) == 99

@@ -215,7 +215,7 @@ class CachedPhotos(torch.utils.data.Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.held is not None:
-            picked = torch.as_tensor(indices).to(self.held.device)
+            picked = torch.as_tensor(indices).to(self.held.device, non_blocking=True)  # no wait for the GPU
             return self.held[self.held_rows[picked]], self.labels[picked]
         if self.pixels is None:
             self.pixels = np.load(self.cache, mmap_mode="r")  # pages load on first touch, then stay in the OS cache

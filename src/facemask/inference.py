@@ -66,16 +66,16 @@ class BatchedTTA(torch.nn.Module):
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, loader, transform: torch.nn.Module, device: torch.device) -> np.ndarray:
     """The model's float32 outputs for every photo of `loader` (uint8 batches, transformed on
-    `device`), in order."""
+    `device`), in order; kept on `device` until the last batch, so that nothing waits for it before."""
     model.eval()
     outputs = []
     progress = Progress(len(loader), "inference")
     for step, (images, _) in enumerate(loader, start=1):
         images = transform(images.to(device, non_blocking=True))
         with autocast(device):
-            outputs.append(model(images).float().cpu())
+            outputs.append(model(images).float())
         progress.update(step, len(images))
-    return torch.cat(outputs).numpy()
+    return torch.cat(outputs).cpu().numpy()
 
 
 def predict_eval_photos(checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1) -> pd.DataFrame:

@@ -38,27 +38,37 @@ def run_job(main: Callable[[], None], log_file: str | Path | None = None) -> Non
 
 class Progress:
     """Progress of a loop of `total` steps: a log line every `every` seconds (quiet and line-based
-    in a log file or pipe), and on a terminal also one status line rewritten in place."""
+    in a log file or pipe), and on a terminal also one status line rewritten in place at most
+    every `redraw` seconds."""
 
-    def __init__(self, total: int, label: str, every: float = 30.0, stream=None):
-        self.total, self.label, self.every = total, label, every
+    def __init__(self, total: int, label: str, every: float = 30.0, stream=None, redraw: float = 0.5):
+        self.total, self.label, self.every, self.redraw = total, label, every, redraw
         self.stream = stream or sys.stderr
         self.interactive = self.stream.isatty()
-        self.started = self.last_logged = time.perf_counter()
+        self.started = self.last_logged = self.last_drawn = time.perf_counter()
         self.items = 0
 
-    def update(self, step: int, items: int, **metrics: float) -> None:
-        """Record that `step` of the steps is done, `items` more images processed, and the latest metrics."""
+    def update(self, step: int, items: int, metrics: Callable[[], dict[str, float]] | None = None) -> None:
+        """Record that `step` of the steps is done and `items` more images processed. When a line is
+        due, show it with the values of `metrics()`, called only then (reading a value computed on
+        a GPU waits for the GPU)."""
         self.items += items
         now = time.perf_counter()
+        if self.interactive:
+            due = step == self.total or now - self.last_drawn >= self.redraw
+        else:
+            due = now - self.last_logged >= self.every and step < self.total
+        if not due:
+            return
         elapsed = now - self.started
         rate = self.items / elapsed if elapsed > 0 else 0.0
         eta = elapsed / step * (self.total - step)
-        shown = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items())
-        line = f"{self.label} step {step}/{self.total}: {shown}, {rate:.0f} img/s, ETA {eta:.0f} s"
+        shown = "".join(f"{name} {value:.4g}, " for name, value in (metrics() if metrics else {}).items())
+        line = f"{self.label} step {step}/{self.total}: {shown}{rate:.0f} img/s, ETA {eta:.0f} s"
         if self.interactive:
+            self.last_drawn = now
             self.stream.write("\r" + line[:150].ljust(150) + ("\n" if step == self.total else ""))
             self.stream.flush()
-        elif now - self.last_logged >= self.every and step < self.total:
+        else:
             self.last_logged = now
             log.info("%s", line)

@@ -20,7 +20,8 @@ TASK_OF_CLASS = {"mask": _CLASSES // 6, "gender": (_CLASSES // 3) % 2, "age": _C
 def cross_entropy(log_probs, targets, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None):
     """Cross-entropy with optional label smoothing and per-class weights (a weighted mean over the batch)."""
     targets = targets * (1 - label_smoothing) + label_smoothing / targets.shape[1]
-    weights = torch.ones(targets.shape[1], device=targets.device) if class_weights is None else class_weights.to(targets.device)
+    weights = (torch.ones(targets.shape[1], device=targets.device) if class_weights is None
+               else class_weights.to(targets.device, non_blocking=True))  # no wait for the GPU
     per_photo = -(targets * weights * log_probs).sum(1)
     return per_photo.sum() / (targets * weights).sum()
 
@@ -33,25 +34,25 @@ def focal(log_probs, targets, gamma: float = 2.0, label_smoothing: float = 0.0, 
 
 
 def soft_f1(log_probs, targets, epsilon: float = 1e-7, **_):
-    """1 - the macro F1 of the batch computed on probabilities (differentiable)."""
+    """1 - the macro F1 of the batch computed on probabilities (differentiable), over the classes
+    the targets hold."""
     probs = log_probs.exp()
     true_positive = (probs * targets).sum(0)
     f1 = 2 * true_positive / (probs.sum(0) + targets.sum(0) + epsilon)
-    present = targets.sum(0) > 0
-    return 1 - f1[present].mean()
+    present = (targets.sum(0) > 0).float()  # a weight, not a mask: a masked select would wait for the GPU
+    return 1 - (f1 * present).sum() / present.sum()
 
 
 LOSSES = {"cross_entropy": cross_entropy, "focal": focal, "f1": soft_f1}
 
 
 def task_marginals(log_probs_18: torch.Tensor, targets_18: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The log-probabilities and targets of one task, summed over the 18 classes that share its class."""
-    index = TASK_OF_CLASS[task].to(log_probs_18.device)
-    size = TASK_SIZES[task]
-    groups = [index == c for c in range(size)]
-    log_probs = torch.stack([log_probs_18[:, g].logsumexp(1) for g in groups], 1)
-    targets = torch.stack([targets_18[:, g].sum(1) for g in groups], 1)
-    return log_probs, targets
+    """The log-probabilities and targets of one task, summed over the 18 classes that share its
+    class (by a membership matrix, without indexing that would wait for the GPU)."""
+    index = TASK_OF_CLASS[task].to(log_probs_18.device, non_blocking=True)
+    member = torch.nn.functional.one_hot(index, TASK_SIZES[task]).to(log_probs_18.dtype)  # 18 x task classes
+    log_probs = (log_probs_18.unsqueeze(2) + member.log()).logsumexp(1)
+    return log_probs, targets_18 @ member.to(targets_18.dtype)
 
 
 class CompositeLoss(torch.nn.Module):

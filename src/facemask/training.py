@@ -87,6 +87,42 @@ def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.
     return photos[~held_out].reset_index(drop=True), photos[held_out].reset_index(drop=True)
 
 
+class StepLosses:
+    """The losses of an epoch's training steps, kept where they were computed and read back to the
+    host only when asked (a read waits for the GPU, which would otherwise idle at every step while
+    the next one is queued); a loss that is not finite stops training, naming its epoch and step."""
+
+    def __init__(self, epoch: int):
+        self.epoch, self.pending, self.sizes = epoch, [], []
+        self.steps_read, self.total, self.photos, self.latest = 0, 0.0, 0, math.nan
+
+    def add(self, loss: torch.Tensor, photos: int) -> None:
+        self.pending.append(loss.detach())
+        self.sizes.append(photos)
+
+    def read(self) -> float:
+        """Read back the losses added since the last read, check them, and return the latest."""
+        if not self.pending:
+            return self.latest
+        values = torch.stack(self.pending).double().cpu()
+        not_finite = (~values.isfinite()).nonzero()
+        if len(not_finite):
+            first = int(not_finite[0, 0])
+            raise PipelineError(f"training loss became {float(values[first])} at epoch {self.epoch}, "
+                                f"step {self.steps_read + first + 1}; lower the lr (no checkpoint was written from this state)")
+        self.total += float((values * torch.tensor(self.sizes, dtype=torch.float64)).sum())
+        self.photos += sum(self.sizes)
+        self.steps_read += len(values)
+        self.latest = float(values[-1])
+        self.pending, self.sizes = [], []
+        return self.latest
+
+    @property
+    def mean(self) -> float:
+        """The mean loss per photo of the steps read so far."""
+        return self.total / max(self.photos, 1)
+
+
 def train_one_epoch(
     model, loader, transform, loss_fn, optimizer, device, epoch: int, mixup: Mixup | None = None,
     accumulation_steps: int = 1, clip_grad_norm: float | None = None,
@@ -94,11 +130,11 @@ def train_one_epoch(
     """One pass over `loader`: each uint8 batch copied to `device` and augmented there by
     `transform`, Mixup / CutMix on the batch when given, the loss on the model's
     18-class log-probabilities and soft targets, an optimizer step every `accumulation_steps`
-    batches (and at the end) after optional gradient clipping. Returns the mean loss and the
-    number of photos. A loss that is not finite, or running out of GPU memory, stops training
-    with a PipelineError."""
+    batches (and at the end) after optional gradient clipping. Nothing waits for the GPU but the
+    progress lines and the end of the epoch. Returns the mean loss and the number of photos. A
+    loss that is not finite, or running out of GPU memory, stops training with a PipelineError."""
     model.train()
-    total_loss, seen = 0.0, 0
+    losses = StepLosses(epoch)
     progress = Progress(len(loader), f"epoch {epoch}")
     optimizer.zero_grad(set_to_none=True)
     for step, (images, labels) in enumerate(loader, start=1):
@@ -111,10 +147,6 @@ def train_one_epoch(
             with autocast(device):
                 log_probs = model(images).float().log_softmax(1)
             loss = loss_fn(log_probs, targets)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise PipelineError(f"training loss became {loss_value} at epoch {epoch}, step {step}; "
-                                    "lower the lr (no checkpoint was written from this state)")
             (loss / accumulation_steps).backward()
             if step % accumulation_steps == 0 or step == len(loader):
                 if clip_grad_norm:
@@ -125,10 +157,10 @@ def train_one_epoch(
             raise PipelineError(f"out of GPU memory at epoch {epoch}, step {step} with batch size {len(labels)}: "
                                 "lower the model's batch_size (raise accumulation_steps to keep the "
                                 "effective batch) or image_size") from error
-        total_loss += loss_value * len(labels)
-        seen += len(labels)
-        progress.update(step, len(labels), loss=loss_value, lr=optimizer.param_groups[0]["lr"])
-    return total_loss / max(seen, 1), seen
+        losses.add(loss, len(labels))
+        progress.update(step, len(labels), lambda: {"loss": losses.read(), "lr": optimizer.param_groups[0]["lr"]})
+    losses.read()
+    return losses.mean, losses.photos
 
 
 def training_labels(photos: pd.DataFrame, train_age_bins) -> pd.Series:
