@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.ensemble import read_class_shares, vote_eval_predictions
+from facemask.ensemble import read_class_shares, vote_each_model_alone
 from facemask.files import read_member_tables
 from facemask.scores import macro_f1
 
@@ -37,10 +37,7 @@ def main() -> None:
     submission = pd.read_csv(args.results_dir / "submission.csv", dtype={"ImageID": str}).set_index("ImageID").loc[image_ids, "ans"]
 
     truth = answers["ans"].to_numpy()
-    alone = {}
-    for model in sorted({model for model, _ in eval_logits}):
-        own = {member: table for member, table in eval_logits.items() if member[0] == model}
-        alone[model] = vote_eval_predictions(own, {model: 1.0}, image_ids, shares)["ans"].to_numpy()
+    alone = {model: table["ans"].to_numpy() for model, table in vote_each_model_alone(eval_logits, image_ids, shares).items()}
     best = max(alone, key=lambda model: macro_f1(truth, alone[model]))
     voted = submission.to_numpy()
 

@@ -85,6 +85,15 @@ def vote_eval_predictions(
     return pd.DataFrame({"ImageID": list(image_ids), "ans": decide_classes(probabilities, shares)})
 
 
+def vote_each_model_alone(
+    eval_logits: dict[tuple[str, int], pd.DataFrame], image_ids: Sequence[str], shares: np.ndarray | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Each model's own submission: the vote of its folds alone, classes decided as the ensemble's are."""
+    return {model: vote_eval_predictions({member: table for member, table in eval_logits.items() if member[0] == model},
+                                         {model: 1.0}, image_ids, shares)
+            for model in sorted({model for model, _ in eval_logits})}
+
+
 def check_submission(submission: pd.DataFrame, image_ids: Sequence[str]) -> None:
     """Raise unless `submission` has the columns ImageID,ans, exactly `image_ids` in that order,
     and an integer class 0..17 in every row."""

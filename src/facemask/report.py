@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from facemask.ensemble import decide_classes, fit_weights, soft_vote, vote_eval_predictions
+from facemask.ensemble import decide_classes, fit_weights, soft_vote, vote_each_model_alone
 from facemask.labels import LOGIT_COLUMNS
 from facemask.scores import task_scores
 
@@ -23,11 +23,8 @@ def eval_scores_by_model(
     """Eval scores of each model alone (the soft vote of its own folds, classes decided as the
     submission's are) and of the submission (model 'ensemble'), so that the ensemble can be
     compared with its best member."""
-    rows = []
-    for model in sorted({model for model, _ in eval_logits}):
-        own = {member: table for member, table in eval_logits.items() if member[0] == model}
-        alone = vote_eval_predictions(own, {model: 1.0}, image_ids, shares)
-        rows.append({"model": model, **score_submission(alone, answers)})
+    rows = [{"model": model, **score_submission(alone, answers)}
+            for model, alone in vote_each_model_alone(eval_logits, image_ids, shares).items()]
     rows.append({"model": "ensemble", **score_submission(submission, answers)})
     return pd.DataFrame(rows)
 
