@@ -12,7 +12,9 @@ augmentation, which runs on the GPU in a real run, is timed here on the CPU as w
 physical limit) and end to end (cache, loader, augmentation on the GPU, Mixup, loss, step), the
 latter with batches read by loader workers and with the cache held on the GPU (`cache_on_gpu`),
 inference images/s (bf16, both flip-TTA views in one pass), the first passes' warm-up (compiling,
-with `--compile`), and the wall time of the default 3 models x 5 folds ensemble extrapolated from those.
+with `--compile`), and the wall time of the default 3 models x 5 folds ensemble extrapolated from those;
+with `--jobs-per-gpu 2`, all of these for two jobs sharing the GPU at once (Snakemake's
+`--resources gpu=2` on one GPU), to see whether sharing pays.
 Results print as a Markdown table and are written as JSON with `--json`.
 """
 
@@ -21,6 +23,7 @@ import json
 import platform
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,7 @@ FULL_SIZE = (512, 384)  # the competition's photos, height x width
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 AUGMENT = {"scale": [0.8, 1.0], "ratio": [0.75, 1.3333], "hflip": 0.5, "color_jitter": 0.2}
 TTA_VIEWS = 2  # the default TTA: the photo and its horizontal flip
+_barrier = None  # in a concurrent job's process: where it waits for the other jobs (set by _start_job)
 SEED_MODELS = {  # arch, batch size of the seed recipes; all at 224 x 224 for the GPU comparison
     "resnet34": ("resnet34", 128), "efficientnetv2_rw_t": ("efficientnetv2_rw_t", 128),
     "vit_small_r26": ("vit_small_r26_s32_224", 64),
@@ -155,67 +159,115 @@ def bench_tta(args) -> list[dict]:
     return rows
 
 
-def timed_passes(run, device: torch.device) -> tuple[float, float]:
-    """Seconds of a first pass of `run()` (compiling, cuDNN and allocator warm-up) and of a second."""
-    seconds = []
+def timed_passes(run, device: torch.device, together=lambda: None) -> dict:
+    """Two passes of `run()`: the seconds the first took beyond the second (compiling, cuDNN and
+    allocator warm-up), and when the second started and ended (time.monotonic, the same clock in
+    every process). `together()` waits for the jobs running beside this one before each pass."""
+    spans = []
     for _ in range(2):
         synchronize(device)
-        started = time.perf_counter()
+        together()
+        started = time.monotonic()
         run()
         synchronize(device)
-        seconds.append(time.perf_counter() - started)
-    return seconds[0], seconds[1]
+        spans.append((started, time.monotonic()))
+    (first_start, first_end), (started, ended) = spans
+    return {"warmup_s": max((first_end - first_start) - (ended - started), 0.0), "started": started, "ended": ended}
+
+
+def measure_model(name: str, args, cache_file: Path, device: torch.device, together=lambda: None) -> dict:
+    """One job's passes for a seed architecture: the CPU loader alone (images/s), and the timed
+    passes of training on random tensors already on the GPU (the limit), end to end from loader
+    workers and from the cache held on the GPU, and flip-TTA inference, each with its images."""
+    arch, batch_size = SEED_MODELS[name][0], args.batch_size or SEED_MODELS[name][1]
+    photos = args.gpu_photos
+    labels = np.random.default_rng(1).integers(0, 18, photos)
+    model = create_classifier(arch).to(device, memory_format=torch.channels_last)
+    if args.compile:
+        model.compile()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_fn = create_loss({"head": "single", "loss": [{"name": "cross_entropy", "weight": 1.0}], "task_losses": {}}, torch.tensor(labels))
+    augment = batch_transform(model_data_config(model, (224, 224)), AUGMENT).to(device)
+    mixup = create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 0.5, "switch_prob": 0.5})
+    images = torch.randn(batch_size, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
+    targets = torch.randint(0, 18, (batch_size,), device=device)
+    synthetic = [(images, targets)] * (photos // batch_size)
+    views = [(torch.cat([images] * TTA_VIEWS), targets)] * (photos // batch_size)  # the flip TTA's one pass of both views
+    loader = photo_loader(CachedPhotos(cache_file, np.arange(photos), labels), batch_size, args.workers, shuffle=True)
+    on_gpu = photo_loader(CachedPhotos(cache_file, np.arange(photos), labels, load_cache(cache_file, device)),
+                          batch_size, 0, shuffle=True)
+    job = {"batch_size": batch_size, "loader_images_per_s": images_per_second(loader, len(loader))}  # no GPU work
+    for run, (batches, transform) in {"limit": (synthetic, torch.nn.Identity()), "end_to_end": (loader, augment),
+                                      "end_to_end_cache_on_gpu": (on_gpu, augment)}.items():
+        job[run] = timed_passes(lambda: train_one_epoch(model, batches, transform, loss_fn, optimizer, device, 1, mixup),
+                                device, together)
+        job[run]["images"] = len(batches) * batch_size
+    job["inference"] = timed_passes(lambda: predict_logits(model, views, torch.nn.Identity(), device), device, together)
+    job["inference"]["images"] = len(views) * batch_size * TTA_VIEWS
+    return job
+
+
+def _start_job(barrier, threads: int) -> None:
+    """In each concurrent job's process: the barrier shared by the jobs, and its share of the CPU threads."""
+    global _barrier
+    _barrier = barrier
+    torch.set_num_threads(threads)
+
+
+def _measure_in_job(*args) -> dict:
+    """measure_model in a concurrent job; a job that fails breaks the barrier, so the others stop too."""
+    try:
+        return measure_model(*args, together=_barrier.wait)
+    except BaseException:
+        _barrier.abort()
+        raise
+
+
+def concurrent_jobs(name: str, args, cache_file: Path, device: torch.device) -> list[dict]:
+    """`args.jobs_per_gpu` jobs measuring the same architecture at once on the one device, as
+    Snakemake runs them with `--resources gpu=2` on one GPU: each in its own process, every pass
+    started together."""
+    jobs = args.jobs_per_gpu
+    context = torch.multiprocessing.get_context("spawn")
+    barrier = context.Barrier(jobs, timeout=1800)
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job,
+                             initargs=(barrier, max(torch.get_num_threads() // jobs, 1))) as pool:
+        return list(pool.map(_measure_in_job, *zip(*[(name, args, cache_file, device)] * jobs)))
+
+
+def aggregate_rate(jobs: list[dict], run: str) -> float:
+    """Images/s of the jobs' second passes of `run` together: their images over the time from the
+    first start to the last end."""
+    passes = [job[run] for job in jobs]
+    return sum(p["images"] for p in passes) / (max(p["ended"] for p in passes) - min(p["started"] for p in passes))
 
 
 def bench_gpu(args) -> list[dict]:
     """Model-only vs end-to-end training images/s per seed architecture at 224, inference images/s,
-    and the ensemble's wall time."""
+    and the ensemble's wall time; with `--jobs-per-gpu N`, of N jobs sharing the GPU."""
     device = torch.device(args.device) if args.device else pick_device()
     if device.type != "cuda" and not args.device:
         raise SystemExit("the gpu benchmark needs a GPU (torch.cuda.is_available() is False); --device cpu only checks the script")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        photos = args.gpu_photos
-        cache = np.lib.format.open_memmap(Path(tmp) / "train.npy", mode="w+", dtype=np.uint8, shape=(photos, 252, 252, 3))
+        cache_file = Path(tmp) / "train.npy"
+        cache = np.lib.format.open_memmap(cache_file, mode="w+", dtype=np.uint8, shape=(args.gpu_photos, 252, 252, 3))
         cache[:] = np.random.default_rng(0).integers(0, 256, cache.shape, dtype=np.uint8)
         cache.flush()
-        labels = np.random.default_rng(1).integers(0, 18, photos)
         for name in args.models:
-            arch, batch_size = SEED_MODELS[name][0], args.batch_size or SEED_MODELS[name][1]
-            model = create_classifier(arch).to(device, memory_format=torch.channels_last)
-            if args.compile:
-                model.compile()
-            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-            loss_fn = create_loss({"head": "single", "loss": [{"name": "cross_entropy", "weight": 1.0}], "task_losses": {}}, torch.tensor(labels))
-            data_config = model_data_config(model, (224, 224))
-            augment = batch_transform(data_config, AUGMENT).to(device)
-            mixup = create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 0.5, "switch_prob": 0.5})
-            images = torch.randn(batch_size, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
-            targets = torch.randint(0, 18, (batch_size,), device=device)
-            synthetic = [(images, targets)] * (photos // batch_size)
-            views = [(torch.cat([images] * TTA_VIEWS), targets)] * (photos // batch_size)  # the flip TTA's one pass of both views
-            loader = photo_loader(CachedPhotos(Path(tmp) / "train.npy", np.arange(photos), labels), batch_size,
-                                  args.workers, shuffle=True)
-            on_gpu = photo_loader(CachedPhotos(Path(tmp) / "train.npy", np.arange(photos), labels,
-                                               load_cache(Path(tmp) / "train.npy", device)), batch_size, 0, shuffle=True)
-            rates = {"loader": images_per_second(loader, len(loader))}  # the CPU side alone, no GPU work
-            runs = {"limit": (synthetic, torch.nn.Identity()), "end_to_end": (loader, augment),
-                    "end_to_end_cache_on_gpu": (on_gpu, augment)}
-            warmup = {}
-            for run, (batches, transform) in runs.items():
-                first, second = timed_passes(lambda: train_one_epoch(model, batches, transform, loss_fn, optimizer, device, 1, mixup), device)
-                rates[run], warmup[run] = len(batches) * batch_size / second, max(first - second, 0.0)
-            first, second = timed_passes(lambda: predict_logits(model, views, torch.nn.Identity(), device), device)
-            rates["inference"], warmup["inference"] = len(views) * batch_size * TTA_VIEWS / second, max(first - second, 0.0)
-            rows.append({"benchmark": "GPU training", "model": name, "arch": arch, "batch_size": batch_size,
+            jobs = (concurrent_jobs(name, args, cache_file, device) if args.jobs_per_gpu > 1
+                    else [measure_model(name, args, cache_file, device)])
+            rates = {run: aggregate_rate(jobs, run) for run in ("limit", "end_to_end", "end_to_end_cache_on_gpu", "inference")}
+            rows.append({"benchmark": "GPU training", "model": name, "arch": SEED_MODELS[name][0],
+                         "batch_size": jobs[0]["batch_size"], "jobs_per_gpu": args.jobs_per_gpu,
                          "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "compile": args.compile,
-                         "workers": args.workers, "loader_images_per_s": round(rates["loader"], 1),
+                         "workers": args.workers, "loader_images_per_s": round(sum(j["loader_images_per_s"] for j in jobs), 1),
                          "limit_images_per_s": round(rates["limit"], 1), "end_to_end_images_per_s": round(rates["end_to_end"], 1),
                          "end_to_end_share_of_limit": round(rates["end_to_end"] / rates["limit"], 3),
                          "cache_on_gpu_images_per_s": round(rates["end_to_end_cache_on_gpu"], 1),
                          "cache_on_gpu_share_of_limit": round(rates["end_to_end_cache_on_gpu"] / rates["limit"], 3),
                          "inference_images_per_s": round(rates["inference"], 1),
-                         "warmup_s": round(warmup["limit"] + warmup["inference"], 1)})
+                         "warmup_s": round(max(j["limit"]["warmup_s"] + j["inference"]["warmup_s"] for j in jobs), 1)})
     rows.append(extrapolate_ensemble(rows))
     return rows
 
@@ -224,14 +276,15 @@ def extrapolate_ensemble(rows: list[dict], train_photos: int = 18_900, eval_phot
                          folds: int = 5) -> dict:
     """Minutes of the default ensemble from the measured rates: per model and fold, the epochs'
     training (at the better end-to-end rate) and validation, the flip-TTA prediction of the eval
-    photos, and one first-pass warm-up of training and inference (compiling, with --compile)."""
+    photos, and one first-pass warm-up of training and inference (compiling, with --compile).
+    With N jobs per GPU the rates are those of N jobs together, and N warm-ups overlap."""
     seconds = 0.0
     for row in rows:
         training = epochs * train_photos * (folds - 1) / folds / max(row["end_to_end_images_per_s"], row["cache_on_gpu_images_per_s"])
         inference = (epochs * train_photos / folds + eval_photos * TTA_VIEWS) / row["inference_images_per_s"]
-        seconds += folds * (training + inference + row["warmup_s"])
+        seconds += folds * (training + inference + row["warmup_s"] / row["jobs_per_gpu"])
     return {"benchmark": "default ensemble (extrapolated)", "models": len(rows), "folds": folds, "epochs": epochs,
-            "train_photos": train_photos, "minutes": round(seconds / 60, 1)}
+            "jobs_per_gpu": rows[0]["jobs_per_gpu"], "train_photos": train_photos, "minutes": round(seconds / 60, 1)}
 
 
 def main():
@@ -249,6 +302,8 @@ def main():
     parser.add_argument("--models", nargs="+", choices=list(SEED_MODELS), default=list(SEED_MODELS), help="gpu benchmark models")
     parser.add_argument("--device", help="gpu benchmark: default the GPU; 'cpu' only checks that the script runs")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models of the gpu benchmark")
+    parser.add_argument("--jobs-per-gpu", type=int, default=1,
+                        help="gpu benchmark: this many jobs at once on the GPU, each in its own process (rates are all of theirs together)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.manual_seed(0)

@@ -36,8 +36,11 @@ def test_the_gpu_benchmark_says_clearly_that_it_needs_a_gpu(tmp_path):
     assert run.returncode != 0 and "needs a GPU" in run.stderr
 
 
-def test_the_gpu_benchmark_measures_the_limit_and_end_to_end_and_extrapolates_the_ensemble(tmp_path):
-    results = run_benchmark(tmp_path, "gpu", "--device", "cpu", "--models", "resnet34", "--batch-size", "4", "--gpu-photos", "8")
+@pytest.mark.parametrize("jobs_per_gpu", [1, 2])
+def test_the_gpu_benchmark_measures_the_limit_and_end_to_end_and_extrapolates_the_ensemble(tmp_path, jobs_per_gpu):
+    results = run_benchmark(tmp_path, "gpu", "--device", "cpu", "--models", "resnet34", "--batch-size", "4", "--gpu-photos", "8",
+                            "--jobs-per-gpu", str(jobs_per_gpu))
     assert results[0]["model"] == "resnet34" and results[0]["limit_images_per_s"] > 0 and results[0]["end_to_end_images_per_s"] > 0
     assert results[0]["inference_images_per_s"] > 0 and results[0]["warmup_s"] >= 0
     assert results[-1]["benchmark"] == "default ensemble (extrapolated)" and results[-1]["minutes"] > 0
+    assert results[0]["jobs_per_gpu"] == results[-1]["jobs_per_gpu"] == jobs_per_gpu

@@ -112,22 +112,42 @@ def test_augmentation_flips_crops_and_jitters_each_photo_differently_and_repeata
 CLAIM = """
 import json, os, sys, time
 from facemask.devices import claim_gpu
-gpu = claim_gpu(sys.argv[1], poll_seconds=0.05)
+gpu = claim_gpu(sys.argv[1])
 print(json.dumps({"gpu": gpu, "visible": os.environ["CUDA_VISIBLE_DEVICES"], "at": time.time()}), flush=True)
 time.sleep(float(sys.argv[2]))
 """
 
 
-def test_concurrent_jobs_on_a_multi_gpu_host_each_get_their_own_gpu(tmp_path, monkeypatch):
+def claim(lock_dir, hold_seconds: float) -> subprocess.Popen:
+    """A job that takes a GPU and holds it for a while."""
+    return subprocess.Popen([sys.executable, "-c", CLAIM, str(lock_dir), str(hold_seconds)], stdout=subprocess.PIPE, text=True)
+
+
+def test_concurrent_jobs_on_a_multi_gpu_host_spread_evenly_over_the_gpus(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # a host with two GPUs, as far as the jobs can tell
-    jobs = [subprocess.Popen([sys.executable, "-c", CLAIM, str(tmp_path), "1.5"], stdout=subprocess.PIPE, text=True)
-            for _ in range(3)]
-    claims = [json.loads(job.communicate(timeout=60)[0]) for job in jobs]
-    first_two = sorted(claims, key=lambda c: c["at"])[:2]
-    assert sorted(c["gpu"] for c in first_two) == ["0", "1"]
+    jobs = [claim(tmp_path, 3) for _ in range(3)]
+    claims = [json.loads(job.stdout.readline()) for job in jobs]
     assert all(c["visible"] == c["gpu"] for c in claims)
-    third = max(claims, key=lambda c: c["at"])  # waited until one of the first two ended
-    assert third["at"] - min(c["at"] for c in claims) > 1.0
+    assert sorted(c["gpu"] for c in claims) == ["0", "0", "1"]  # the third shares a GPU, without waiting
+    assert max(c["at"] for c in claims) - min(c["at"] for c in claims) < 2.5
+    for job in jobs:
+        job.communicate(timeout=60)
+
+
+def test_a_new_job_takes_the_gpu_that_the_fewest_running_jobs_hold(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    jobs, placed = [], []
+    for _ in range(3):  # one after the other: GPU 0 slot 0, GPU 1 slot 0, GPU 0 slot 1
+        jobs.append(claim(tmp_path, 60))
+        placed.append(json.loads(jobs[-1].stdout.readline())["gpu"])
+    assert placed == ["0", "1", "0"]
+    for job in jobs[:2]:  # killed: their slots free up; left, one job on GPU 0 (slot 1), none on GPU 1
+        job.kill()
+        job.wait(timeout=60)
+    newcomer = claim(tmp_path, 0)
+    assert json.loads(newcomer.communicate(timeout=60)[0])["gpu"] == "1"  # not GPU 0's free slot 0
+    jobs[2].kill()
+    jobs[2].wait(timeout=60)
 
 
 def test_a_single_gpu_or_a_cluster_assigned_gpu_is_left_as_it_is(tmp_path, monkeypatch):

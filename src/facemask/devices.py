@@ -1,11 +1,12 @@
-"""Where a job computes: one GPU of the host per job, or the CPU; bf16 autocast on the GPU."""
+"""Where a job computes: a GPU of the host, shared evenly among the running jobs, or the CPU;
+bf16 autocast on the GPU."""
 
 import fcntl
+import itertools
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -28,34 +29,45 @@ def host_gpus() -> list[str]:
     return listing.stdout.split() if listing.returncode == 0 else []
 
 
-def claim_gpu(lock_dir: str | Path | None = None, poll_seconds: float = 5.0) -> str | None:
-    """Give this job a GPU of its own, before torch touches CUDA. Snakemake's `--resources gpu=N`
-    only caps how many GPU jobs run at once and does not say which GPU each gets; on a host with
-    several, each job takes the first GPU whose lock file (in `lock_dir`, host-wide by default)
-    no other job holds and narrows CUDA_VISIBLE_DEVICES to it. With one GPU or none, nothing
-    changes. Returns the GPU taken, or None."""
-    gpus = host_gpus()
+def claim_gpu(lock_dir: str | Path | None = None) -> str | None:
+    """Place this job on a GPU, before torch touches CUDA. Snakemake's `--resources gpu=N` only
+    caps how many GPU jobs run at once and does not say which GPU each gets; on a host with
+    several, each job takes a slot on the GPU that the fewest running jobs hold (slot lock files
+    in `lock_dir`, host-wide by default) and narrows CUDA_VISIBLE_DEVICES to it. N up to the
+    number of GPUs gives each job a GPU of its own; more shares them evenly (two jobs on a GPU
+    can pay for models too small to keep it busy alone). With one GPU or none, nothing changes.
+    Returns the GPU taken, or None."""
+    gpus = [gpu.strip() for gpu in host_gpus()]
     if len(gpus) <= 1:
         return gpus[0] if gpus else None
     lock_dir = Path(lock_dir or os.environ.get("FACEMASK_GPU_LOCKS") or Path(tempfile.gettempdir()) / "facemask-gpu-locks")
     lock_dir.mkdir(parents=True, exist_ok=True)
-    waited = False
-    while True:
-        for gpu in gpus:
-            handle = open(lock_dir / f"gpu{gpu.strip()}.lock", "a")
+    with open(lock_dir / "placement.lock", "a") as placement:
+        fcntl.flock(placement, fcntl.LOCK_EX)  # one job places itself at a time, so the counts hold
+        jobs = {gpu: sum(not _lock_is_free(path) for path in lock_dir.glob(f"gpu{gpu}.*.lock")) for gpu in gpus}
+        gpu = min(gpus, key=jobs.get)
+        for slot in itertools.count():
+            handle = open(lock_dir / f"gpu{gpu}.{slot}.lock", "a")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
             except BlockingIOError:
                 handle.close()
-                continue
-            _held_locks.append(handle)
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu.strip()
-            log.info("using GPU %s of %s (lock %s)", gpu.strip(), ",".join(gpus), handle.name)
-            return gpu.strip()
-        if not waited:
-            log.info("all %d GPUs are held by other jobs (locks in %s); waiting for one", len(gpus), lock_dir)
-            waited = True
-        time.sleep(poll_seconds)
+    _held_locks.append(handle)
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    log.info("using GPU %s of %s, beside %d other job(s) (lock %s)", gpu, ",".join(gpus), jobs[gpu], handle.name)
+    return gpu
+
+
+def _lock_is_free(path: Path) -> bool:
+    """Whether no running job holds this slot lock (a job's lock goes when it ends, killed or not)."""
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
 
 
 def pick_device() -> torch.device:
