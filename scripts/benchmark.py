@@ -196,14 +196,14 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     loader = photo_loader(CachedPhotos(cache_file, np.arange(photos), labels), batch_size, args.workers, shuffle=True)
     on_gpu = photo_loader(CachedPhotos(cache_file, np.arange(photos), labels, load_cache(cache_file, device)),
                           batch_size, 0, shuffle=True)
+    together()  # the jobs' loaders read at the same time, so that their rates add up
     job = {"batch_size": batch_size, "loader_images_per_s": images_per_second(loader, len(loader))}  # no GPU work
     for run, (batches, transform) in {"limit": (synthetic, torch.nn.Identity()), "end_to_end": (loader, augment),
                                       "end_to_end_cache_on_gpu": (on_gpu, augment)}.items():
         job[run] = timed_passes(lambda: train_one_epoch(model, batches, transform, loss_fn, optimizer, device, 1, mixup),
-                                device, together)
-        job[run]["images"] = len(batches) * batch_size
-    job["inference"] = timed_passes(lambda: predict_logits(model, views, torch.nn.Identity(), device), device, together)
-    job["inference"]["images"] = len(views) * batch_size * TTA_VIEWS
+                                device, together) | {"images": len(batches) * batch_size}
+    job["inference"] = (timed_passes(lambda: predict_logits(model, views, torch.nn.Identity(), device), device, together)
+                        | {"images": len(views) * batch_size * TTA_VIEWS})
     return job
 
 
@@ -232,7 +232,8 @@ def concurrent_jobs(name: str, args, cache_file: Path, device: torch.device) -> 
     barrier = context.Barrier(jobs, timeout=1800)
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job,
                              initargs=(barrier, max(torch.get_num_threads() // jobs, 1))) as pool:
-        return list(pool.map(_measure_in_job, *zip(*[(name, args, cache_file, device)] * jobs)))
+        running = [pool.submit(_measure_in_job, name, args, cache_file, device) for _ in range(jobs)]
+        return [job.result() for job in running]
 
 
 def aggregate_rate(jobs: list[dict], run: str) -> float:
