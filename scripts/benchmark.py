@@ -35,7 +35,8 @@ from torchvision import transforms
 
 from facemask.augment import batch_transform
 from facemask.cache import prepare_cache
-from facemask.data import CachedPhotos, index_eval_photos, index_train_photos, load_cache, photo_loader, read_photo
+from facemask.dataset import index_eval_photos, index_train_photos, read_photo
+from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.demo import make_demo_data
 from facemask.devices import autocast, pick_device
 from facemask.inference import BatchedTTA, predict_logits, tta_transforms

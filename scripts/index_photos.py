@@ -1,7 +1,7 @@
 """Snakemake job: check the data set and index its photos (training photos with their labels,
 eval photos in info.csv order); write what the check found to a report."""
 
-from facemask.data import DataReport, index_eval_photos, index_train_photos
+from facemask.dataset import DataReport, index_eval_photos, index_train_photos
 from facemask.files import write_csv, write_json
 from facemask.logs import log, run_job
 

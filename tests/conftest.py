@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facemask.cache import prepare_cache
-from facemask.data import index_eval_photos, index_train_photos
+from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.demo import make_demo_data
 
 ROOT = Path(__file__).parents[1]

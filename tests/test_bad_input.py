@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facemask.data import DataReport, index_eval_photos, index_train_photos, read_photo
+from facemask.dataset import DataReport, index_eval_photos, index_train_photos, read_photo
 from facemask.errors import DataError
 
 

@@ -13,7 +13,8 @@ from timm.optim import create_optimizer_v2
 
 from facemask.augment import BatchAugment, BatchTransform, batch_transform
 from facemask.cache import prepare_photos
-from facemask.data import CachedPhotos, index_train_photos, load_cache, photo_loader, read_photo
+from facemask.dataset import index_train_photos, read_photo
+from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.errors import DataError
 from facemask.faces import FALLBACK_WIDTH, crop_box
 from facemask.inference import predict_logits

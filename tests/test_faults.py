@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from facemask.cache import prepare_cache
-from facemask.data import index_eval_photos, index_train_photos
+from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.ensemble import check_submission
 from facemask.errors import PipelineError
 from facemask.files import atomic_output, write_csv

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from facemask.data import index_train_photos
+from facemask.dataset import index_train_photos
 from facemask.errors import DataError
 from facemask.folds import make_folds
 

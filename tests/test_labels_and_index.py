@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from facemask.data import index_eval_photos, index_train_photos, parse_person_folder
+from facemask.dataset import index_eval_photos, index_train_photos, parse_person_folder
 from facemask.errors import DataError
 from facemask.labels import age_band, check_age_bins, class_name, decode_class, encode_class
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facemask.data import index_train_photos
+from facemask.dataset import index_train_photos
 from facemask.demo import make_demo_data
 from facemask.ensemble import fit_weights, soft_vote
 from facemask.folds import make_folds

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from facemask.data import read_photo
+from facemask.dataset import read_photo
 from facemask.faces import FaceFinder, crop_box
 from facemask.files import atomic_output
 from facemask.logs import Progress, log

@@ -9,7 +9,7 @@ import torch
 import ttach
 
 from facemask.augment import batch_transform
-from facemask.data import CachedPhotos, photo_loader
+from facemask.loader import CachedPhotos, photo_loader
 from facemask.devices import autocast, pick_device
 from facemask.labels import LOGIT_COLUMNS
 from facemask.logs import Progress, log

@@ -21,7 +21,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
 from facemask.augment import batch_transform
-from facemask.data import CachedPhotos, load_cache, photo_loader
+from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.devices import autocast, pick_device
 from facemask.errors import PipelineError
 from facemask.files import atomic_output, write_csv

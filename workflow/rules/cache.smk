@@ -15,6 +15,6 @@ rule prepare_images:
         code=code_digest("facemask.cache"),
     threads: config["threads"]["prepare"]
     conda:
-        "../../envs/gpu.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/prepare_images.py"

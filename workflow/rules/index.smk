@@ -12,8 +12,8 @@ rule index_photos:
         data_dir=get_data_dir,
         age_bins=config["age_bins"],
         skip_unreadable_photos=config["skip_unreadable_photos"],
-        code=code_digest("facemask.data"),
+        code=code_digest("facemask.dataset"),
     conda:
-        "../../envs/gpu.yaml"
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/index_photos.py"
