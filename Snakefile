@@ -22,6 +22,11 @@ include: "workflow/rules/report.smk"
 
 
 rule submission:
+    default_target: True
     input:
         get_final_outputs(),
-    default_target: True
+
+
+rule predict:
+    input:
+        get_predictions,

@@ -105,7 +105,7 @@ def bench_input(args) -> list[dict]:
         index, eval_index = index_train_photos(data, (30, 60)), index_eval_photos(data)
         cache_shape = tuple(round(s * 1.125) for s in size)
         cache = {"train": Path(tmp) / "train.npy", "eval": Path(tmp) / "eval.npy"}
-        _, report = prepare_cache(data, index, eval_index, cache_shape, cache, threads=args.workers)
+        _, report = prepare_cache(data, {"train": index, "eval": eval_index}, cache_shape, cache, threads=args.workers)
         limit = len(index) // args.batch_size - 1
         peers = torch.utils.data.DataLoader(PeersDataset(data, list(index["path"]), size), batch_size=args.batch_size,
                                             shuffle=True, num_workers=args.workers, drop_last=True)

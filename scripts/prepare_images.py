@@ -1,4 +1,4 @@
-"""Snakemake job: decode, (face-)crop and resize every photo once into the image cache of one size."""
+"""Snakemake job: decode, (face-)crop and resize one side's photos once into the image cache of one size."""
 
 import pandas as pd
 
@@ -9,12 +9,12 @@ from facemask.logs import run_job
 
 def main():
     height, width = (int(side) for side in snakemake.wildcards.size.split("x"))
+    split = snakemake.wildcards.split
     crops, report = prepare_cache(
         snakemake.params.data_dir,
-        pd.read_csv(snakemake.input.train, dtype=str),
-        pd.read_csv(snakemake.input.eval, dtype=str),
+        {split: pd.read_csv(snakemake.input[0], dtype=str)},
         (height, width),
-        {"train": snakemake.output.train, "eval": snakemake.output.eval},
+        {split: snakemake.output.cache},
         face_crop=snakemake.params.cache["face_crop"],
         face_scale=snakemake.params.cache["face_scale"],
         threads=snakemake.threads,

@@ -55,7 +55,7 @@ def demo_cache(demo_dir):
 def prepare_test_cache(root, size) -> dict:
     """The image cache of the data set at `root`, rows in index order, at `size`: train and eval paths."""
     outputs = {"train": root / "cache" / f"{size[0]}x{size[1]}" / "train.npy", "eval": root / "cache" / f"{size[0]}x{size[1]}" / "eval.npy"}
-    prepare_cache(root, index_train_photos(root, (30, 60)), index_eval_photos(root), size, outputs)
+    prepare_cache(root, {"train": index_train_photos(root, (30, 60)), "eval": index_eval_photos(root)}, size, outputs)
     return outputs
 
 

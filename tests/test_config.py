@@ -55,6 +55,9 @@ def test_a_typo_or_wrong_value_fails_at_load_naming_it(config, change, word):
     (lambda c: c["models"]["resnet34"].update(arch="resnet_nope"), "not in timm's registry: resnet34 (resnet_nope)"),
     (lambda c: c.update(age_bins=[60, 30]), "age_bins must be two increasing ages"),
     (lambda c: c["models"]["vit_small_r26"]["optimizer"].update(lr=-0.1), "-0.1"),
+    (lambda c: c["models"]["resnet34"]["optimizer"].update(name="adamm"), "model resnet34: timm cannot build its optimizer"),
+    (lambda c: c["models"]["resnet34"]["scheduler"].update(name="cosinus"), "model resnet34: timm cannot build"),
+    (lambda c: c["models"]["resnet34"]["optimizer"].update(betaz=[0.9, 0.99]), "betaz"),
 ])
 def test_a_bad_config_stops_the_workflow_before_any_job_runs(config, tmp_path, change, message):
     change(config)
@@ -64,3 +67,29 @@ def test_a_bad_config_stops_the_workflow_before_any_job_runs(config, tmp_path, c
     assert run.returncode != 0
     assert message in run.stdout + run.stderr
     assert "Job stats" not in run.stdout
+
+
+def schema_enums(schema: dict) -> dict[str, set]:
+    """Every enum of the schema by the name of the property that holds it."""
+    found = {}
+    for key, value in schema.items() if isinstance(schema, dict) else enumerate(schema):
+        if isinstance(value, dict) and "enum" in value:
+            found.setdefault(key, set()).update(value["enum"])
+        if isinstance(value, (dict, list)):
+            for name, values in schema_enums(value).items():
+                found.setdefault(name, set()).update(values)
+    return found
+
+
+def test_the_schema_allows_exactly_the_values_the_code_accepts():
+    from facemask.inference import TTA_MERGE_MODES, TTA_TRANSFORMS
+    from facemask.losses import LOSSES
+    from facemask.models import HEADS
+    from facemask.training import SAMPLERS
+
+    enums = schema_enums(yaml.safe_load(Path(SCHEMA).read_text()))
+    assert enums["name"] == set(LOSSES)  # the loss terms' names
+    assert enums["merge"] == set(TTA_MERGE_MODES)
+    assert enums["propertyNames"] == enums[0] == set(TTA_TRANSFORMS)  # a transform by name, or with options
+    assert enums["head"] == set(HEADS)
+    assert enums["sampler"] == set(SAMPLERS)

@@ -15,7 +15,7 @@ ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 CONDA_NAMES = {"torch": "pytorch", "matplotlib": "matplotlib-base"}  # pip name -> conda-forge name
 # under the environment's `pip:`: ttach is not on conda-forge; conda-forge's opencv lacks cv2.data's Haar cascades
 PIP_ONLY = {"ttach", "opencv-python-headless"}
-HOST_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "jsonschema", "pytest"}  # the Snakemake process's, not the jobs'
+HOST_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "jsonschema", "pytest", "snakefmt"}  # the Snakemake process's, not the jobs'
 TORCH = {"torch", "torchvision", "timm", "ttach"}
 
 

@@ -159,7 +159,7 @@ def test_the_same_seed_gives_byte_identical_index_folds_cache_checkpoint_and_pre
         write_csv(make_folds(index, k=3, seed=5), folder / "folds.csv")
         cache = {"train": folder / "train.npy", "eval": folder / "eval.npy"}
         eval_photos = index_eval_photos(demo_dir)
-        prepare_cache(demo_dir, index, eval_photos, (36, 36), cache, face_crop=True)
+        prepare_cache(demo_dir, {"train": index, "eval": eval_photos}, (36, 36), cache, face_crop=True)
         outputs = outputs_in(folder)
         train_fold(index, pd.read_csv(folder / "folds.csv", dtype={"person": str}), 2, SETTINGS | {"epochs": 2}, cache["train"], outputs)
         tta = {"transforms": ["HorizontalFlip"], "merge": "mean", "batch_size": 16}

@@ -26,9 +26,8 @@ pytestmark = pytest.mark.slurm
 SLURM_TESTS = ROOT / "tests" / "slurm"
 PROFILES = ("--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(SLURM_TESTS / "profile"))
 MODEL = "resnet34"
-DEMO_JOBS = {"demo_data": 1, "index_photos": 1, "make_folds": 1, "prepare_images": 1, "train": 3, "predict": 3, "soft_vote": 1,
-             "cv_summary": 1, "score_submission": 1, "plot_training_curves": 1, "plot_oof": 1,
-             "plot_class_distribution": 1}
+# the jobs of one model's demo that go to SLURM; the small CPU rules are `localrules` (workflow/rules/common.smk)
+DEMO_JOBS = {"prepare_images": 2, "train": 3, "predict_eval": 3}
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +108,14 @@ def test_cluster_jobs_write_the_same_logs_as_local_jobs_and_their_slurm_output_t
 def test_a_failed_cluster_job_is_reported_with_its_logs(slurm_cluster, slurm_run):
     env, _ = slurm_cluster
     workdir, _ = slurm_run
-    # more folds than the demo's 60 people: the make_folds job stops, after the index of the photos
-    (workdir / "too_many_folds.yaml").write_text(yaml.safe_dump({"results_dir": "results/failed", "folds": {"k": 61}}))
-    run = snakemake(workdir, *PROFILES, "results/failed/folds.csv", configs=("demo.yaml", "too_many_folds.yaml"),
-                    env=env, timeout=300)
+    # an option resnet34 does not take: the train job stops, after the index, the folds and the image cache
+    broken = {"results_dir": "results/failed", "models": {MODEL: {"model_kwargs": {"no_such_option": 1}}}}
+    (workdir / "broken_model.yaml").write_text(yaml.safe_dump(broken))
+    run = snakemake(workdir, *PROFILES, f"results/failed/train/{MODEL}/fold0/checkpoint.pt",
+                    configs=("demo.yaml", "one_model.yaml", "broken_model.yaml"), env=env, timeout=600)
     assert run.returncode == 1, run.stderr[-5000:]
-    assert "Error in rule make_folds" in run.stderr
-    assert "results/failed/logs/make_folds.log" in run.stderr
-    slurm_log = re.search(r"\S*/logs/slurm/rule_make_folds/\d+\.log", run.stderr)
+    assert "Error in rule train" in run.stderr
+    assert f"results/failed/logs/train/{MODEL}/fold0.log" in run.stderr
+    slurm_log = re.search(r"\S*/logs/slurm/rule_train/\S+/\d+\.log", run.stderr)
     assert slurm_log and Path(slurm_log[0]).is_file(), run.stderr[-5000:]
-    assert (workdir / "results/failed/logs/make_folds.log").read_text().strip()
+    assert "no_such_option" in (workdir / f"results/failed/logs/train/{MODEL}/fold0.log").read_text()

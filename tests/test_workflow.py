@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,30 +82,56 @@ def test_nothing_runs_when_nothing_changed(demo_run):
 def test_changing_one_models_lr_reruns_only_that_models_jobs(demo_run):
     configs = with_changed_config(demo_run, "lr.yaml", lambda models: models["resnet34"]["optimizer"].update(lr=1e-3))
     assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == {
-        "train": 3, "predict": 3, "soft_vote": 1, "cv_summary": 1, "score_submission": 1, "plot_training_curves": 1,
-        "plot_oof": 1, "plot_class_distribution": 1, "submission": 1}
+        "train": 3, "predict_eval": 3, "ensemble_bundle": 1, "soft_vote": 1, "cv_summary": 1, "score_submission": 1,
+        "plot_training_curves": 1, "plot_oof": 1, "plot_class_distribution": 1, "submission": 1}
 
 
 def test_adding_a_model_runs_only_its_jobs_and_the_ensemble(demo_run):
     configs = with_changed_config(demo_run, "added.yaml", lambda models: models.update(
         resnet18={"arch": "resnet18", "image_size": [64, 48], "epochs": 1}))
     assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == {
-        "train": 3, "predict": 3, "soft_vote": 1, "cv_summary": 1, "score_submission": 1, "plot_training_curves": 1,
-        "plot_oof": 1, "plot_class_distribution": 1, "submission": 1}
+        "train": 3, "predict_eval": 3, "ensemble_bundle": 1, "soft_vote": 1, "cv_summary": 1, "score_submission": 1,
+        "plot_training_curves": 1, "plot_oof": 1, "plot_class_distribution": 1, "submission": 1}
 
 
 def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_settings_change(demo_run):
     assert [p.name for p in (demo_run / "results/demo/cache").iterdir()] == ["72x54"]  # the three models share 64 x 48
-    report = json.loads((demo_run / "results/demo/cache/72x54/cache_report.json").read_text())
-    assert report["train_photos"] == 60 * 7 and report["eval_photos"] == 30 * 7
+    for split, photos in (("train", 60 * 7), ("eval", 30 * 7)):
+        report = json.loads((demo_run / f"results/demo/cache/72x54/{split}_report.json").read_text())
+        assert report[f"{split}_photos"] == photos
     (demo_run / "face.yaml").write_text("cache: {face_crop: true}\n")
     planned = planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "face.yaml")))
-    assert planned["prepare_images"] == 1 and planned["train"] == 9 and planned["predict"] == 9
+    assert planned["prepare_images"] == 2 and planned["train"] == 9 and planned["predict_eval"] == 9
 
 
 def test_one_fold_is_a_target_of_its_own(tmp_path):
     dry_run = snakemake(demo_work_folder(tmp_path), "results/demo/train/resnet34/fold2/checkpoint.pt", "--dry-run")
-    assert planned_jobs(dry_run) == {"demo_data": 1, "index_photos": 1, "make_folds": 1, "prepare_images": 1, "train": 1}
+    # the eval photos' index too: their check comes before any training (see the train rule)
+    assert planned_jobs(dry_run) == {"demo_data": 1, "index_photos": 2, "make_folds": 1, "prepare_images": 1, "train": 1}
+
+
+def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
+    """The rules whose outputs Snakemake's `--summary` says are stale because their params changed."""
+    assert summary.returncode == 0, summary.stdout + summary.stderr
+    rows = [line.split("\t") for line in summary.stdout.splitlines()]
+    columns = rows[0]
+    return {row[columns.index("rule")] for row in rows[1:] if row[columns.index("status")] == "params changed"}
+
+
+@pytest.mark.parametrize(("module", "rules"), [
+    ("loader.py", {"train", "predict_eval"}),  # reached through training.py and inference.py
+    ("plots.py", {"plot_training_curves", "plot_oof", "plot_class_distribution"}),
+    ("ensemble.py", {"ensemble_bundle", "soft_vote", "cv_summary", "plot_oof", "score_submission"}),
+    ("files.py", {"demo_data", "index_photos", "prepare_images", "make_folds", "train", "predict_eval", "ensemble_bundle",
+                  "soft_vote", "cv_summary", "score_submission", "plot_training_curves", "plot_oof", "plot_class_distribution"}),
+])
+def test_editing_a_module_reruns_exactly_the_rules_whose_scripts_reach_it(demo_run, tmp_path, module, rules):
+    code = tmp_path / "code"
+    for part in ("Snakefile", "workflow", "scripts", "src"):  # dates kept: only the edit is new
+        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy2)(ROOT / part, code / part)
+    with open(code / "src" / "facemask" / module, "a") as source:
+        source.write("\n# an edit\n")
+    assert params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == rules
 
 
 def test_the_workflow_passes_snakemakes_linter():
@@ -112,6 +139,12 @@ def test_the_workflow_passes_snakemakes_linter():
                           cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+
+
+def test_the_rule_files_are_formatted_with_snakefmt():
+    check = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_the_plots_are_real_images(demo_run):

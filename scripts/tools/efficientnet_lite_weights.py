@@ -11,6 +11,7 @@ then set a model block's `pretrained:` to that path.
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 import timm
 import torch
@@ -34,6 +35,7 @@ def main() -> None:
     names = [name for name in target if not name.endswith("num_batches_tracked")]
     if len(source) != len(names) or any(s.shape != target[n].shape for s, n in zip(source, names)):
         sys.exit(f"error: the package's {len(source)} tensors do not match timm's {len(names)} in order and shape")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(zip(names, source)), args.output)
     print(f"wrote {len(names)} tensors to {args.output}")
 

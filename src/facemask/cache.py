@@ -58,21 +58,22 @@ def prepare_photos(
 
 
 def prepare_cache(
-    data_dir: str | Path, train_photos: pd.DataFrame, eval_photos: pd.DataFrame, size: tuple[int, int],
-    outputs: dict, face_crop: bool = False, face_scale: float = 2.0, threads: int = 1,
-) -> dict:
-    """Write the training and eval caches (`outputs`: train and eval paths) of the indexed photos;
-    return the crop table of both (see prepare_photos, with a split column) and a report: photos,
-    size, megabytes, time, and with face crop the faces found and the centre-crop fallbacks."""
+    data_dir: str | Path, photos: dict[str, pd.DataFrame], size: tuple[int, int], outputs: dict[str, str | Path],
+    face_crop: bool = False, face_scale: float = 2.0, threads: int = 1,
+) -> tuple[pd.DataFrame, dict]:
+    """Write the cache of each split's indexed `photos` (split name -> photo index) to its path
+    in `outputs`; return the crop table of all (see prepare_photos, with a split column) and a
+    report: photos per split, size, megabytes, time, and with face crop the faces found and the
+    centre-crop fallbacks."""
     started = time.perf_counter()
     crops = []
-    for split, photos in (("train", train_photos), ("eval", eval_photos)):
-        table = prepare_photos(data_dir, list(photos["path"]), size, outputs[split], face_crop, face_scale, threads)
-        crops.append(table.assign(split=split))
+    for split, table in photos.items():
+        crops.append(prepare_photos(data_dir, list(table["path"]), size, outputs[split], face_crop, face_scale, threads)
+                     .assign(split=split))
     crops = pd.concat(crops, ignore_index=True)
     seconds = time.perf_counter() - started
-    report = {"height": size[0], "width": size[1], "train_photos": len(train_photos), "eval_photos": len(eval_photos),
-              "megabytes": round(sum(Path(outputs[s]).stat().st_size for s in ("train", "eval")) / 2**20, 1),
+    report = {"height": size[0], "width": size[1], **{f"{split}_photos": len(table) for split, table in photos.items()},
+              "megabytes": round(sum(Path(outputs[split]).stat().st_size for split in photos) / 2**20, 1),
               "seconds": round(seconds, 1), "photos_per_s": round(len(crops) / seconds, 1), "face_crop": face_crop}
     if face_crop:
         found = crops["face_found"].astype(bool)
@@ -82,4 +83,3 @@ def prepare_cache(
     log.info("prepared %d photos at %dx%d in %.0f s (%.0f photos/s), %.0f MB",
              len(crops), *size, seconds, report["photos_per_s"], report["megabytes"])
     return crops, report
-

@@ -92,6 +92,11 @@ def check_photo(path: Path, report: DataReport) -> None:
         raise DataError(f"{path}: not a readable image ({error})") from error
 
 
+def is_photo_file(path: Path) -> bool:
+    """True for a file whose extension is a photo's (.jpg, .jpeg, .png, any case)."""
+    return path.suffix.lower() in PHOTO_SUFFIXES
+
+
 def is_plain_name(name: str) -> bool:
     """True for a file or folder name that cannot lead out of its folder."""
     return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
@@ -102,8 +107,8 @@ def find_person_photos(folder: Path, report: DataReport) -> dict[str, Path]:
     other files are ignored and counted in `report`."""
     photos: dict[str, Path] = {}
     for file in sorted(folder.iterdir()):
-        stem, suffix = file.stem, file.suffix.lower()
-        if suffix not in PHOTO_SUFFIXES or stem not in MASK_BY_PHOTO or not file.is_file():
+        stem = file.stem
+        if not is_photo_file(file) or stem not in MASK_BY_PHOTO or not file.is_file():
             report.ignored_files.append(str(file))
             continue
         if stem in photos:

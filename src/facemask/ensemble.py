@@ -54,12 +54,19 @@ def class_share_offsets(log_probabilities: np.ndarray, shares: np.ndarray, steps
     return best
 
 
-def decide_classes(probabilities: np.ndarray, shares: np.ndarray | None = None) -> np.ndarray:
-    """Each row's class: the argmax, after class-share offsets when the wanted `shares` are given."""
-    if shares is None:
+def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """The log of probabilities, floored at 1e-12."""
+    return np.log(np.clip(probabilities, 1e-12, None))
+
+
+def decide_classes(probabilities: np.ndarray, shares: np.ndarray | None = None, offsets: np.ndarray | None = None) -> np.ndarray:
+    """Each row's class: the argmax of the log-probabilities plus class offsets, either given
+    (`offsets`, e.g. an ensemble bundle's) or fitted to the wanted class `shares`; the plain
+    argmax with neither."""
+    if shares is None and offsets is None:
         return probabilities.argmax(axis=1)
-    log_probabilities = np.log(np.clip(probabilities, 1e-12, None))
-    return (log_probabilities + class_share_offsets(log_probabilities, shares)).argmax(axis=1)
+    log_p = log_probabilities(probabilities)
+    return (log_p + (class_share_offsets(log_p, shares) if offsets is None else offsets)).argmax(axis=1)
 
 
 def fold_weights(members: Sequence[tuple[str, int]], model_weights: dict[str, float]) -> list[float]:
@@ -68,21 +75,28 @@ def fold_weights(members: Sequence[tuple[str, int]], model_weights: dict[str, fl
     return [model_weights[model] / folds_per_model[model] for model, _ in members]
 
 
-def vote_eval_predictions(
-    eval_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float], image_ids: Sequence[str],
-    shares: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """The submission (ImageID, ans) in `image_ids` order from every member's eval logit table,
-    matched to the class `shares` when given (see `decide_classes`)."""
-    members = list(eval_logits)
+def vote_probabilities(
+    eval_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float], image_ids: Sequence[str]
+) -> np.ndarray:
+    """The soft vote's 18 probabilities of every photo, in `image_ids` order, from every member's
+    eval logit table (ImageID and the logit columns)."""
     aligned = []
-    for member in members:
-        table = eval_logits[member].set_index("ImageID")
+    for member, table in eval_logits.items():
+        table = table.set_index("ImageID")
         if set(table.index) != set(image_ids) or len(table) != len(image_ids):
             raise PipelineError(f"eval logits of {member} do not cover exactly the ImageIDs of info.csv")
         aligned.append(table.loc[list(image_ids), list(LOGIT_COLUMNS)].to_numpy())
-    probabilities = soft_vote(aligned, fold_weights(members, model_weights))
-    return pd.DataFrame({"ImageID": list(image_ids), "ans": decide_classes(probabilities, shares)})
+    return soft_vote(aligned, fold_weights(list(eval_logits), model_weights))
+
+
+def vote_eval_predictions(
+    eval_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float], image_ids: Sequence[str],
+    shares: np.ndarray | None = None, offsets: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The submission (ImageID, ans) in `image_ids` order from every member's eval logit table,
+    classes decided with the given `offsets` or matched to the class `shares` (see `decide_classes`)."""
+    probabilities = vote_probabilities(eval_logits, model_weights, image_ids)
+    return pd.DataFrame({"ImageID": list(image_ids), "ans": decide_classes(probabilities, shares, offsets)})
 
 
 def vote_each_model_alone(

@@ -78,9 +78,9 @@ def predict_logits(model: torch.nn.Module, loader, transform: torch.nn.Module, d
     return torch.cat(outputs).cpu().numpy()
 
 
-def predict_eval_photos(checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1) -> pd.DataFrame:
-    """Logits of a trained (model, fold) for every eval photo (ImageID; rows of the eval `cache`
-    in the same order), with TTA."""
+def predict_cached_photos(checkpoint: str | Path, cache: str | Path, photos: int, tta: dict, threads: int = 1) -> np.ndarray:
+    """Logits (float64) of a trained (model, fold), with TTA, for the first `photos` rows of an
+    image `cache` in order."""
     torch.set_num_threads(threads)
     device = pick_device()
     model, meta = load_checkpoint(checkpoint, device)
@@ -88,11 +88,17 @@ def predict_eval_photos(checkpoint: str | Path, photos: pd.DataFrame, cache: str
         model = model.to(memory_format=torch.channels_last)
     if tta["transforms"]:
         model = BatchedTTA(model, tta["transforms"], tta["merge"])
-    dataset = CachedPhotos(cache, np.arange(len(photos)), [-1] * len(photos))
+    dataset = CachedPhotos(cache, np.arange(photos), [-1] * photos)
     log.info("predicting %d photos with %s (fold %d, epoch %d) on %s, TTA %s",
-             len(photos), meta["arch"], meta["fold"], meta["epoch"], device, tta["transforms"] or "off")
+             photos, meta["arch"], meta["fold"], meta["epoch"], device, tta["transforms"] or "off")
     transform = batch_transform(meta["data_config"]).to(device)
     logits = predict_logits(model, photo_loader(dataset, tta["batch_size"], max(threads - 1, 0)), transform, device)
+    return logits.astype(np.float64)  # exact in a CSV, so that a table read back votes as these do
+
+
+def predict_eval_photos(checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1) -> pd.DataFrame:
+    """Logits of a trained (model, fold) for every eval photo (ImageID; rows of the eval `cache`
+    in the same order), with TTA."""
     table = photos[["ImageID"]].copy()
-    table[list(LOGIT_COLUMNS)] = logits
+    table[list(LOGIT_COLUMNS)] = predict_cached_photos(checkpoint, cache, len(photos), tta, threads)
     return table

@@ -33,6 +33,12 @@ def age_band(age: int, age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> int:
     return bisect_right(check_age_bins(age_bins), int(age))
 
 
+def age_band_names(age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> list[str]:
+    """The three age bands in words, e.g. ['<30', '30-59', '>=60']."""
+    low, high = check_age_bins(age_bins)
+    return [f"<{low}", f"{low}-{high - 1}", f">={high}"]
+
+
 def encode_class(mask, gender, age) -> np.ndarray:
     """The 18-class label from the three task codes (scalars or arrays)."""
     return 6 * np.asarray(mask) + 3 * np.asarray(gender) + np.asarray(age)

@@ -10,6 +10,9 @@ from facemask.errors import PipelineError, WeightsError
 from facemask.files import atomic_output
 from facemask.labels import NUM_CLASSES
 
+#: the model outputs a block's `head` may name (see create_classifier)
+HEADS = ("single", "multi")
+
 
 class ThreeHeadClassifier(torch.nn.Module):
     """A backbone with three heads (mask 3, gender 2, age 3 logits) whose output is the 18-class
@@ -35,8 +38,8 @@ def create_classifier(
     (`head` 'multi', see ThreeHeadClassifier). `pretrained` is False (random init), True
     (timm's hub; needs the network or a filled cache) or the path of a local weights file
     (.pth/.pt/.bin or .safetensors, a plain state dict or one under 'state_dict')."""
-    if head not in ("single", "multi"):
-        raise PipelineError(f"head must be 'single' or 'multi', not {head!r}")
+    if head not in HEADS:
+        raise PipelineError(f"head must be one of {HEADS}, not {head!r}")
     backbone = create_backbone(arch, pretrained, NUM_CLASSES if head == "single" else 3 + 2 + 3, model_kwargs)
     return backbone if head == "single" else ThreeHeadClassifier(backbone)
 
@@ -82,9 +85,21 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> Non
         torch.save({"state_dict": model.state_dict(), **meta}, partial)
 
 
+def read_checkpoint(path: str | Path) -> dict:
+    """What `save_checkpoint` wrote: the state dict and the meta, on the CPU."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def checkpoint_meta(path: str | Path) -> dict:
+    """A checkpoint's meta (arch, head, data_config, epoch, fold, ...), without its weights."""
+    meta = read_checkpoint(path)
+    meta.pop("state_dict")
+    return meta
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
     """The model saved by `save_checkpoint`, in eval mode on `device`, and its meta."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(path)
     state_dict = checkpoint.pop("state_dict")
     model = create_classifier(checkpoint["arch"], False, checkpoint["head"], checkpoint["model_kwargs"])
     model.load_state_dict(state_dict)

@@ -17,19 +17,18 @@ import numpy as np
 import pandas as pd
 import torch
 from timm.data import Mixup
-from timm.optim import create_optimizer_v2
-from timm.scheduler import create_scheduler_v2
 
 from facemask.augment import batch_transform
-from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.devices import autocast, pick_device
 from facemask.errors import PipelineError
 from facemask.files import atomic_output, write_csv
 from facemask.inference import predict_logits
 from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, age_band, encode_class
+from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.logs import Progress, log
 from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config, save_checkpoint
+from facemask.optim import create_optimizer, create_schedule
 from facemask.scores import macro_f1
 
 
@@ -172,12 +171,16 @@ def training_labels(photos: pd.DataFrame, train_age_bins) -> pd.Series:
     return pd.Series(encode_class(photos["mask_label"], photos["gender_label"], bands), index=photos.index)
 
 
+#: a block's `sampler`: what its draws balance (the 18 classes, the age bands), or None for a plain shuffle
+SAMPLERS = {"none": None, "class": lambda labels: labels, "age": lambda labels: labels % 3}
+
+
 def sample_weights(labels: pd.Series, sampler: str) -> torch.Tensor | None:
     """Per-photo draw weights that balance the 18 classes ('class') or the age bands ('age'), or
     None for a plain shuffle ('none')."""
-    if sampler == "none":
+    if SAMPLERS[sampler] is None:
         return None
-    keys = labels if sampler == "class" else labels % 3
+    keys = SAMPLERS[sampler](labels)
     return torch.tensor((1.0 / keys.map(keys.value_counts())).to_numpy(), dtype=torch.double)
 
 
@@ -224,10 +227,8 @@ def train_fold(
     )
     val_loader = photo_loader(CachedPhotos(cache, val_photos["row"], val_photos["label"], held_cache), settings["batch_size"], workers)
     augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
-    optimizer = create_optimizer_v2(model, opt=settings["optimizer"]["name"], **_without_name(settings["optimizer"]))
-    scheduler, epochs = create_scheduler_v2(
-        optimizer, sched=settings["scheduler"]["name"], num_epochs=settings["epochs"], **_without_name(settings["scheduler"])
-    )
+    optimizer = create_optimizer(model, settings)
+    scheduler, epochs = create_schedule(optimizer, settings)
     loss_fn = create_loss(settings, torch.tensor(train_labels.to_numpy()))
     mixup = create_mixup(settings["mix"])
     patience = settings["early_stopping_patience"]
@@ -300,7 +301,3 @@ def write_fold_results(outputs: TrainOutputs, state: dict, val_photos: pd.DataFr
     write_csv(history, outputs.history)
     outputs.resume_state.unlink()
     return history
-
-
-def _without_name(options: dict) -> dict:
-    return {key: value for key, value in options.items() if key != "name"}

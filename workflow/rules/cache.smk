@@ -1,18 +1,16 @@
 rule prepare_images:
     input:
-        train=f"{RESULTS}/index/train_photos.csv",
-        eval=f"{RESULTS}/index/eval_photos.csv",
+        f"{RESULTS}/index/{{split}}_photos.csv",
     output:
-        train=f"{RESULTS}/cache/{{size}}/train.npy",
-        eval=f"{RESULTS}/cache/{{size}}/eval.npy",
-        crops=f"{RESULTS}/cache/{{size}}/crops.csv",
-        report=f"{RESULTS}/cache/{{size}}/cache_report.json",
+        cache=f"{RESULTS}/cache/{{size}}/{{split}}.npy",
+        crops=f"{RESULTS}/cache/{{size}}/{{split}}_crops.csv",
+        report=f"{RESULTS}/cache/{{size}}/{{split}}_report.json",
     log:
-        f"{RESULTS}/logs/prepare_images/{{size}}.log",
+        f"{RESULTS}/logs/prepare_images/{{size}}_{{split}}.log",
     params:
         data_dir=DATA,
         cache=get_cache_settings(),
-        code=code_digest("facemask.cache"),
+        code=code_digest("prepare_images.py"),
     threads: config["threads"]["prepare"]
     conda:
         "../../envs/cpu.yaml"

@@ -12,23 +12,44 @@ if not 0 < config["age_bins"][0] < config["age_bins"][1]:
 SOURCE_DIR = Path(workflow.basedir) / "src"
 
 
-def check_model_archs():
-    """Stop at load time, before any job runs, when a model block names no timm model."""
+def check_models():
+    """Stop at load time, before any job runs, when a model block names no timm model, or an
+    optimizer, scheduler or option of theirs that timm cannot build."""
     import timm
 
-    unknown = [f"{name} ({block['arch']})" for name, block in config["models"].items() if not timm.is_model(block["arch"])]
+    from facemask.optim import check_optimization
 
+    unknown = [
+        f"{name} ({block['arch']})" for name, block in config["models"].items() if not timm.is_model(block["arch"])
+    ]
     if unknown:
         raise WorkflowError(f"config: not in timm's registry: {', '.join(unknown)}; see timm.list_models()")
+    for name, block in config["models"].items():
+        try:
+            check_optimization(block)
+        except Exception as error:  # timm raises many kinds for a bad name or option
+            raise WorkflowError(
+                f"config: model {name}: timm cannot build its optimizer {block['optimizer']} "
+                f"with scheduler {block['scheduler']}: {type(error).__name__}: {error}"
+            )
 
 
-check_model_archs()
+check_models()
 
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
 DEMO_DIR = "data/demo"
 MODELS = config["run_models"] or list(config["models"])
 FOLDS = config["folds"]["run"] or list(range(config["folds"]["k"]))
+PREDICT_SETS = dict(config["predict_sets"])
+if config["predict_dir"]:
+    PREDICT_SETS[Path(config["predict_dir"]).resolve().name] = config["predict_dir"]
+if DATA != DEMO_DIR and not Path(DATA, "train", "train.csv").is_file():
+    raise WorkflowError(
+        f"no data set at data_dir {DATA!r} (no train/train.csv): put the competition data there "
+        "(README, 'The real run') or set data_dir; or run the demo: "
+        "snakemake submission --cores 2 --configfile config/demo.yaml"
+    )
 if set(MODELS) - set(config["models"]) or not set(FOLDS) <= set(range(config["folds"]["k"])):
     raise WorkflowError(f"config: run_models {MODELS} must name model blocks, folds.run {FOLDS} folds below k")
 
@@ -37,43 +58,95 @@ wildcard_constraints:
     model="|".join(MODELS),
     fold=r"\d+",
     size=r"\d+x\d+",
+    split="train|eval",
+    name="|".join(PREDICT_SETS) or "no-predict-set",
 
 
-def package_modules(module, seen=None):
-    """The files of `module` and of every facemask module it imports, directly or not."""
-    seen = set() if seen is None else seen
-    path = SOURCE_DIR / Path(*module.split(".")).with_suffix(".py")
-    if module in seen or not path.is_file():
-        return seen
-    seen.add(module)
+localrules:
+    demo_data,
+    index_photos,
+    make_folds,
+    ensemble_bundle,
+    soft_vote,
+    cv_summary,
+    plot_training_curves,
+    plot_oof,
+    plot_class_distribution,
+    score_submission,
+
+
+def package_modules(path, seen):
+    """Add to `seen` the facemask modules that the Python file `path` imports, directly or not."""
     for node in ast.walk(ast.parse(path.read_text())):
         names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
         names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
         for name in names:
-            if name.split(".")[0] == "facemask":
-                package_modules(name, seen)
+            source = SOURCE_DIR / Path(*name.split(".")).with_suffix(".py")
+            if name.split(".")[0] == "facemask" and name not in seen and source.is_file():
+                seen.add(name)
+                package_modules(source, seen)
     return seen
 
 
-def code_digest(module):
-    """A digest of the package code a job runs, as a param: Snakemake does not track the modules
-    a script imports, so an edit to them reruns exactly the jobs that import them."""
+def code_digest(script):
+    """A digest of the package code that `scripts/<script>` runs (the facemask modules it imports,
+    followed transitively), as a param: Snakemake does not track the modules a script imports,
+    so an edit to one reruns exactly the jobs whose scripts reach it."""
     digest = hashlib.sha256()
-    for name in sorted(package_modules(module)):
+    for name in sorted(package_modules(Path(workflow.basedir) / "scripts" / script, set())):
         digest.update((SOURCE_DIR / Path(*name.split(".")).with_suffix(".py")).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def get_data_dir(wildcards, input):
-    """The data set's root folder, from its train.csv."""
-    return str(Path(input.train_csv).parents[1])
+def listing_digest(files):
+    """A digest of the names, sizes and modification times of `files`, as a param: adding,
+    removing or replacing one reruns the job, whatever its date."""
+    digest = hashlib.sha256()
+    for file in sorted(files):
+        status = file.stat()
+        digest.update(f"{file.as_posix()}\t{status.st_size}\t{status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def get_photo_listing(wildcards):
+    """The digest of the files of a split's photo folders (train: the person folders; eval: the flat folder)."""
+    images = Path(DATA) / wildcards.split / "images"
+    pattern = "*/*" if wildcards.split == "train" else "*"
+    return listing_digest(f for f in images.glob(pattern) if f.is_file())
+
+
+def get_index_input(wildcards):
+    """What a split's index job reads: train.csv or info.csv."""
+    return f"{DATA}/train/train.csv" if wildcards.split == "train" else f"{DATA}/eval/info.csv"
+
+
+def get_predict_set_folder(wildcards):
+    """The folder of photos of a predict set (config predict_sets, or predict_dir)."""
+    return PREDICT_SETS[wildcards.name]
+
+
+def get_predict_set_listing(wildcards):
+    """The digest of every file below a predict set's folder."""
+    return listing_digest(f for f in Path(PREDICT_SETS[wildcards.name]).rglob("*") if f.is_file())
+
+
+def get_predictions(wildcards):
+    """The predictions of every predict set, or a clear error when none is configured."""
+    if not PREDICT_SETS:
+        raise WorkflowError(
+            "no photos to predict: give a folder with --config predict_dir=DIR, or name folders "
+            "under predict_sets in the config"
+        )
+    return expand(f"{RESULTS}/predictions/{{name}}/predictions.csv", name=list(PREDICT_SETS))
 
 
 def get_image_cache(split):
     """An input function: the image cache (`split` 'train' or 'eval') at the size of the job's model."""
 
     def cache_file(wildcards):
-        height, width = (round(side * config["cache"]["margin"]) for side in config["models"][wildcards.model]["image_size"])
+        height, width = (
+            round(side * config["cache"]["margin"]) for side in config["models"][wildcards.model]["image_size"]
+        )
         return f"{RESULTS}/cache/{height}x{width}/{split}.npy"
 
     return cache_file
@@ -102,8 +175,13 @@ def member_files(pattern):
 
 def get_final_outputs():
     """The submission, the CV summary, the plots and, when the eval answers are known, the eval scores."""
-    outputs = [f"{RESULTS}/submission.csv", f"{RESULTS}/cv_scores.csv", f"{RESULTS}/plots/class_distribution.png",
-               f"{RESULTS}/plots/oof_confusion_matrix.png", f"{RESULTS}/plots/oof_class_f1.png"]
+    outputs = [
+        f"{RESULTS}/submission.csv",
+        f"{RESULTS}/cv_scores.csv",
+        f"{RESULTS}/plots/class_distribution.png",
+        f"{RESULTS}/plots/oof_confusion_matrix.png",
+        f"{RESULTS}/plots/oof_class_f1.png",
+    ]
     outputs += expand(f"{RESULTS}/plots/training_curves_{{model}}.png", model=MODELS)
     if config["eval_labels"]:
         outputs.append(f"{RESULTS}/eval_scores.json")

@@ -7,7 +7,7 @@ rule demo_data:
         f"{DEMO_DIR}/demo_data.log",
     params:
         demo=config["demo"],
-        code=code_digest("facemask.demo"),
+        code=code_digest("make_demo_data.py"),
     conda:
         "../../envs/cpu.yaml"
     script:

@@ -8,7 +8,7 @@ rule make_folds:
     params:
         folds=config["folds"],
         age_bins=config["age_bins"],
-        code=code_digest("facemask.folds"),
+        code=code_digest("make_folds.py"),
     conda:
         "../../envs/cpu.yaml"
     script:

@@ -1,18 +1,17 @@
 rule index_photos:
     input:
-        train_csv=f"{DATA}/train/train.csv",
-        info_csv=f"{DATA}/eval/info.csv",
+        get_index_input,
     output:
-        train=f"{RESULTS}/index/train_photos.csv",
-        eval=f"{RESULTS}/index/eval_photos.csv",
-        report=f"{RESULTS}/index/data_report.json",
+        photos=f"{RESULTS}/index/{{split}}_photos.csv",
+        report=f"{RESULTS}/index/{{split}}_data_report.json",
     log:
-        f"{RESULTS}/logs/index_photos.log",
+        f"{RESULTS}/logs/index_photos/{{split}}.log",
     params:
-        data_dir=get_data_dir,
+        data_dir=DATA,
+        photos=get_photo_listing,
         age_bins=config["age_bins"],
         skip_unreadable_photos=config["skip_unreadable_photos"],
-        code=code_digest("facemask.dataset"),
+        code=code_digest("index_photos.py"),
     conda:
         "../../envs/cpu.yaml"
     script:

@@ -1,4 +1,4 @@
-rule predict:
+rule predict_eval:
     input:
         checkpoint=f"{RESULTS}/train/{{model}}/fold{{fold}}/checkpoint.pt",
         index=f"{RESULTS}/index/eval_photos.csv",
@@ -7,13 +7,38 @@ rule predict:
         f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv",
     log:
         f"{RESULTS}/logs/predict/{{model}}/fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict/{{model}}/fold{{fold}}.tsv"
     params:
         tta=config["tta"],
-        code=code_digest("facemask.inference"),
+        code=code_digest("predict_eval.py"),
     threads: config["threads"]["predict"]
+    retries: 1
     resources:
         gpu=1,
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../../scripts/predict.py"
+        "../../scripts/predict_eval.py"
+
+
+rule predict_photos:
+    input:
+        bundle=f"{RESULTS}/ensemble/ensemble.json",
+        checkpoints=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/checkpoint.pt"),
+    output:
+        f"{RESULTS}/predictions/{{name}}/predictions.csv",
+    log:
+        f"{RESULTS}/logs/predict_photos/{{name}}.log",
+    params:
+        folder=get_predict_set_folder,
+        photos=get_predict_set_listing,
+        code=code_digest("predict_photos.py"),
+    threads: config["threads"]["predict"]
+    retries: 1
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/gpu.yaml"
+    script:
+        "../../scripts/predict_photos.py"

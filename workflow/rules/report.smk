@@ -12,7 +12,7 @@ rule cv_summary:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
         match_class_shares=config["ensemble"]["match_class_shares"],
-        code=code_digest("facemask.report"),
+        code=code_digest("cv_summary.py"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -33,7 +33,7 @@ rule plot_training_curves:
         f"{RESULTS}/logs/plot_training_curves/{{model}}.log",
     params:
         folds=FOLDS,
-        code=code_digest("facemask.plots"),
+        code=code_digest("plot_training_curves.py"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -59,7 +59,7 @@ rule plot_oof:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
         match_class_shares=config["ensemble"]["match_class_shares"],
-        code=code_digest("facemask.plots") + code_digest("facemask.report"),
+        code=code_digest("plot_oof.py"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -79,7 +79,7 @@ rule plot_class_distribution:
     log:
         f"{RESULTS}/logs/plot_class_distribution.log",
     params:
-        code=code_digest("facemask.plots"),
+        code=code_digest("plot_class_distribution.py"),
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -102,7 +102,7 @@ rule score_submission:
     params:
         members=member_files("{model}/{fold}"),
         match_class_shares=config["ensemble"]["match_class_shares"],
-        code=code_digest("facemask.report"),
+        code=code_digest("score_submission.py"),
     conda:
         "../../envs/cpu.yaml"
     script:

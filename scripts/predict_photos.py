@@ -1,0 +1,23 @@
+"""Snakemake job: the trained ensemble's answers for every photo below a folder (a predict set)."""
+
+from facemask.bundle import read_bundle
+from facemask.dataset import DataReport
+from facemask.devices import claim_gpu
+from facemask.files import write_csv
+from facemask.logs import log, run_job
+from facemask.prediction import collect_photos, predict_photos
+
+
+def main():
+    claim_gpu()
+    bundle = read_bundle(snakemake.input.bundle)
+    report = DataReport()
+    photos = collect_photos([snakemake.params.folder], report)
+    if report.ignored_files:
+        log.info("ignored %d files that are not photos, e.g. %s", len(report.ignored_files), report.ignored_files[0])
+    table = predict_photos(bundle, photos, snakemake.threads)
+    write_csv(table, snakemake.output[0])
+    log.info("%d photos predicted; answers: %s", len(table), table["ans"].value_counts().sort_index().to_dict())
+
+
+run_job(main, snakemake.log[0])

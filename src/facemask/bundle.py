@@ -1,0 +1,103 @@
+"""The ensemble bundle: one JSON file (`ensemble/ensemble.json` under the results folder) that holds
+everything a prediction needs besides the member checkpoints it lists by path and digest: each
+member's arch, input size, normalisation and image-cache settings, the vote weights, the TTA,
+the age cuts and the class offsets of the decision. With it a trained ensemble predicts any photos
+without Snakemake, the data set's layout or retraining (see facemask.prediction)."""
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from facemask.errors import PipelineError
+from facemask.files import write_json
+from facemask.labels import GENDER_NAMES, MASK_NAMES, age_band_names
+
+BUNDLE_FORMAT = 1
+BUNDLE_NAME = "ensemble/ensemble.json"
+
+
+class BundleError(PipelineError):
+    """An ensemble bundle that cannot be used as it is; the message names the file."""
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def member_entry(model: str, fold: int, checkpoint: Path, meta: dict, bundle_dir: Path, weight: float, cache: dict) -> dict:
+    """A bundle's record of one trained (model, fold): what its checkpoint says of itself (`meta`),
+    the image cache its inputs come from (`cache`: margin, face_crop, face_scale), its vote weight,
+    and the checkpoint's path (relative to the bundle) and digest."""
+    height, width = meta["data_config"]["input_size"][1:]
+    return {
+        "model": model, "fold": int(fold), "arch": meta["arch"], "head": meta["head"], "epoch": meta["epoch"],
+        "image_size": [height, width], "data_config": meta["data_config"], "weight": weight,
+        "cache": {"size": [round(side * cache["margin"]) for side in (height, width)],
+                  "face_crop": cache["face_crop"], "face_scale": cache["face_scale"]},
+        "checkpoint": Path(os.path.relpath(Path(checkpoint).resolve(), bundle_dir.resolve())).as_posix(),
+        "sha256": file_digest(checkpoint),
+    }
+
+
+def write_bundle(
+    path: str | Path, members: Sequence[tuple[str, int]], checkpoints: Sequence[str], metas: Sequence[dict],
+    fold_weights: Sequence[float], settings: dict, offsets: Sequence[float] | None,
+) -> dict:
+    """Write the bundle of `members` (their `checkpoints`, what each says of itself, and their vote
+    weights) to `path`. `settings`:
+    model_weights, weights_fitted, tta, cache, age_bins, and offsets_fitted_on (what the class
+    offsets were fitted on); `offsets`: the decision's class offsets, or None (plain argmax)."""
+    bundle_dir = Path(path).parent
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "classes": {"mask": list(MASK_NAMES), "gender": list(GENDER_NAMES),
+                    "age": age_band_names(settings["age_bins"]), "age_bins": list(settings["age_bins"]), "class": "6 * mask + 3 * gender + age"},
+        "model_weights": settings["model_weights"], "weights_fitted": settings["weights_fitted"],
+        "tta": settings["tta"],
+        "class_offsets": None if offsets is None else [float(o) for o in offsets],
+        "class_offsets_fitted_on": settings["offsets_fitted_on"] if offsets is not None else None,
+        "members": [member_entry(model, fold, Path(checkpoint), meta, bundle_dir, weight, settings["cache"])
+                    for (model, fold), checkpoint, meta, weight in zip(members, checkpoints, metas, fold_weights, strict=True)],
+    }
+    write_json(bundle, path)
+    return bundle
+
+
+def find_bundle(location: str | Path) -> Path:
+    """The bundle file at `location`: the file itself, or a results folder holding ensemble/ensemble.json."""
+    location = Path(location)
+    path = location / BUNDLE_NAME if location.is_dir() else location
+    if not path.is_file():
+        raise BundleError(f"{path}: no ensemble bundle there; build one with `snakemake ensemble_bundle` "
+                          "(it is part of `snakemake submission`)")
+    return path
+
+
+def read_bundle(location: str | Path, verify: bool = True) -> dict:
+    """The bundle at `location` (see find_bundle) with each member's checkpoint as an absolute
+    path; with `verify`, a checkpoint that is missing or whose digest changed since the bundle
+    was written is refused."""
+    path = find_bundle(location)
+    try:
+        bundle = json.loads(path.read_text())
+        members = bundle["members"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise BundleError(f"{path}: not an ensemble bundle ({error})") from error
+    if bundle.get("format") != BUNDLE_FORMAT or not members:
+        raise BundleError(f"{path}: bundle format {bundle.get('format')!r} with {len(members)} members; "
+                          f"this version reads format {BUNDLE_FORMAT} with at least one member")
+    for member in members:
+        member["checkpoint"] = str((path.parent / member["checkpoint"]).resolve())
+        if verify and not Path(member["checkpoint"]).is_file():
+            raise BundleError(f"{path}: member checkpoint {member['checkpoint']} not found")
+        if verify and file_digest(member["checkpoint"]) != member["sha256"]:
+            raise BundleError(f"{member['checkpoint']}: changed since the bundle {path} was written (SHA-256 differs); "
+                              "rebuild the bundle with Snakemake, or restore the checkpoint")
+    return bundle
