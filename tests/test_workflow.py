@@ -127,6 +127,7 @@ def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
 ])
 def test_editing_a_module_reruns_exactly_the_rules_whose_scripts_reach_it(demo_run, tmp_path, module, rules):
     code = tmp_path / "code"
+    code.mkdir()
     for part in ("Snakefile", "workflow", "scripts", "src"):  # dates kept: only the edit is new
         (shutil.copytree if (ROOT / part).is_dir() else shutil.copy2)(ROOT / part, code / part)
     with open(code / "src" / "facemask" / module, "a") as source:
