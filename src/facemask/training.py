@@ -1,12 +1,10 @@
 """Train one model on all folds but one, validate on that fold by macro F1, keep the best epoch.
 
 After every epoch the whole training state (model, optimizer, scheduler, RNG states, history,
-best epoch so far) is saved beside the outputs, so a killed job resumes where it stopped; the
-outputs themselves are written once, atomically, when training ends.
+best epoch so far) is saved beside the outputs (facemask.resume), so a killed job resumes where it
+stopped; the outputs themselves are written once, atomically, when training ends.
 """
 
-import hashlib
-import json
 import math
 import random
 import time
@@ -30,6 +28,7 @@ from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, age_band, encode_class
 from facemask.logs import Progress, log
 from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config, save_checkpoint
+from facemask.resume import resume, rng_states, settings_fingerprint
 from facemask.scores import macro_f1
 
 
@@ -52,27 +51,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def rng_states(loader_generator: torch.Generator) -> dict:
-    """Every random state training draws from, as tensors and plain values."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    return {
-        "python": random.getstate(), "torch": torch.get_rng_state(), "loader": loader_generator.get_state(),
-        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def restore_rng_states(states: dict, loader_generator: torch.Generator) -> None:
-    """Undo `rng_states`."""
-    random.setstate(states["python"])
-    torch.set_rng_state(states["torch"])
-    loader_generator.set_state(states["loader"])
-    kind, keys, position, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    if states["cuda"]:
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -190,15 +168,6 @@ def create_mixup(mix: dict) -> Mixup | None:
                  switch_prob=mix["switch_prob"], label_smoothing=0.0, num_classes=NUM_CLASSES)
 
 
-def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.DataFrame, cache: str | Path) -> str:
-    """Identifies a training run, so resume state is only taken up by the same run (same settings,
-    photos, and the same build of the image cache)."""
-    built = Path(cache).stat()
-    run = {"settings": settings, "fold": fold, "seed": seed, "photos": train_photos[["path", "label"]].to_numpy().tolist(),
-           "cache": [str(cache), built.st_size, built.st_mtime_ns]}
-    return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def train_fold(
     index: pd.DataFrame, folds: pd.DataFrame, fold: int, settings: dict, cache: str | Path,
     outputs: TrainOutputs, seed: int = 0, threads: int = 1,
@@ -272,23 +241,6 @@ def train_fold(
         "data_config": data_config, "epoch": state["best_epoch"], "fold": fold, "val_f1": state["best_f1"],
     })
     return write_fold_results(outputs, state, val_photos)
-
-
-def resume(resume_state: Path, fingerprint: str, model, optimizer, scheduler, loader_generator: torch.Generator) -> dict | None:
-    """Load the model, optimizer, scheduler and RNG states a killed run of the same settings left in
-    `resume_state`, and return its progress (epoch, history, best epoch); None when there is none."""
-    if not resume_state.is_file():
-        return None
-    saved = torch.load(resume_state, map_location="cpu", weights_only=True)
-    if saved["fingerprint"] != fingerprint:
-        log.info("ignoring %s, left by a run with other settings", resume_state)
-        return None
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    restore_rng_states(saved["rng"], loader_generator)
-    log.info("resuming after epoch %d from %s", saved["progress"]["epoch"], resume_state)
-    return saved["progress"]
 
 
 def write_fold_results(outputs: TrainOutputs, state: dict, val_photos: pd.DataFrame) -> pd.DataFrame:
