@@ -10,7 +10,7 @@ import ttach
 
 from facemask.augment import batch_transform
 from facemask.loader import CachedPhotos, photo_loader
-from facemask.devices import autocast, pick_device
+from facemask.devices import autocast, job_precision, pick_device
 from facemask.labels import LOGIT_COLUMNS
 from facemask.logs import Progress, log
 from facemask.models import load_checkpoint
@@ -64,35 +64,41 @@ class BatchedTTA(torch.nn.Module):
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, loader, transform: torch.nn.Module, device: torch.device) -> np.ndarray:
-    """The model's float32 outputs for every photo of `loader` (uint8 batches, transformed on
-    `device`), in order; kept on `device` until the last batch, so that nothing waits for it before."""
+def predict_logits(
+    model: torch.nn.Module, loader, transform: torch.nn.Module, device: torch.device, precision: str = "fp32",
+) -> np.ndarray:
+    """The model's float32 outputs, computed in `precision`, for every photo of `loader` (uint8
+    batches, transformed on `device`), in order; kept on `device` until the last batch, so that
+    nothing waits for it before."""
     model.eval()
     outputs = []
     progress = Progress(len(loader), "inference")
     for step, (images, _) in enumerate(loader, start=1):
         images = transform(images.to(device, non_blocking=True))
-        with autocast(device):
+        with autocast(device, precision):
             outputs.append(model(images).float())
         progress.update(step, len(images))
     return torch.cat(outputs).cpu().numpy()
 
 
-def predict_eval_photos(checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1) -> pd.DataFrame:
+def predict_eval_photos(
+    checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1, device: str = "auto",
+) -> pd.DataFrame:
     """Logits of a trained (model, fold) for every eval photo (ImageID; rows of the eval `cache`
-    in the same order), with TTA."""
+    in the same order), with TTA, on the `device` setting's device, in the model's precision."""
     torch.set_num_threads(threads)
-    device = pick_device()
+    device = pick_device(device)
     model, meta = load_checkpoint(checkpoint, device)
+    precision = job_precision(meta["precision"], device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if tta["transforms"]:
         model = BatchedTTA(model, tta["transforms"], tta["merge"])
     dataset = CachedPhotos(cache, np.arange(len(photos)), [-1] * len(photos))
-    log.info("predicting %d photos with %s (fold %d, epoch %d) on %s, TTA %s",
-             len(photos), meta["arch"], meta["fold"], meta["epoch"], device, tta["transforms"] or "off")
+    log.info("predicting %d photos with %s (fold %d, epoch %d) on %s in %s, TTA %s",
+             len(photos), meta["arch"], meta["fold"], meta["epoch"], device, precision, tta["transforms"] or "off")
     transform = batch_transform(meta["data_config"]).to(device)
-    logits = predict_logits(model, photo_loader(dataset, tta["batch_size"], max(threads - 1, 0)), transform, device)
+    logits = predict_logits(model, photo_loader(dataset, tta["batch_size"], max(threads - 1, 0)), transform, device, precision)
     table = photos[["ImageID"]].copy()
     table[list(LOGIT_COLUMNS)] = logits
     return table

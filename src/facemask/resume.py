@@ -1,7 +1,7 @@
-"""The resume state of a train job: after every epoch, the states of the model, optimizer and
-scheduler, every random state, and the progress so far, saved beside the outputs; a rerun of the
-same run (same settings, photos and image cache) takes it up, so a killed job resumes where it
-stopped and ends as an uninterrupted run does."""
+"""The resume state of a train job: after every epoch, the states of the model, optimizer,
+scheduler and loss scaler, every random state, and the progress so far, saved beside the
+outputs; a rerun of the same run (same settings, photos and image cache) takes it up, so a
+killed job resumes where it stopped and ends as an uninterrupted run does."""
 
 import hashlib
 import json
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from facemask.files import atomic_output
 from facemask.logs import log
 
 
@@ -45,18 +46,25 @@ def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.
     return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def resume(resume_state: Path, fingerprint: str, model, optimizer, scheduler, loader_generator: torch.Generator) -> dict | None:
-    """Load the model, optimizer, scheduler and RNG states a killed run of the same settings left in
-    `resume_state`, and return its progress (epoch, history, best epoch); None when there is none."""
+def save_resume_state(resume_state: Path, fingerprint: str, parts: dict, loader_generator: torch.Generator, progress: dict) -> None:
+    """Write, atomically, what `resume` takes up: the states of `parts`, the RNG states and `progress`."""
+    with atomic_output(resume_state) as partial:
+        torch.save({"fingerprint": fingerprint, "rng": rng_states(loader_generator), "progress": progress}
+                   | {name: part.state_dict() for name, part in parts.items()}, partial)
+
+
+def resume(resume_state: Path, fingerprint: str, parts: dict, loader_generator: torch.Generator) -> dict | None:
+    """Load the states of `parts` (model, optimizer, scheduler, loss scaler, by name) and the RNG
+    states that a killed run of the same settings left in `resume_state`, and return its progress
+    (epoch, history, best epoch); None when there is none."""
     if not resume_state.is_file():
         return None
     saved = torch.load(resume_state, map_location="cpu", weights_only=True)
     if saved["fingerprint"] != fingerprint:
         log.info("ignoring %s, left by a run with other settings", resume_state)
         return None
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
+    for name, part in parts.items():
+        part.load_state_dict(saved[name])
     restore_rng_states(saved["rng"], loader_generator)
     log.info("resuming after epoch %d from %s", saved["progress"]["epoch"], resume_state)
     return saved["progress"]

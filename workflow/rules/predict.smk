@@ -9,6 +9,7 @@ rule predict:
         f"{RESULTS}/logs/predict/{{model}}/fold{{fold}}.log",
     params:
         tta=config["tta"],
+        device=config["device"],
         code=code_digest("facemask.inference"),
     threads: config["threads"]["predict"]
     resources:

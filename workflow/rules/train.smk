@@ -12,6 +12,7 @@ rule train:
     params:
         settings=get_model_settings,
         seed=config["seed"],
+        device=config["device"],
         code=code_digest("facemask.training"),
     threads: config["threads"]["train"]
     resources:
