@@ -46,6 +46,12 @@ def test_a_job_asks_its_gpu_for_its_compute_capability(monkeypatch, capability, 
     assert job_precision("auto", torch.device("cpu")) == "fp32"
 
 
+def test_bf16_asked_of_a_gpu_without_bf16_tensor_cores_is_kept_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert job_precision("bf16", torch.device("cuda")) == "bf16"
+    assert "no bf16 tensor cores" in caplog.text
+
+
 def test_device_cuda_without_a_usable_gpu_stops_the_train_job_naming_torch_the_driver_and_the_fix(
         demo_dir, demo_cache, monkeypatch, tmp_path):
     (tmp_path / "bin").mkdir()

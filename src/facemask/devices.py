@@ -130,8 +130,13 @@ def resolve_precision(setting: str, capability: tuple[int, int] | None) -> str:
 
 
 def job_precision(setting: str, device: torch.device) -> str:
-    """`resolve_precision` for `device`, asking a GPU its compute capability."""
-    return resolve_precision(setting, torch.cuda.get_device_capability(device) if device.type == "cuda" else None)
+    """`resolve_precision` for `device`, asking a GPU its compute capability; a warning where
+    bf16 is asked of a GPU without bf16 tensor cores."""
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    if setting == "bf16" and capability and capability < (8, 0):
+        log.warning("precision bf16 on a GPU of compute capability %d.%d, which has no bf16 tensor cores, is slow or "
+                    "fails; auto gives it fp16 with loss scaling", *capability)
+    return resolve_precision(setting, capability)
 
 
 def autocast(device: torch.device, precision: str):
