@@ -1,5 +1,6 @@
 """Logits for photos, with test-time augmentation: ttach's transforms and merge modes, every view
-of a batch through the model in one forward pass, merged safely on probabilities."""
+of a batch through the model in one forward pass on a GPU (one pass per view on the CPU, where
+that is faster), merged safely on probabilities."""
 
 from pathlib import Path
 
@@ -36,24 +37,26 @@ def tta_transforms(spec: list) -> ttach.Compose:
 class BatchedTTA(torch.nn.Module):
     """`model` under ttach's test-time transforms, as ttach's ClassificationTTAWrapper over the
     model's softmax, but with all views of a batch in one forward pass (one per view size, for
-    transforms that change it) instead of one pass per view. The views' probabilities are merged
-    by ttach's Merger (mean, gmean and tsharpen are all valid on probabilities, unlike on raw
-    logits) and the log of the merged probabilities is returned, so its softmax is the merged
-    distribution. A forward pass sees batch size x number of views images."""
+    transforms that change it) instead of one pass per view, unless `one_pass` is False. The
+    views' probabilities are merged by ttach's Merger (mean, gmean and tsharpen are all valid on
+    probabilities, unlike on raw logits) and the log of the merged probabilities is returned, so
+    its softmax is the merged distribution. A forward pass sees batch size x number of views
+    images: on a GPU, fewer and larger passes are faster; on the CPU, smaller batches are
+    (docs/benchmarks.md), so there `one_pass=False` runs ttach's one pass per view."""
 
-    def __init__(self, model: torch.nn.Module, transforms: list, merge: str = "mean"):
+    def __init__(self, model: torch.nn.Module, transforms: list, merge: str = "mean", one_pass: bool = True):
         super().__init__()
         if merge not in TTA_MERGE_MODES:
             raise ValueError(f"unknown TTA merge mode {merge!r}; choose from {list(TTA_MERGE_MODES)}")
-        self.model, self.transforms, self.merge = model, list(tta_transforms(transforms)), merge
+        self.model, self.transforms, self.merge, self.one_pass = model, list(tta_transforms(transforms)), merge, one_pass
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         views = [transformer.augment_image(images) for transformer in self.transforms]
-        by_shape: dict[tuple, list[int]] = {}
+        passes: dict[tuple | int, list[int]] = {}
         for i, view in enumerate(views):
-            by_shape.setdefault(tuple(view.shape[1:]), []).append(i)
+            passes.setdefault(tuple(view.shape[1:]) if self.one_pass else i, []).append(i)
         probabilities: list[torch.Tensor] = [images] * len(views)
-        for members in by_shape.values():
+        for members in passes.values():
             outputs = self.model(torch.cat([views[i] for i in members])).float().softmax(1)
             for i, output in zip(members, outputs.split(len(images)), strict=True):
                 probabilities[i] = output
@@ -93,7 +96,7 @@ def predict_eval_photos(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if tta["transforms"]:
-        model = BatchedTTA(model, tta["transforms"], tta["merge"])
+        model = BatchedTTA(model, tta["transforms"], tta["merge"], one_pass=device.type == "cuda")
     dataset = CachedPhotos(cache, np.arange(len(photos)), [-1] * len(photos))
     log.info("predicting %d photos with %s (fold %d, epoch %d) on %s in %s, TTA %s",
              len(photos), meta["arch"], meta["fold"], meta["epoch"], device, precision, tta["transforms"] or "off")
