@@ -8,3 +8,8 @@ python -m pip install -q --upgrade pip
 python -c "import torch, torchvision" 2>/dev/null || python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 python -m pip install -q -r requirements.txt
 python -m pip install -q --no-deps -e .
+# On a GPU box, check that this torch can use the GPU; when it cannot, say why and how to fix it.
+if command -v nvidia-smi >/dev/null 2>&1; then
+    python -c "import sys, torch; from facemask.devices import gpu_diagnosis
+torch.cuda.is_available() or sys.exit('setup: torch cannot use the GPU: ' + gpu_diagnosis())"
+fi

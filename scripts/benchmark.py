@@ -1,7 +1,7 @@
 """Speed of the pipeline against the peers' approach, side by side in one run (docs/benchmarks.md).
 
     python scripts/benchmark.py input [--source ../shared/data/utkmask-dev]   # input pipeline, CPU
-    python scripts/benchmark.py tta                                           # batched vs ttach TTA
+    python scripts/benchmark.py tta                                           # batched / per-view vs ttach TTA
     python scripts/benchmark.py gpu                                           # model-only vs end to end, on a GPU
 
 `input`: images/s delivered to the training loop from full-size 384 x 512 photos, by the peers'
@@ -11,8 +11,9 @@ augmentation, which runs on the GPU in a real run, is timed here on the CPU as w
 `gpu`: training images/s of each seed architecture on random tensors already on the GPU (the
 physical limit) and end to end (cache, loader, augmentation on the GPU, Mixup, loss, step), the
 latter with batches read by loader workers and with the cache held on the GPU (`cache_on_gpu`),
-inference images/s (bf16, both flip-TTA views in one pass), the first passes' warm-up (compiling,
-with `--compile`), and the wall time of the default 3 models x 5 folds ensemble extrapolated from those;
+inference images/s (both flip-TTA views in one pass), all in `--precision` (default auto, as
+the jobs), the first passes' warm-up (compiling, with `--compile`), and the wall time of the
+default 3 models x 5 folds ensemble extrapolated from those;
 with `--jobs-per-gpu 2`, all of these for two jobs sharing the GPU at once (Snakemake's
 `--resources gpu=2` on one GPU), to see whether sharing pays.
 Results print as a Markdown table and are written as JSON with `--json`.
@@ -38,7 +39,7 @@ from facemask.cache import prepare_cache
 from facemask.dataset import index_eval_photos, index_train_photos, read_photo
 from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.demo import make_demo_data
-from facemask.devices import autocast, pick_device
+from facemask.devices import autocast, job_precision, pick_device
 from facemask.inference import BatchedTTA, predict_logits, tta_transforms
 from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config
@@ -135,28 +136,32 @@ def synchronize(device: torch.device) -> None:
 
 
 def bench_tta(args) -> list[dict]:
-    """Batched TTA vs ttach's one forward pass per view: time and largest output difference."""
+    """ttach's one forward pass per view vs BatchedTTA's one pass of all views and its pass per
+    view (what jobs on the CPU run): images/s, the best of `repeats` alternating rounds (so that
+    each sees the same machine load), and the largest difference from ttach's output."""
     device = pick_device()
+    precision = job_precision("auto", device)
     model = create_classifier(args.arch).to(device).eval()
     images = torch.randn(args.batch_size, 3, args.tta_size, args.tta_size, device=device)
     rows = []
     for spec in (["HorizontalFlip"], ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}]):
-        sequential = ttach.ClassificationTTAWrapper(torch.nn.Sequential(model, torch.nn.Softmax(1)), tta_transforms(spec))
-        batched = BatchedTTA(model, spec)
-        timings = {}
-        with torch.no_grad(), autocast(device):
-            outputs = {"ttach": sequential(images).float(), "batched": batched(images).exp()}
-            for name, run in (("ttach", sequential), ("batched", batched)):
-                started = time.perf_counter()
-                for _ in range(args.repeats):
+        runs = {"ttach": ttach.ClassificationTTAWrapper(torch.nn.Sequential(model, torch.nn.Softmax(1)), tta_transforms(spec)),
+                "batched": BatchedTTA(model, spec), "per_view": BatchedTTA(model, spec, one_pass=False)}
+        with torch.no_grad(), autocast(device, precision):
+            probabilities = {name: run(images).float() for name, run in runs.items()}  # also the warm-up
+            rates = {name: 0.0 for name in runs}
+            for _ in range(args.repeats):
+                for name, run in runs.items():
+                    started = time.perf_counter()
                     run(images)
-                synchronize(device)
-                timings[name] = args.repeats * len(images) / (time.perf_counter() - started)
-        rows.append({"benchmark": "TTA", "arch": args.arch, "device": str(device), "views": len(tta_transforms(spec)),
-                     "transforms": json.dumps(spec), "ttach_images_per_s": round(timings["ttach"], 1),
-                     "batched_images_per_s": round(timings["batched"], 1),
-                     "ratio": round(timings["batched"] / timings["ttach"], 2),
-                     "max_abs_difference": float((outputs["ttach"] - outputs["batched"]).abs().max())})
+                    synchronize(device)
+                    rates[name] = max(rates[name], len(images) / (time.perf_counter() - started))
+        differences = [float((probabilities["ttach"] - probabilities[name].exp()).abs().max()) for name in ("batched", "per_view")]
+        rows.append({"benchmark": "TTA", "arch": args.arch, "device": str(device), "precision": precision,
+                     "views": len(tta_transforms(spec)), "transforms": json.dumps(spec),
+                     **{f"{name}_images_per_s": round(rate, 1) for name, rate in rates.items()},
+                     "ratio": round(rates["batched"] / rates["ttach"], 2), "per_view_ratio": round(rates["per_view"] / rates["ttach"], 2),
+                     "jobs_run": "batched" if device.type == "cuda" else "per_view", "max_abs_difference": max(differences)})
     return rows
 
 
@@ -181,6 +186,7 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     passes of training on random tensors already on the GPU (the limit), end to end from loader
     workers and from the cache held on the GPU, and flip-TTA inference, each with its images."""
     arch, batch_size = SEED_MODELS[name][0], args.batch_size or SEED_MODELS[name][1]
+    precision = job_precision(args.precision, device)
     photos = args.gpu_photos
     labels = np.random.default_rng(1).integers(0, 18, photos)
     model = create_classifier(arch).to(device, memory_format=torch.channels_last)
@@ -198,12 +204,14 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     on_gpu = photo_loader(CachedPhotos(cache_file, np.arange(photos), labels, load_cache(cache_file, device)),
                           batch_size, 0, shuffle=True)
     together()  # the jobs' loaders read at the same time, so that their rates add up
-    job = {"batch_size": batch_size, "loader_images_per_s": images_per_second(loader, len(loader))}  # no GPU work
+    job = {"batch_size": batch_size, "precision": precision,
+           "loader_images_per_s": images_per_second(loader, len(loader))}  # no GPU work
     for run, (batches, transform) in {"limit": (synthetic, torch.nn.Identity()), "end_to_end": (loader, augment),
                                       "end_to_end_cache_on_gpu": (on_gpu, augment)}.items():
-        job[run] = timed_passes(lambda: train_one_epoch(model, batches, transform, loss_fn, optimizer, device, 1, mixup),
+        job[run] = timed_passes(lambda: train_one_epoch(model, batches, transform, loss_fn, optimizer, device, 1, mixup,
+                                                        precision=precision),
                                 device, together) | {"images": len(batches) * batch_size}
-    job["inference"] = (timed_passes(lambda: predict_logits(model, views, torch.nn.Identity(), device), device, together)
+    job["inference"] = (timed_passes(lambda: predict_logits(model, views, torch.nn.Identity(), device, precision), device, together)
                         | {"images": len(views) * batch_size * TTA_VIEWS})
     return job
 
@@ -261,7 +269,7 @@ def bench_gpu(args) -> list[dict]:
                     else [measure_model(name, args, cache_file, device)])
             rates = {run: aggregate_rate(jobs, run) for run in ("limit", "end_to_end", "end_to_end_cache_on_gpu", "inference")}
             rows.append({"benchmark": "GPU training", "model": name, "arch": SEED_MODELS[name][0],
-                         "batch_size": jobs[0]["batch_size"], "jobs_per_gpu": args.jobs_per_gpu,
+                         "batch_size": jobs[0]["batch_size"], "precision": jobs[0]["precision"], "jobs_per_gpu": args.jobs_per_gpu,
                          "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "compile": args.compile,
                          "workers": args.workers, "loader_images_per_s": round(sum(j["loader_images_per_s"] for j in jobs), 1),
                          "limit_images_per_s": round(rates["limit"], 1), "end_to_end_images_per_s": round(rates["end_to_end"], 1),
@@ -304,6 +312,8 @@ def main():
     parser.add_argument("--models", nargs="+", choices=list(SEED_MODELS), default=list(SEED_MODELS), help="gpu benchmark models")
     parser.add_argument("--device", help="gpu benchmark: default the GPU; 'cpu' only checks that the script runs")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models of the gpu benchmark")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
+                        help="gpu benchmark: as a model block's precision (auto: bf16 from sm80, fp16 before)")
     parser.add_argument("--jobs-per-gpu", type=int, default=1,
                         help="gpu benchmark: this many jobs at once on the GPU, each in its own process (rates are all of theirs together)")
     parser.add_argument("--json", help="also write the results here")

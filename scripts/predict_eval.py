@@ -11,7 +11,8 @@ from facemask.logs import run_job
 def main():
     claim_gpu()
     photos = pd.read_csv(snakemake.input.index, dtype=str)
-    logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache, snakemake.params.tta, snakemake.threads)
+    logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache, snakemake.params.tta, snakemake.threads,
+                                 snakemake.params.device)
     write_csv(logits, snakemake.output[0])
 
 

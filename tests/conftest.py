@@ -60,11 +60,12 @@ def prepare_test_cache(root, size) -> dict:
 
 
 def model_settings(**block) -> dict:
-    """A model block as the workflow passes it to a train job: the schema's defaults filled in."""
+    """A model block as the workflow passes it to a train job: the schema's defaults filled in,
+    the global precision where it sets none."""
     from snakemake.utils import validate
 
     config = {"models": {"model": block}}
     validate(config, str(Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"))
     settings = config["models"]["model"]
     settings.pop("ensemble_weight")
-    return settings
+    return settings | {"precision": settings["precision"] or config["precision"]}

@@ -179,9 +179,9 @@ def test_on_a_gpu_training_and_inference_wait_for_it_only_at_the_end(tmp_path):
         torch.cuda.set_sync_debug_mode("warn")
         try:
             train_one_epoch(model, photo_loader(photos, 8, 0, shuffle=True), augment, loss_fn, optimizer, device, 1,
-                            mixup, clip_grad_norm=1.0)
+                            mixup, clip_grad_norm=1.0, precision="bf16")
             trained = len(caught)
-            predict_logits(model, photo_loader(photos, 8, 0), plain, device)
+            predict_logits(model, photo_loader(photos, 8, 0), plain, device, "bf16")
         finally:
             torch.cuda.set_sync_debug_mode("default")
     messages = [str(warning.message) for warning in caught]

@@ -34,6 +34,15 @@ def test_defaults_are_filled_in_down_to_each_model_block():
     assert config["models"]["tiny"]["optimizer"]["name"] == "adamw"
     assert config["models"]["tiny"]["augment"]["hflip"] == 0.5
     assert config["models"]["tiny"]["ensemble_weight"] == 1.0
+    assert (config["device"], config["precision"], config["models"]["tiny"]["precision"]) == ("auto", "auto", None)
+
+
+def test_the_real_run_wants_the_gpu_and_the_demo_and_cpu_benchmarks_let_the_cpu_do():
+    paths = [ROOT / "config" / "demo.yaml", *(ROOT / "config" / "benchmarks").glob("*.yaml")]
+    configs = {path.stem: yaml.safe_load(path.read_text()) for path in paths}
+    assert yaml.safe_load((ROOT / "config.yaml").read_text())["device"] == "cuda"
+    assert configs["demo"]["device"] == "auto"
+    assert all(config["device"] == "cpu" for name, config in configs.items() if name.startswith("utkmask") and not name.endswith("gpu"))
 
 
 @pytest.mark.parametrize(("change", "word"), [

@@ -51,24 +51,27 @@ train_fold(index, folds, 0, json.loads(sys.argv[5]), sys.argv[3], TrainOutputs(o
 """
 
 
-def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_cache, tmp_path):
+@pytest.mark.parametrize("precision", ["auto", "fp16"])  # fp16: autocast and the loss scaler, on the CPU too
+def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_cache, tmp_path, precision):
     index, folds = tables
+    settings = SETTINGS | {"precision": precision}
     write_csv(index, tmp_path / "index.csv")
     write_csv(folds, tmp_path / "folds.csv")
     killed = outputs_in(tmp_path / "killed")
     job = subprocess.Popen([sys.executable, "-c", TRAIN_IN_SUBPROCESS, str(tmp_path / "index.csv"), str(tmp_path / "folds.csv"),
-                            str(demo_cache["train"]), str(tmp_path / "killed"), json.dumps(SETTINGS)])
+                            str(demo_cache["train"]), str(tmp_path / "killed"), json.dumps(settings)])
     deadline = time.monotonic() + 300
     while not killed.resume_state.exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     os.kill(job.pid, signal.SIGKILL)
     job.wait()
     assert killed.resume_state.exists() and not killed.checkpoint.exists(), "the job was not killed mid-run"
-    epochs_done = torch.load(killed.resume_state, weights_only=True)["progress"]["epoch"]
-    assert 1 <= epochs_done < SETTINGS["epochs"]
+    saved = torch.load(killed.resume_state, weights_only=True)
+    assert 1 <= saved["progress"]["epoch"] < SETTINGS["epochs"]
+    assert ("scale" in saved["scaler"]) == (precision == "fp16")  # the loss scaler's state joins the resume state
 
-    resumed = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], killed)
-    uninterrupted = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], outputs_in(tmp_path / "whole"))
+    resumed = train_fold(index, folds, 0, settings, demo_cache["train"], killed)
+    uninterrupted = train_fold(index, folds, 0, settings, demo_cache["train"], outputs_in(tmp_path / "whole"))
     assert list(resumed["epoch"]) == [1, 2, 3, 4]
     assert list(resumed["lr"]) == list(uninterrupted["lr"])
     pd.testing.assert_frame_equal(resumed.drop(columns="train_images_per_s"), uninterrupted.drop(columns="train_images_per_s"))

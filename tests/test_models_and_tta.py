@@ -77,21 +77,23 @@ def test_unknown_tta_transforms_and_merge_modes_are_refused():
         BatchedTTA(Scorer(), ["HorizontalFlip"], "max")
 
 
+@pytest.mark.parametrize("one_pass", [True, False])
 @pytest.mark.parametrize("merge", ["mean", "gmean", "tsharpen"])
 @pytest.mark.parametrize("transforms", [
     ["HorizontalFlip"],
     ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}],
     ["HorizontalFlip", {"Scale": {"scales": [1, 0.75]}}],  # views of two sizes: two forward passes
 ])
-def test_batched_tta_equals_ttachs_one_pass_per_view(merge, transforms):
+def test_batched_tta_equals_ttachs_one_pass_per_view(merge, transforms, one_pass):
     model = create_classifier("resnet18").eval()
     images = torch.randn(3, 3, 32, 32)
     sequential = ttach.ClassificationTTAWrapper(torch.nn.Sequential(model, torch.nn.Softmax(1)), tta_transforms(transforms), merge)
     with torch.no_grad():
-        torch.testing.assert_close(BatchedTTA(model, transforms, merge)(images).exp(), sequential(images), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(BatchedTTA(model, transforms, merge, one_pass)(images).exp(), sequential(images), atol=1e-5, rtol=1e-4)
 
 
-def test_batched_tta_sends_all_views_of_a_batch_through_the_model_at_once():
+@pytest.mark.parametrize(("one_pass", "passes"), [(True, [5 * 6]), (False, [5] * 6)])
+def test_batched_tta_sends_all_views_of_a_batch_through_the_model_at_once_or_one_view_at_a_time(one_pass, passes):
     batches = []
 
     class Recorder(Scorer):
@@ -99,6 +101,6 @@ def test_batched_tta_sends_all_views_of_a_batch_through_the_model_at_once():
             batches.append(len(images))
             return super().forward(images)
     spec = ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}]
-    BatchedTTA(Recorder(), spec)(torch.rand(5, 3, 8, 8))
+    BatchedTTA(Recorder(), spec, one_pass=one_pass)(torch.rand(5, 3, 8, 8))
     assert len(tta_transforms(spec)) == 6  # ttach keeps the identity: 2 flips x 3 factors
-    assert batches == [5 * 6]
+    assert batches == passes

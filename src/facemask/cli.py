@@ -9,7 +9,6 @@ import time
 
 from facemask.bundle import read_bundle
 from facemask.dataset import DataReport
-from facemask.devices import pick_device
 from facemask.files import write_csv
 from facemask.logs import log, run_job
 from facemask.prediction import collect_photos, predict_photos
@@ -29,6 +28,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                                                                "holding ensemble/ensemble.json (default: results)")
     predict.add_argument("--out", default="predictions.csv", help="the CSV to write (default: predictions.csv)")
     predict.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all cores)")
+    predict.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                         help="auto (default): a GPU when torch sees one, else the CPU; cuda: stop if there is none")
     predict.add_argument("--batch-size", type=int, help="photos per forward pass (default: the bundle's TTA batch size)")
     return parser.parse_args(argv)
 
@@ -39,9 +40,9 @@ def predict(args: argparse.Namespace) -> None:
     bundle = read_bundle(args.ensemble)
     report = DataReport()
     photos = collect_photos(args.photos, report)
-    log.info("%d photos (%d other files ignored); %d ensemble members on %s",
-             len(photos), len(report.ignored_files), len(bundle["members"]), pick_device())
-    table = predict_photos(bundle, photos, args.threads, args.batch_size)
+    log.info("%d photos (%d other files ignored); %d ensemble members",
+             len(photos), len(report.ignored_files), len(bundle["members"]))
+    table = predict_photos(bundle, photos, args.threads, args.batch_size, args.device)
     write_csv(table, args.out)
     log.info("wrote %s: %d photos in %.1f s", args.out, len(table), time.perf_counter() - started)
 

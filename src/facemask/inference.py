@@ -1,5 +1,6 @@
 """Logits for photos, with test-time augmentation: ttach's transforms and merge modes, every view
-of a batch through the model in one forward pass, merged safely on probabilities."""
+of a batch through the model in one forward pass on a GPU (one pass per view on the CPU, where
+that is faster), merged safely on probabilities."""
 
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import ttach
 
 from facemask.augment import batch_transform
 from facemask.loader import CachedPhotos, photo_loader
-from facemask.devices import autocast, pick_device
+from facemask.devices import autocast, job_precision, pick_device
 from facemask.labels import LOGIT_COLUMNS
 from facemask.logs import Progress, log
 from facemask.models import load_checkpoint
@@ -36,24 +37,26 @@ def tta_transforms(spec: list) -> ttach.Compose:
 class BatchedTTA(torch.nn.Module):
     """`model` under ttach's test-time transforms, as ttach's ClassificationTTAWrapper over the
     model's softmax, but with all views of a batch in one forward pass (one per view size, for
-    transforms that change it) instead of one pass per view. The views' probabilities are merged
-    by ttach's Merger (mean, gmean and tsharpen are all valid on probabilities, unlike on raw
-    logits) and the log of the merged probabilities is returned, so its softmax is the merged
-    distribution. A forward pass sees batch size x number of views images."""
+    transforms that change it) instead of one pass per view, unless `one_pass` is False. The
+    views' probabilities are merged by ttach's Merger (mean, gmean and tsharpen are all valid on
+    probabilities, unlike on raw logits) and the log of the merged probabilities is returned, so
+    its softmax is the merged distribution. A forward pass sees batch size x number of views
+    images: on a GPU, fewer and larger passes are faster; on the CPU, smaller batches are
+    (docs/benchmarks.md), so there `one_pass=False` runs ttach's one pass per view."""
 
-    def __init__(self, model: torch.nn.Module, transforms: list, merge: str = "mean"):
+    def __init__(self, model: torch.nn.Module, transforms: list, merge: str = "mean", one_pass: bool = True):
         super().__init__()
         if merge not in TTA_MERGE_MODES:
             raise ValueError(f"unknown TTA merge mode {merge!r}; choose from {list(TTA_MERGE_MODES)}")
-        self.model, self.transforms, self.merge = model, list(tta_transforms(transforms)), merge
+        self.model, self.transforms, self.merge, self.one_pass = model, list(tta_transforms(transforms)), merge, one_pass
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         views = [transformer.augment_image(images) for transformer in self.transforms]
-        by_shape: dict[tuple, list[int]] = {}
+        passes: dict[tuple | int, list[int]] = {}
         for i, view in enumerate(views):
-            by_shape.setdefault(tuple(view.shape[1:]), []).append(i)
+            passes.setdefault(tuple(view.shape[1:]) if self.one_pass else i, []).append(i)
         probabilities: list[torch.Tensor] = [images] * len(views)
-        for members in by_shape.values():
+        for members in passes.values():
             outputs = self.model(torch.cat([views[i] for i in members])).float().softmax(1)
             for i, output in zip(members, outputs.split(len(images)), strict=True):
                 probabilities[i] = output
@@ -64,41 +67,49 @@ class BatchedTTA(torch.nn.Module):
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, loader, transform: torch.nn.Module, device: torch.device) -> np.ndarray:
-    """The model's float32 outputs for every photo of `loader` (uint8 batches, transformed on
-    `device`), in order; kept on `device` until the last batch, so that nothing waits for it before."""
+def predict_logits(
+    model: torch.nn.Module, loader, transform: torch.nn.Module, device: torch.device, precision: str = "fp32",
+) -> np.ndarray:
+    """The model's float32 outputs, computed in `precision`, for every photo of `loader` (uint8
+    batches, transformed on `device`), in order; kept on `device` until the last batch, so that
+    nothing waits for it before."""
     model.eval()
     outputs = []
     progress = Progress(len(loader), "inference")
     for step, (images, _) in enumerate(loader, start=1):
         images = transform(images.to(device, non_blocking=True))
-        with autocast(device):
+        with autocast(device, precision):
             outputs.append(model(images).float())
         progress.update(step, len(images))
     return torch.cat(outputs).cpu().numpy()
 
 
-def predict_cached_photos(checkpoint: str | Path, cache: str | Path, photos: int, tta: dict, threads: int = 1) -> np.ndarray:
+def predict_cached_photos(
+    checkpoint: str | Path, cache: str | Path, photos: int, tta: dict, threads: int = 1, device: str = "auto",
+) -> np.ndarray:
     """Logits (float64) of a trained (model, fold), with TTA, for the first `photos` rows of an
-    image `cache` in order."""
+    image `cache` in order, on the `device` setting's device, in the model's precision."""
     torch.set_num_threads(threads)
-    device = pick_device()
+    device = pick_device(device)
     model, meta = load_checkpoint(checkpoint, device)
+    precision = job_precision(meta["precision"], device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if tta["transforms"]:
-        model = BatchedTTA(model, tta["transforms"], tta["merge"])
+        model = BatchedTTA(model, tta["transforms"], tta["merge"], one_pass=device.type == "cuda")
     dataset = CachedPhotos(cache, np.arange(photos), [-1] * photos)
-    log.info("predicting %d photos with %s (fold %d, epoch %d) on %s, TTA %s",
-             photos, meta["arch"], meta["fold"], meta["epoch"], device, tta["transforms"] or "off")
+    log.info("predicting %d photos with %s (fold %d, epoch %d) on %s in %s, TTA %s",
+             photos, meta["arch"], meta["fold"], meta["epoch"], device, precision, tta["transforms"] or "off")
     transform = batch_transform(meta["data_config"]).to(device)
-    logits = predict_logits(model, photo_loader(dataset, tta["batch_size"], max(threads - 1, 0)), transform, device)
+    logits = predict_logits(model, photo_loader(dataset, tta["batch_size"], max(threads - 1, 0)), transform, device, precision)
     return logits.astype(np.float64)  # exact in a CSV, so that a table read back votes as these do
 
 
-def predict_eval_photos(checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1) -> pd.DataFrame:
+def predict_eval_photos(
+    checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1, device: str = "auto",
+) -> pd.DataFrame:
     """Logits of a trained (model, fold) for every eval photo (ImageID; rows of the eval `cache`
     in the same order), with TTA."""
     table = photos[["ImageID"]].copy()
-    table[list(LOGIT_COLUMNS)] = predict_cached_photos(checkpoint, cache, len(photos), tta, threads)
+    table[list(LOGIT_COLUMNS)] = predict_cached_photos(checkpoint, cache, len(photos), tta, threads, device)
     return table

@@ -40,11 +40,14 @@ def collect_photos(locations: Sequence[str | Path], report: DataReport | None = 
     return photos
 
 
-def predict_photos(bundle: dict, photos: Sequence[Path], threads: int = 1, batch_size: int | None = None) -> pd.DataFrame:
+def predict_photos(
+    bundle: dict, photos: Sequence[Path], threads: int = 1, batch_size: int | None = None, device: str = "auto",
+) -> pd.DataFrame:
     """The bundle's answer for each photo, in order: path, the 18-class `ans`, the mask, gender
     and age band in words, and the 18 vote probabilities. Photos are prepared as the training
     pipeline's image cache prepares them (one temporary cache per member input size), each member
-    predicts them with the bundle's TTA, and the vote is decided with the bundle's class offsets."""
+    predicts them with the bundle's TTA on the `device` setting's device, and the vote is decided
+    with the bundle's class offsets."""
     tta = bundle["tta"] | ({"batch_size": batch_size} if batch_size else {})
     logits = []
     with tempfile.TemporaryDirectory(prefix="facemask-predict-") as tmp:
@@ -57,7 +60,7 @@ def predict_photos(bundle: dict, photos: Sequence[Path], threads: int = 1, batch
                 prepare_photos(Path.cwd(), [str(p) for p in photos], tuple(spec["size"]), caches[key],
                                spec["face_crop"], spec["face_scale"], threads)
             log.info("member %s fold %d", member["model"], member["fold"])
-            logits.append(predict_cached_photos(member["checkpoint"], caches[key], len(photos), tta, threads))
+            logits.append(predict_cached_photos(member["checkpoint"], caches[key], len(photos), tta, threads, device))
     probabilities = soft_vote(logits, [member["weight"] for member in bundle["members"]])
     offsets = None if bundle["class_offsets"] is None else np.asarray(bundle["class_offsets"])
     return answer_table(photos, probabilities, decide_classes(probabilities, offsets=offsets), bundle["classes"]["age"])

@@ -1,12 +1,10 @@
 """Train one model on all folds but one, validate on that fold by macro F1, keep the best epoch.
 
-After every epoch the whole training state (model, optimizer, scheduler, RNG states, history,
-best epoch so far) is saved beside the outputs, so a killed job resumes where it stopped; the
-outputs themselves are written once, atomically, when training ends.
+After every epoch the whole training state (model, optimizer, scheduler, loss scaler, RNG states,
+history, best epoch so far) is saved beside the outputs (facemask.resume), so a killed job resumes
+where it stopped; the outputs themselves are written once, atomically, when training ends.
 """
 
-import hashlib
-import json
 import math
 import random
 import time
@@ -19,9 +17,9 @@ import torch
 from timm.data import Mixup
 
 from facemask.augment import batch_transform
-from facemask.devices import autocast, pick_device
+from facemask.devices import autocast, grad_scaler, job_precision, pick_device
 from facemask.errors import PipelineError
-from facemask.files import atomic_output, write_csv
+from facemask.files import write_csv
 from facemask.inference import predict_logits
 from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, age_band, encode_class
 from facemask.loader import CachedPhotos, load_cache, photo_loader
@@ -29,6 +27,7 @@ from facemask.logs import Progress, log
 from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config, save_checkpoint
 from facemask.optim import create_optimizer, create_schedule
+from facemask.resume import resume, save_resume_state, settings_fingerprint
 from facemask.scores import macro_f1
 
 
@@ -51,27 +50,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def rng_states(loader_generator: torch.Generator) -> dict:
-    """Every random state training draws from, as tensors and plain values."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    return {
-        "python": random.getstate(), "torch": torch.get_rng_state(), "loader": loader_generator.get_state(),
-        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def restore_rng_states(states: dict, loader_generator: torch.Generator) -> None:
-    """Undo `rng_states`."""
-    random.setstate(states["python"])
-    torch.set_rng_state(states["torch"])
-    loader_generator.set_state(states["loader"])
-    kind, keys, position, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    if states["cuda"]:
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -124,18 +102,20 @@ class StepLosses:
 
 def train_one_epoch(
     model, loader, transform, loss_fn, optimizer, device, epoch: int, mixup: Mixup | None = None,
-    accumulation_steps: int = 1, clip_grad_norm: float | None = None,
+    accumulation_steps: int = 1, clip_grad_norm: float | None = None, precision: str = "fp32", scaler=None,
 ) -> tuple[float, int]:
     """One pass over `loader`: each uint8 batch copied to `device` and augmented there by
-    `transform`, Mixup / CutMix on the batch when given, the loss on the model's
-    18-class log-probabilities and soft targets, an optimizer step every `accumulation_steps`
-    batches (and at the end) after optional gradient clipping. Nothing waits for the GPU but the
+    `transform`, Mixup / CutMix on the batch when given, the loss on the model's 18-class
+    log-probabilities (computed in `precision`) and soft targets, an optimizer step every
+    `accumulation_steps` batches (and at the end) after optional gradient clipping, through the
+    loss `scaler` (fp16's scales the loss; a new one when None). Nothing waits for the GPU but the
     progress lines and the end of the epoch. Returns the mean loss and the number of photos. A
     loss that is not finite, or running out of GPU memory, stops training with a PipelineError."""
     model.train()
     losses = StepLosses(epoch)
     progress = Progress(len(loader), f"epoch {epoch}")
     optimizer.zero_grad(set_to_none=True)
+    scaler = scaler or grad_scaler(device, precision)
     for step, (images, labels) in enumerate(loader, start=1):
         images, labels = transform(images.to(device, non_blocking=True)), labels.to(device, non_blocking=True)
         try:
@@ -143,14 +123,16 @@ def train_one_epoch(
                 images, targets = mixup(images, labels)
             else:
                 targets = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
-            with autocast(device):
+            with autocast(device, precision):
                 log_probs = model(images).float().log_softmax(1)
             loss = loss_fn(log_probs, targets)
-            (loss / accumulation_steps).backward()
+            scaler.scale(loss / accumulation_steps).backward()
             if step % accumulation_steps == 0 or step == len(loader):
                 if clip_grad_norm:
+                    scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 optimizer.zero_grad(set_to_none=True)
         except torch.cuda.OutOfMemoryError as error:
             raise PipelineError(f"out of GPU memory at epoch {epoch}, step {step} with batch size {len(labels)}: "
@@ -193,25 +175,18 @@ def create_mixup(mix: dict) -> Mixup | None:
                  switch_prob=mix["switch_prob"], label_smoothing=0.0, num_classes=NUM_CLASSES)
 
 
-def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.DataFrame, cache: str | Path) -> str:
-    """Identifies a training run, so resume state is only taken up by the same run (same settings,
-    photos, and the same build of the image cache)."""
-    built = Path(cache).stat()
-    run = {"settings": settings, "fold": fold, "seed": seed, "photos": train_photos[["path", "label"]].to_numpy().tolist(),
-           "cache": [str(cache), built.st_size, built.st_mtime_ns]}
-    return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def train_fold(
     index: pd.DataFrame, folds: pd.DataFrame, fold: int, settings: dict, cache: str | Path,
-    outputs: TrainOutputs, seed: int = 0, threads: int = 1,
+    outputs: TrainOutputs, seed: int = 0, threads: int = 1, device: str = "auto",
 ) -> pd.DataFrame:
     """Train the model block `settings` on every fold but `fold`, validate on `fold` each epoch,
     and write the best epoch's checkpoint and out-of-fold logits and the history; return the
-    history. Resumes from `outputs.resume_state` when a killed run of the same settings left one."""
+    history. Resumes from `outputs.resume_state` when a killed run of the same settings left one.
+    `device` is the `device` setting (auto, cuda, cpu), the precision the block's."""
     torch.set_num_threads(threads)
     seed_everything(seed + fold)
-    device = pick_device()
+    device = pick_device(device)
+    precision = job_precision(settings["precision"], device)
     train_photos, val_photos = split_fold(index, folds, fold)
     model = create_classifier(settings["arch"], settings["pretrained"], settings["head"], settings["model_kwargs"])
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
@@ -229,22 +204,24 @@ def train_fold(
     augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
     optimizer = create_optimizer(model, settings)
     scheduler, epochs = create_schedule(optimizer, settings)
+    scaler = grad_scaler(device, precision)
     loss_fn = create_loss(settings, torch.tensor(train_labels.to_numpy()))
     mixup = create_mixup(settings["mix"])
     patience = settings["early_stopping_patience"]
-    fingerprint = settings_fingerprint(settings, fold, seed, train_photos, cache)
-    state = resume(outputs.resume_state, fingerprint, model, optimizer, scheduler, train_loader.generator) or {
+    fingerprint = settings_fingerprint(settings | {"precision": precision}, fold, seed, train_photos, cache)
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    state = resume(outputs.resume_state, fingerprint, parts, train_loader.generator) or {
         "epoch": 0, "history": [], "best_f1": -1.0, "best_model": None, "best_logits": None, "best_epoch": 0}
-    log.info("fold %d: %s on %s, %d training / %d validation photos, %d epochs",
-             fold, settings["arch"], device, len(train_photos), len(val_photos), epochs)
+    log.info("fold %d: %s on %s in %s, %d training / %d validation photos, %d epochs",
+             fold, settings["arch"], device, precision, len(train_photos), len(val_photos), epochs)
     resumed_at, run_started = state["epoch"], time.perf_counter()
     for epoch in range(state["epoch"] + 1, epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
         train_loss, seen = train_one_epoch(model, train_loader, augment, loss_fn, optimizer, device, epoch, mixup,
-                                           settings["accumulation_steps"], settings["clip_grad_norm"])
+                                           settings["accumulation_steps"], settings["clip_grad_norm"], precision, scaler)
         train_seconds = time.perf_counter() - started
-        logits = predict_logits(model, val_loader, plain, device)
+        logits = predict_logits(model, val_loader, plain, device, precision)
         labels = val_photos["label"].to_numpy()
         val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor(labels)))
         predicted = logits.argmax(axis=1)
@@ -261,9 +238,7 @@ def train_fold(
                          best_model={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
         scheduler.step(epoch)
         state["epoch"] = epoch
-        with atomic_output(outputs.resume_state) as partial:
-            torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": rng_states(train_loader.generator), "progress": state}, partial)
+        save_resume_state(outputs.resume_state, fingerprint, parts, train_loader.generator, state)
         if patience and epoch - state["best_epoch"] >= patience:
             log.info("fold %d: early stop after epoch %d, no better validation F1 for %d epochs", fold, epoch, patience)
             break
@@ -271,25 +246,9 @@ def train_fold(
     save_checkpoint(outputs.checkpoint, model, {
         "arch": settings["arch"], "head": settings["head"], "model_kwargs": settings["model_kwargs"],
         "data_config": data_config, "epoch": state["best_epoch"], "fold": fold, "val_f1": state["best_f1"],
+        "precision": settings["precision"],
     })
     return write_fold_results(outputs, state, val_photos)
-
-
-def resume(resume_state: Path, fingerprint: str, model, optimizer, scheduler, loader_generator: torch.Generator) -> dict | None:
-    """Load the model, optimizer, scheduler and RNG states a killed run of the same settings left in
-    `resume_state`, and return its progress (epoch, history, best epoch); None when there is none."""
-    if not resume_state.is_file():
-        return None
-    saved = torch.load(resume_state, map_location="cpu", weights_only=True)
-    if saved["fingerprint"] != fingerprint:
-        log.info("ignoring %s, left by a run with other settings", resume_state)
-        return None
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    restore_rng_states(saved["rng"], loader_generator)
-    log.info("resuming after epoch %d from %s", saved["progress"]["epoch"], resume_state)
-    return saved["progress"]
 
 
 def write_fold_results(outputs: TrainOutputs, state: dict, val_photos: pd.DataFrame) -> pd.DataFrame:

@@ -158,9 +158,11 @@ def get_cache_settings():
 
 
 def get_model_settings(wildcards):
-    """The model block a train job depends on (all but its ensemble weight)."""
+    """The model block a train job depends on (all but its ensemble weight), its precision
+    the global one when it sets none."""
     block = config["models"][wildcards.model]
-    return {key: value for key, value in block.items() if key != "ensemble_weight"}
+    settings = {key: value for key, value in block.items() if key != "ensemble_weight"}
+    return settings | {"precision": block["precision"] or config["precision"]}
 
 
 def get_ensemble_weights():

@@ -11,6 +11,7 @@ rule predict_eval:
         f"{RESULTS}/benchmarks/predict/{{model}}/fold{{fold}}.tsv"
     params:
         tta=config["tta"],
+        device=config["device"],
         code=code_digest("predict_eval.py"),
     threads: config["threads"]["predict"]
     retries: 1
@@ -33,6 +34,7 @@ rule predict_photos:
     params:
         folder=get_predict_set_folder,
         photos=get_predict_set_listing,
+        device=config["device"],
         code=code_digest("predict_photos.py"),
     threads: config["threads"]["predict"]
     retries: 1

@@ -17,6 +17,7 @@ rule train:
     params:
         settings=get_model_settings,
         seed=config["seed"],
+        device=config["device"],
         code=code_digest("train.py"),
     threads: config["threads"]["train"]
     retries: 1
