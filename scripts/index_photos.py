@@ -9,8 +9,8 @@ from facemask.logs import log, run_job
 def main():
     report = DataReport()
     train = index_train_photos(snakemake.params.data_dir, snakemake.params.age_bins, report,
-                               skip_unreadable=snakemake.params.skip_unreadable_photos)
-    evaluation = index_eval_photos(snakemake.params.data_dir, report)
+                               skip_unreadable=snakemake.params.skip_unreadable_photos, min_side=snakemake.params.min_photo_side)
+    evaluation = index_eval_photos(snakemake.params.data_dir, report, min_side=snakemake.params.min_photo_side)
     write_json(report.to_dict(), snakemake.output.report)
     write_csv(train, snakemake.output.train)
     write_csv(evaluation, snakemake.output.eval)

@@ -30,7 +30,7 @@ def test_defaults_are_filled_in_down_to_each_model_block():
     config = {"models": {"tiny": {"arch": "resnet18"}}}
     validate(config, SCHEMA)
     assert config["folds"] == {"k": 5, "seed": 42, "run": None}
-    assert config["age_bins"] == [30, 60]
+    assert config["age_bins"] == [30, 60] and config["min_photo_side"] == 32
     assert config["models"]["tiny"]["optimizer"]["name"] == "adamw"
     assert config["models"]["tiny"]["augment"]["hflip"] == 0.5
     assert config["models"]["tiny"]["ensemble_weight"] == 1.0

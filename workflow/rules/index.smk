@@ -12,6 +12,7 @@ rule index_photos:
         data_dir=get_data_dir,
         age_bins=config["age_bins"],
         skip_unreadable_photos=config["skip_unreadable_photos"],
+        min_photo_side=config["min_photo_side"],
         code=code_digest("facemask.dataset"),
     conda:
         "../../envs/cpu.yaml"
