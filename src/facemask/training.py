@@ -24,12 +24,12 @@ from facemask.augment import batch_transform
 from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.devices import autocast, pick_device
 from facemask.errors import PipelineError
-from facemask.files import atomic_output, write_csv
+from facemask.files import write_csv
 from facemask.inference import predict_logits
 from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, age_band, encode_class
 from facemask.logs import Progress, log
 from facemask.losses import create_loss
-from facemask.models import create_classifier, model_data_config, save_checkpoint
+from facemask.models import create_classifier, model_data_config, save_checkpoint, save_torch
 from facemask.scores import macro_f1
 
 
@@ -260,9 +260,9 @@ def train_fold(
                          best_model={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
         scheduler.step(epoch)
         state["epoch"] = epoch
-        with atomic_output(outputs.resume_state) as partial:
-            torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": rng_states(train_loader.generator), "progress": state}, partial)
+        save_torch({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": rng_states(train_loader.generator), "progress": state},
+                   outputs.resume_state)
         if patience and epoch - state["best_epoch"] >= patience:
             log.info("fold %d: early stop after epoch %d, no better validation F1 for %d epochs", fold, epoch, patience)
             break
