@@ -1,6 +1,7 @@
 """config.yaml is checked against the JSON schema, which also fills in the defaults."""
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from .conftest import demo_work_folder, snakemake
 
 ROOT = Path(__file__).parents[1]
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -64,3 +67,12 @@ def test_a_bad_config_stops_the_workflow_before_any_job_runs(config, tmp_path, c
     assert run.returncode != 0
     assert message in run.stdout + run.stderr
     assert "Job stats" not in run.stdout
+
+
+def test_the_presets_add_their_models_to_a_run(tmp_path):
+    run = snakemake(demo_work_folder(tmp_path), "--dry-run", "submission", configs=("demo.yaml", str(ROOT / "config" / "presets.yaml")))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    presets = yaml.safe_load((ROOT / "config" / "presets.yaml").read_text())["models"]
+    for name in presets:
+        assert all(f"results/demo/train/{name}/fold{fold}/checkpoint.pt" in run.stdout for fold in range(3)), name
+    assert re.search(r"^train\s+(\d+)$", run.stdout, re.MULTILINE).group(1) == str(3 * (3 + len(presets)))  # 3 folds of every model

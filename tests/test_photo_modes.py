@@ -6,13 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib import cbook
 from PIL import Image
 
 from facemask.dataset import ALPHA_BACKGROUND, DataReport, index_eval_photos, index_train_photos, read_photo
 
-#: a real photo that matplotlib ships: Grace Hopper's portrait, 512 x 600
-PORTRAIT = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+from .conftest import PORTRAIT
 
 
 @pytest.fixture(scope="module")
