@@ -1,4 +1,5 @@
-"""Shared fixtures: a small generated data set in the competition layout; the demo built by Snakemake."""
+"""Shared fixtures: a small generated data set in the competition layout; the demo built by Snakemake;
+a real face photo."""
 
 import shutil
 import subprocess
@@ -6,12 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from matplotlib import cbook
 
 from facemask.cache import prepare_cache
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.demo import make_demo_data
 
 ROOT = Path(__file__).parents[1]
+#: a real face photo that an installed package ships: Grace Hopper's portrait in matplotlib's sample data, 512 x 600
+PORTRAIT = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
 def snakemake(workdir: Path, *args: str, configs=("demo.yaml",), env=None, timeout=1500) -> subprocess.CompletedProcess:

@@ -38,10 +38,10 @@ def edit_train_csv(data, row, **values):
     edit_csv(data / "train" / "train.csv", change)
 
 
-def index_both(data, **options):
+def index_both(data, skip_unreadable=False, min_side=32):
     report = DataReport()
-    train = index_train_photos(data, (30, 60), report, **options)
-    evaluation = index_eval_photos(data, report)
+    train = index_train_photos(data, (30, 60), report, skip_unreadable=skip_unreadable, min_side=min_side)
+    evaluation = index_eval_photos(data, report, min_side=min_side)
     return train, evaluation, report
 
 
@@ -85,15 +85,31 @@ def test_an_unreadable_eval_photo_is_always_an_error(data):
         index_both(data, skip_unreadable=True)
 
 
-@pytest.mark.parametrize(("mode", "color"), [("RGBA", (10, 200, 30, 128)), ("L", 90), ("P", 3), ("LA", (90, 200))])
-def test_png_with_alpha_grayscale_and_palette_photos_are_converted_to_rgb_and_counted(data, mode, color):
-    target = photo(data, "mask3")
-    target.unlink()
-    png = target.with_suffix(".png")
-    Image.new(mode, (96, 128), color).save(png)
-    _, _, report = index_both(data)
-    assert report.to_dict()["converted_to_rgb"] == {mode: 1}
-    assert read_photo(png).mode == "RGB"
+@pytest.mark.parametrize("size", [(1, 1), (31, 400), (400, 31)])
+def test_a_photo_under_min_photo_side_is_an_error_naming_it(data, size):
+    bad = photo(data, "mask4")
+    Image.new("RGB", size, "red").save(bad, format="PNG")
+    with pytest.raises(DataError, match=f"{bad.name}: {size[0]} x {size[1]} pixels, too small"):
+        index_both(data)
+    index_both(data, min_side=1)  # the limit is config (min_photo_side)
+
+
+def test_a_tiny_training_photo_can_be_skipped_and_is_counted_but_a_tiny_eval_photo_cannot(data):
+    tiny = photo(data, "normal", 3)
+    Image.new("RGB", (1, 1), "red").save(tiny, format="PNG")
+    train, _, report = index_both(data, skip_unreadable=True)
+    assert report.to_dict()["skipped_unreadable"] == {"count": 1, "files": [str(tiny)]} and len(train) == 7 * 12 - 1
+    eval_photo = sorted((data / "eval" / "images").iterdir())[0]
+    Image.new("RGB", (16, 16), "red").save(eval_photo, format="PNG")
+    with pytest.raises(DataError, match=f"{eval_photo.name}: 16 x 16 pixels, too small"):
+        index_both(data, skip_unreadable=True)
+
+
+def test_an_image_mode_that_is_not_decoded_is_an_error_naming_it(data):
+    bad = photo(data, "mask2")
+    Image.new("LAB", (96, 128), (50, 0, 0)).save(bad, format="TIFF")
+    with pytest.raises(DataError, match=f"{bad.name}: image mode LAB is not one this pipeline decodes"):
+        index_both(data)
 
 
 def test_an_exif_rotated_photo_is_turned_upright_and_counted(data):

@@ -1,5 +1,6 @@
 """The speed benchmark script runs and reports its side-by-side ratios (figures: docs/benchmarks.md)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -22,6 +23,7 @@ def test_the_input_benchmark_compares_the_peers_loader_with_the_cache_on_full_si
     [result] = run_benchmark(tmp_path, "input", "--people", "12", "--batch-size", "8", "--size", "64x48")
     assert result["photos"] == 12 * 7 and result["baseline_images_per_s"] > 0 and result["ours_images_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["ours_images_per_s"] / result["baseline_images_per_s"], rel=0.05)
+    assert result["ratio"] > 2  # the cache is sliced, the baseline decodes every photo (measured here: 7-18x)
 
 
 def test_the_tta_benchmark_finds_batched_and_ttach_outputs_equal(tmp_path):
@@ -44,3 +46,17 @@ def test_the_gpu_benchmark_measures_the_limit_and_end_to_end_and_extrapolates_th
     assert results[0]["inference_images_per_s"] > 0 and results[0]["warmup_s"] >= 0
     assert results[-1]["benchmark"] == "default ensemble (extrapolated)" and results[-1]["minutes"] > 0
     assert results[0]["jobs_per_gpu"] == results[-1]["jobs_per_gpu"] == jobs_per_gpu
+
+
+@pytest.mark.parametrize(("jobs_per_gpu", "seconds"), [(1, 60 + 40), (2, 50 + 30)])
+def test_the_ensembles_wall_time_is_extrapolated_from_the_measured_rates(jobs_per_gpu, seconds):
+    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    rows = [{"end_to_end_images_per_s": 100, "cache_on_gpu_images_per_s": 50, "inference_images_per_s": 200, "warmup_s": 10},
+            {"end_to_end_images_per_s": 150, "cache_on_gpu_images_per_s": 200, "inference_images_per_s": 400, "warmup_s": 10}]
+    # a fold of each model: 2 epochs of 500 training photos at its better training rate (10 s, 5 s), 2 x 500
+    # validation and 500 x 2 TTA views at its inference rate (10 s, 5 s), and its warm-up (10 s, shared by the jobs of a GPU)
+    result = benchmark.extrapolate_ensemble([row | {"jobs_per_gpu": jobs_per_gpu} for row in rows],
+                                            train_photos=1000, eval_photos=500, epochs=2, folds=2)
+    assert result["minutes"] == round(seconds / 60, 1) and result["models"] == 2

@@ -16,15 +16,17 @@ from facemask.cache import prepare_photos
 from facemask.dataset import index_train_photos, read_photo
 from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.errors import DataError
-from facemask.faces import FALLBACK_WIDTH, crop_box
+from facemask.faces import FALLBACK_WIDTH, FaceFinder, crop_box
 from facemask.inference import predict_logits
 from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config
 from facemask.training import create_mixup, train_one_epoch
 
-from .conftest import model_settings
+from .conftest import PORTRAIT, model_settings
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+#: where the portrait's face is, located by hand (x, y in pixels)
+FACE_POINTS = {"left eye": (218, 200), "right eye": (302, 197), "nose tip": (258, 240), "mouth": (258, 282)}
 
 
 def test_the_cache_holds_every_photo_upright_and_resized_in_index_order(demo_dir, demo_cache):
@@ -34,6 +36,18 @@ def test_the_cache_holds_every_photo_upright_and_resized_in_index_order(demo_dir
     for row in (0, 7, len(index) - 1):
         expected = np.asarray(read_photo(demo_dir / index["path"][row]).resize((36, 36), Image.Resampling.BICUBIC))
         assert np.abs(pixels[row].astype(int) - expected).mean() < 2, row
+
+
+def test_the_face_crop_finds_the_face_of_a_real_portrait_and_centres_the_crop_on_it(tmp_path):
+    left, top, width, height = FaceFinder().find(np.asarray(read_photo(PORTRAIT)))
+    assert all(left < x < left + width and top < y < top + height for x, y in FACE_POINTS.values())
+    assert 100 < width < 300  # her face (about 180 px wide), not the whole photo or a badge
+    crops = prepare_photos(PORTRAIT.parent, [PORTRAIT.name], (64, 48), tmp_path / "crop.npy", face_crop=True, face_scale=1.2)
+    crop = crops.iloc[0]
+    assert crop["face_found"]
+    assert all(crop["left"] < x < crop["right"] and crop["top"] < y < crop["bottom"] for x, y in FACE_POINTS.values())
+    nose_x, nose_y = FACE_POINTS["nose tip"]
+    assert abs((crop["left"] + crop["right"]) / 2 - nose_x) < 30 and abs((crop["top"] + crop["bottom"]) / 2 - nose_y) < 30
 
 
 def test_face_crop_falls_back_to_a_centre_crop_and_counts_it(tmp_path):

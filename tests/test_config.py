@@ -1,6 +1,7 @@
 """config.yaml is checked against the JSON schema, which also fills in the defaults."""
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from .conftest import demo_work_folder, snakemake
 
 ROOT = Path(__file__).parents[1]
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -30,7 +33,7 @@ def test_defaults_are_filled_in_down_to_each_model_block():
     config = {"models": {"tiny": {"arch": "resnet18"}}}
     validate(config, SCHEMA)
     assert config["folds"] == {"k": 5, "seed": 42, "run": None}
-    assert config["age_bins"] == [30, 60]
+    assert config["age_bins"] == [30, 60] and config["min_photo_side"] == 32
     assert config["models"]["tiny"]["optimizer"]["name"] == "adamw"
     assert config["models"]["tiny"]["augment"]["hflip"] == 0.5
     assert config["models"]["tiny"]["ensemble_weight"] == 1.0
@@ -102,3 +105,12 @@ def test_the_schema_allows_exactly_the_values_the_code_accepts():
     assert enums["propertyNames"] == enums[0] == set(TTA_TRANSFORMS)  # a transform by name, or with options
     assert enums["head"] == set(HEADS)
     assert enums["sampler"] == set(SAMPLERS)
+
+
+def test_the_presets_add_their_models_to_a_run(tmp_path):
+    run = snakemake(demo_work_folder(tmp_path), "--dry-run", "submission", configs=("demo.yaml", str(ROOT / "config" / "presets.yaml")))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    presets = yaml.safe_load((ROOT / "config" / "presets.yaml").read_text())["models"]
+    for name in presets:
+        assert all(f"results/demo/train/{name}/fold{fold}/checkpoint.pt" in run.stdout for fold in range(3)), name
+    assert re.search(r"^train\s+(\d+)$", run.stdout, re.MULTILINE).group(1) == str(3 * (3 + len(presets)))  # 3 folds of every model

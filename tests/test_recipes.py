@@ -1,21 +1,25 @@
 """The seeds' recipes as config choices: losses, Mixup / CutMix, three heads, sampling, age cuts,
-early stopping, fitted ensemble weights; and short runs of both head types that learn."""
+optimizers and lr schedules, gradient accumulation, early stopping, fitted ensemble weights; and
+short runs of both head types that learn."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
 
+from facemask import training
 from facemask.dataset import index_train_photos
 from facemask.demo import make_demo_data
 from facemask.ensemble import fit_weights, soft_vote
 from facemask.folds import make_folds
 from facemask.labels import decode_class, encode_class
+from facemask.loader import CachedPhotos, photo_loader
 from facemask.losses import CompositeLoss, create_loss, cross_entropy, focal, soft_f1, task_marginals
-from facemask.models import create_classifier
+from facemask.models import create_classifier, load_checkpoint
 from facemask.scores import macro_f1, task_scores
-from facemask.training import TrainOutputs, create_mixup, sample_weights, train_fold, training_labels
+from facemask.training import TrainOutputs, create_mixup, sample_weights, train_fold, train_one_epoch, training_labels
 
 from .conftest import model_settings, prepare_test_cache
 
@@ -100,6 +104,19 @@ def test_the_weighted_sampler_balances_classes_or_age_bands():
     assert sample_weights(labels, "none") is None
 
 
+def test_the_age_sampler_draws_each_age_band_equally_often_and_leaves_the_rest_as_the_data_has_it(tmp_path):
+    bands = np.repeat([0, 1, 2], [200, 80, 20])
+    masks = np.where(np.arange(300) % 5 == 0, 2, 0)  # 80 % of the photos with a mask worn, in every band
+    labels = pd.Series(encode_class(masks, np.arange(300) % 2, bands))
+    np.save(tmp_path / "cache.npy", np.zeros((300, 2, 2, 3), dtype=np.uint8))
+    loader = photo_loader(CachedPhotos(tmp_path / "cache.npy", np.arange(300), labels), 50, 0, shuffle=True,
+                          sample_weights=sample_weights(labels, "age"))
+    drawn = torch.cat([batch_labels for _ in range(10) for _, batch_labels in loader]).numpy()
+    assert len(drawn) == 3000
+    assert np.bincount(drawn % 3, minlength=3) / len(drawn) == pytest.approx([1 / 3] * 3, abs=0.03)
+    assert (drawn // 6 == 0).mean() == pytest.approx(0.8, abs=0.03)  # the class sampler would make it 1 / 2
+
+
 def test_a_training_age_cut_of_58_relabels_58_and_59_for_training_only():
     photos = pd.DataFrame({"age": [57, 58, 59, 60], "mask_label": 0, "gender_label": 1, "age_label": [1, 1, 1, 2]})
     photos["label"] = encode_class(photos["mask_label"], photos["gender_label"], photos["age_label"])
@@ -141,3 +158,64 @@ def test_a_short_run_of_each_head_type_learns_the_demo_well_above_chance(learnab
     scores = task_scores(oof["label"], oof.filter(like="logit_").to_numpy().argmax(1))
     # chance: macro F1 about 0.05; constant answers: mask F1 0.28, gender F1 0.37
     assert scores["macro_f1"] > 0.2 and scores["gender_f1"] > 0.7, scores
+
+
+@pytest.fixture(scope="module")
+def demo_folds(demo_dir):
+    index = index_train_photos(demo_dir, (30, 60))
+    return index, make_folds(index, k=3, seed=0)
+
+
+def quick_settings(**block) -> dict:
+    """A model block of timm's smallest test network (100k weights, batch norm) at 32 x 32."""
+    return model_settings(arch="test_efficientnet", image_size=[32, 32], batch_size=16, **block)
+
+
+@pytest.mark.parametrize(("optimizer", "scheduler", "epochs", "lrs"), [
+    ({"name": "sgd", "lr": 0.1, "momentum": 0.8}, {"name": "step", "decay_epochs": 2, "decay_rate": 0.5, "warmup_epochs": 0},
+     5, [0.1, 0.1, 0.05, 0.05, 0.025]),
+    ({"name": "adam", "lr": 1e-3, "weight_decay": 0.0}, {"name": "cosine", "warmup_epochs": 0, "min_lr": 0.0, "cycle_limit": 3,
+                                                         "cycle_decay": 0.5},
+     3, [1e-3, 7.5e-4, 2.5e-4, 5e-4, 3.75e-4, 1.25e-4, 2.5e-4, 1.875e-4, 6.25e-5]),  # 3 cycles of 3 epochs, each at half the lr
+], ids=["SGD with step decay", "Adam with cosine warm restarts"])
+def test_the_configured_optimizer_trains_with_the_configured_lr_schedule(demo_folds, demo_cache, tmp_path, monkeypatch,
+                                                                        optimizer, scheduler, epochs, lrs):
+    created = []
+
+    def record_optimizer(*args, **options):
+        created.append(create_optimizer_v2(*args, **options))
+        return created[-1]
+    monkeypatch.setattr(training, "create_optimizer_v2", record_optimizer)
+    outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
+    history = train_fold(*demo_folds, 0, quick_settings(epochs=epochs, optimizer=optimizer, scheduler=scheduler), demo_cache["train"], outputs)
+    assert history["lr"].tolist() == pytest.approx(lrs)
+    [used] = created
+    assert type(used).__name__ == {"sgd": "SGD", "adam": "Adam"}[optimizer["name"]]
+    assert used.defaults.get("momentum", 0.8) == 0.8
+    assert all(used.state[p] for p in used.param_groups[0]["params"])  # every weight stepped (momentum buffers kept)
+
+
+def test_two_batches_of_8_with_accumulation_2_make_the_same_step_as_one_batch_of_16():
+    torch.manual_seed(0)
+    images, labels = torch.rand(16, 3, 4, 4), torch.randint(0, 18, (16,))
+    halves = [(images[:8], labels[:8]), (images[8:], labels[8:])]
+
+    def weights_after(batches, accumulation_steps):
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 32), torch.nn.ReLU(), torch.nn.Linear(32, 18))  # no batch norm
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        train_one_epoch(model, batches, torch.nn.Identity(), cross_entropy, optimizer, torch.device("cpu"), 1,
+                        accumulation_steps=accumulation_steps)
+        return torch.cat([parameter.detach().flatten() for parameter in model.parameters()])
+    whole = weights_after([(images, labels)], 1)
+    torch.testing.assert_close(weights_after(halves, 2), whole)
+    assert not torch.allclose(weights_after(halves, 1), whole, atol=1e-3)  # two steps are not one
+
+
+def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_the_best_epoch(demo_folds, demo_cache, tmp_path, monkeypatch):
+    val_f1 = iter([0.2, 0.5, 0.4, 0.5, 0.9, 0.9])
+    monkeypatch.setattr(training, "macro_f1", lambda labels, predicted: next(val_f1))
+    outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
+    history = train_fold(*demo_folds, 0, quick_settings(epochs=6, early_stopping_patience=2), demo_cache["train"], outputs)
+    assert list(history["epoch"]) == [1, 2, 3, 4]  # best at 2; 3 and 4 no better
+    assert load_checkpoint(outputs.checkpoint)[1]["epoch"] == 2

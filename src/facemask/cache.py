@@ -3,8 +3,11 @@ face), resized to the model's input size plus a margin for random crops, and sto
 pixels in one memory-mappable `.npy` array (photos x height x width x 3) whose rows follow the
 photo index. Training and inference slice it instead of decoding JPEGs at every epoch."""
 
+import math
+import os
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from PIL import Image
 
 from facemask.dataset import read_photo
 from facemask.faces import FaceFinder, crop_box
-from facemask.files import atomic_output
+from facemask.files import DISK_FULL, atomic_output
 from facemask.logs import Progress, log
 
 
@@ -41,20 +44,41 @@ def prepare_photos(
     data_dir, height, width = Path(data_dir), *size
     finder = FaceFinder() if face_crop else None
     boxes = []
-    with atomic_output(output) as partial:
-        # np.save's format, filled row by row: the array never has to fit in memory
-        pixels = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(paths), height, width, 3))
+    with atomic_output(output) as partial, open(partial, "wb") as file:
+        start_array_file(file, (len(paths), height, width, 3))
         progress = Progress(len(paths), f"preparing {height}x{width}")
         with ThreadPoolExecutor(max(threads, 1)) as pool:  # PIL and OpenCV release the GIL
-            jobs = pool.map(lambda p: load_prepared(data_dir / p, size, finder, face_scale), paths)
-            for row, (photo, box, found) in enumerate(jobs):
-                pixels[row] = photo
+            photos = in_order(pool, lambda p: load_prepared(data_dir / p, size, finder, face_scale), paths, 4 * max(threads, 1))
+            for row, (photo, box, found) in enumerate(photos):
+                file.write(photo)  # the next row of the array; the job holds a few photos, never the array
                 boxes.append((*(box or (None,) * 4), found if face_crop else None))
                 progress.update(row + 1, 1)
-        pixels.flush()
-        del pixels
     return pd.DataFrame(boxes, columns=["left", "top", "right", "bottom", "face_found"]).assign(path=list(paths))[
         ["path", "left", "top", "right", "bottom", "face_found"]]
+
+
+def start_array_file(file, shape: tuple[int, ...]) -> None:
+    """Write the `.npy` header of a uint8 array of `shape` (its rows follow, in order) and reserve
+    the whole file on disk, so that a full disk fails at once rather than after hours of decoding."""
+    np.lib.format.write_array_header_1_0(file, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    file.flush()
+    try:
+        os.posix_fallocate(file.fileno(), 0, file.tell() + math.prod(shape))
+    except OSError as error:  # a file system that cannot reserve space: the writes will tell
+        if error.errno in DISK_FULL:
+            raise
+
+
+def in_order(pool: ThreadPoolExecutor, function: Callable, items: Iterable, ahead: int) -> Iterator:
+    """`function` of each item, in order, computed by `pool` at most `ahead` items before they are
+    taken (pool.map submits every item at once, and keeps every result until it is taken)."""
+    pending = deque()
+    for item in items:
+        pending.append(pool.submit(function, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def prepare_cache(

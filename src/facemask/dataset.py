@@ -5,16 +5,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
 from facemask.errors import DataError
 from facemask.labels import GENDER_CODES, MASK_BY_PHOTO, age_band, check_age_bins, encode_class
+from facemask.logs import log
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
 INFO_COLUMNS = ("ImageID", "ans")
 EXIF_ORIENTATION = 0x0112
+#: the image modes (as PIL opens them) that `to_rgb` decodes; any other is refused by the data check
+PHOTO_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+#: I and F carry no bit depth: their samples are read on the first of these scales that holds the brightest
+FULL_SCALES = (1.0, 255.0, 65535.0, 2.0**31 - 1)
+#: what shows through transparent pixels
+ALPHA_BACKGROUND = (255, 255, 255)
+#: photos smaller than this on a side are refused (the competition's are 384 x 512)
+MIN_PHOTO_SIDE = 32
 
 
 def parse_person_folder(name: str) -> dict:
@@ -75,21 +85,27 @@ class DataReport:
         return plain
 
 
-def check_photo(path: Path, report: DataReport) -> None:
-    """Decode `path` (a JPEG at reduced scale, which is fast) or raise a DataError saying why not;
-    count photos that will be converted to RGB or turned upright by their EXIF orientation."""
+def check_photo(path: Path, report: DataReport, min_side: int = MIN_PHOTO_SIDE) -> None:
+    """Decode `path` as read_photo does (a JPEG at reduced scale, which is fast) or raise a
+    DataError saying why not: unreadable, smaller than `min_side` pixels on a side, or of an image
+    mode outside PHOTO_MODES; count photos converted to RGB or turned upright by their EXIF orientation."""
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
     try:
         with Image.open(path) as image:
-            if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
-                report.exif_rotated += 1
-            if image.mode != "RGB":
-                report.converted_modes[image.mode] += 1
+            mode, rotated = image.mode, image.getexif().get(EXIF_ORIENTATION, 1) != 1
+            if min(image.size) < min_side:
+                raise DataError(f"{path}: {image.width} x {image.height} pixels, too small "
+                                f"(min_photo_side: {min_side} pixels on each side)")
+            if mode not in PHOTO_MODES:
+                raise DataError(f"{path}: image mode {mode} is not one this pipeline decodes {PHOTO_MODES}")
             image.draft("RGB", (max(image.width // 4, 1), max(image.height // 4, 1)))
-            image.load()
+            to_rgb(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"{path}: not a readable image ({error})") from error
+    report.exif_rotated += rotated
+    if mode != "RGB":
+        report.converted_modes[mode] += 1
 
 
 def is_photo_file(path: Path) -> bool:
@@ -121,11 +137,12 @@ def find_person_photos(folder: Path, report: DataReport) -> dict[str, Path]:
 
 
 def index_train_photos(
-    data_dir: str | Path, age_bins: Sequence[int], report: DataReport | None = None, skip_unreadable: bool = False
+    data_dir: str | Path, age_bins: Sequence[int], report: DataReport | None = None, skip_unreadable: bool = False,
+    min_side: int = MIN_PHOTO_SIDE,
 ) -> pd.DataFrame:
     """One row per training photo: its path (relative to `data_dir`), person, gender, race, age,
-    the three task labels and the 18-class label. Every photo is decoded once to check it; an
-    unreadable one is an error, or skipped and counted in `report` when `skip_unreadable`."""
+    the three task labels and the 18-class label. Every photo is decoded once to check it; one that
+    fails check_photo is an error, or skipped and counted in `report` when `skip_unreadable`."""
     data_dir = Path(data_dir)
     report = DataReport() if report is None else report
     age_bins = check_age_bins(age_bins)
@@ -145,10 +162,11 @@ def index_train_photos(
             raise DataError(f"{folder}: person folder listed in {train_csv} does not exist")
         for stem, file in find_person_photos(folder, report).items():
             try:
-                check_photo(file, report)
-            except DataError:
+                check_photo(file, report, min_side)
+            except DataError as error:
                 if not skip_unreadable:
                     raise
+                log.warning("skipped: %s", error)
                 report.skipped_unreadable.append(str(file))
                 continue
             report.extensions[file.suffix.lower()] += 1
@@ -165,9 +183,9 @@ def index_train_photos(
     return pd.DataFrame(rows)
 
 
-def index_eval_photos(data_dir: str | Path, report: DataReport | None = None) -> pd.DataFrame:
+def index_eval_photos(data_dir: str | Path, report: DataReport | None = None, min_side: int = MIN_PHOTO_SIDE) -> pd.DataFrame:
     """The eval photos in `info.csv` order: ImageID and path (relative to `data_dir`); every
-    photo must exist and decode, since the submission needs an answer for each."""
+    photo must exist and pass check_photo, since the submission needs an answer for each."""
     data_dir = Path(data_dir)
     report = DataReport() if report is None else report
     info_csv = data_dir / "eval" / "info.csv"
@@ -178,15 +196,35 @@ def index_eval_photos(data_dir: str | Path, report: DataReport | None = None) ->
         photo = data_dir / "eval" / "images" / image_id
         if not photo.is_file():
             raise DataError(f"{info_csv} line {line}: photo {image_id!r} not found in {photo.parent}")
-        check_photo(photo, report)
+        check_photo(photo, report, min_side)
     report.eval_photos = len(info)
     return pd.DataFrame({"ImageID": info["ImageID"], "path": "eval/images/" + info["ImageID"]})
 
 
 def read_photo(path: Path, at_least: int | None = None) -> Image.Image:
-    """An RGB photo, turned upright by its EXIF orientation; a JPEG is decoded at a reduced scale
-    when both sides stay at least `at_least` pixels (much faster for small model inputs)."""
+    """A photo as 8-bit RGB (see to_rgb), turned upright by its EXIF orientation; a JPEG is decoded
+    at a reduced scale when both sides stay at least `at_least` pixels (much faster for small model inputs)."""
     with Image.open(path) as image:
         if at_least:
             image.draft("RGB", (at_least, at_least))
-        return ImageOps.exif_transpose(image).convert("RGB")
+        return to_rgb(ImageOps.exif_transpose(image))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB pixels of an image in one of PHOTO_MODES: deeper samples scaled (not clipped) to
+    0..255, transparency composited on ALPHA_BACKGROUND, palette, CMYK and YCbCr converted by PIL."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = Image.fromarray(grey_8bit(np.asarray(image), image.mode))
+    if image.has_transparency_data:
+        background = Image.new("RGBA", image.size, (*ALPHA_BACKGROUND, 255))
+        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
+def grey_8bit(samples: np.ndarray, mode: str) -> np.ndarray:
+    """Greyscale samples of mode I;16 (any byte order; full scale 65535), I or F (full scale: the
+    first of FULL_SCALES that holds the brightest sample) as uint8 0..255, rounded."""
+    samples = np.nan_to_num(samples.astype(np.float64))
+    brightest = samples.max(initial=0.0)
+    full_scale = 65535.0 if mode.startswith("I;16") else next((s for s in FULL_SCALES if brightest <= s), FULL_SCALES[-1])
+    return np.rint(np.clip(samples, 0.0, full_scale) * (255.0 / full_scale)).astype(np.uint8)

@@ -7,6 +7,7 @@ Ages follow the competition's imbalance: the >= 60 band is rare and holds only p
 """
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,31 @@ def make_demo_data(out_dir: str | Path, train_people: int = 60, eval_people: int
     answers = pd.DataFrame(answers).sample(frac=1, random_state=seed).reset_index(drop=True)
     write_csv(answers.assign(ans=0)[["ImageID", "ans"]], out_dir / "eval" / "info.csv")
     write_csv(answers, out_dir / "eval" / "labels.csv")
+
+
+def make_full_size_data(out_dir: str | Path, train_people: int = 2700, eval_photos: int = 12_600, width: int = 384,
+                        height: int = 512, drawn_people: int = 40, seed: int = 0) -> None:
+    """A data set of the competition's size and resolution, made fast for load tests: `drawn_people`
+    people are drawn as make_demo_data draws them (one in 20 as PNG, the rest JPEG); every other
+    person and eval photo is a copy of their files, under the competition's names."""
+    out_dir, rng = Path(out_dir), np.random.default_rng(seed)
+    drawn, rows = [], []  # (person, folder) of each drawn person; train.csv
+    for number in range(1, train_people + 1):
+        person, source = (draw_person(rng), None) if number <= drawn_people else drawn[(number - 1) % drawn_people]
+        folder = out_dir / "train" / "images" / f"{number:06d}_{person['gender']}_{person['race']}_{person['age']}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if source is None:
+            for photo in MASK_BY_PHOTO:
+                save_photo(draw_photo(person, photo, width, height, rng), folder / f"{photo}{'.png' if number % 20 == 0 else '.jpg'}")
+            drawn.append((person, folder))
+        else:
+            for file in source.iterdir():
+                shutil.copyfile(file, folder / file.name)
+        rows.append({"id": f"{number:06d}", "gender": person["gender"], "race": person["race"], "age": person["age"], "path": folder.name})
+    write_csv(pd.DataFrame(rows), out_dir / "train" / "train.csv")
+    (out_dir / "eval" / "images").mkdir(parents=True, exist_ok=True)
+    jpegs = sorted(file for _, folder in drawn for file in folder.glob("*.jpg"))
+    image_ids = [hashlib.sha1(f"{seed}/eval/{number}".encode()).hexdigest() + ".jpg" for number in range(eval_photos)]
+    for number, image_id in enumerate(image_ids):
+        shutil.copyfile(jpegs[number % len(jpegs)], out_dir / "eval" / "images" / image_id)
+    write_csv(pd.DataFrame({"ImageID": image_ids, "ans": 0}), out_dir / "eval" / "info.csv")

@@ -1,6 +1,7 @@
 """Outputs written atomically: to a temporary name beside the target, then renamed over it, so a
 crash never leaves a half-written file that looks complete."""
 
+import errno
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,16 +9,32 @@ from pathlib import Path
 
 import pandas as pd
 
+from facemask.errors import PipelineError
+
+#: the errors of a write to a full disk, or past the user's quota
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def partial_path(path: Path) -> Path:
+    """Where atomic_output writes `path` until it is complete."""
+    return path.with_name(path.name + ".partial")
+
 
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces `path`, on error it is removed."""
+    """Yield a temporary path to write; on success it replaces `path`, on error it is removed. A
+    full disk is a PipelineError naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+    partial = partial_path(path)
     try:
         yield partial
         partial.replace(path)
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        raise PipelineError(f"{path}: the disk is full ({error.strerror}); nothing was written under this name, "
+                            "free some space and rerun") from error
     finally:
         partial.unlink(missing_ok=True)
 

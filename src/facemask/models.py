@@ -12,6 +12,8 @@ from facemask.labels import NUM_CLASSES
 
 #: the model outputs a block's `head` may name (see create_classifier)
 HEADS = ("single", "multi")
+#: what load_checkpoint needs of a checkpoint
+CHECKPOINT_KEYS = ("state_dict", "arch", "head", "model_kwargs", "data_config")
 
 
 class ThreeHeadClassifier(torch.nn.Module):
@@ -79,15 +81,29 @@ def model_data_config(model: torch.nn.Module, image_size: tuple[int, int]) -> di
     }
 
 
+def save_torch(data: dict, path: str | Path) -> None:
+    """torch.save `data` atomically, through a Python file: a full disk then raises ENOSPC (a clear
+    error, see atomic_output), where torch's own file writer says only "unexpected pos"."""
+    with atomic_output(path) as partial, open(partial, "wb") as file:
+        torch.save(data, file)
+
+
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> None:
     """Write the model's weights and plain `meta` (arch, model_kwargs, data_config, ...) atomically."""
-    with atomic_output(path) as partial:
-        torch.save({"state_dict": model.state_dict(), **meta}, partial)
+    save_torch({"state_dict": model.state_dict(), **meta}, path)
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """What `save_checkpoint` wrote: the state dict and the meta, on the CPU."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """What `save_checkpoint` wrote: the state dict and the meta, on the CPU; a file that is not
+    such a checkpoint (truncated, another program's, weights alone) is a PipelineError naming it."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch.load raises many kinds (RuntimeError, EOFError, KeyError, UnpicklingError)
+        raise PipelineError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from error
+    missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint] if isinstance(checkpoint, dict) else CHECKPOINT_KEYS
+    if missing:
+        raise PipelineError(f"{path}: not a checkpoint written by a train job (no {', '.join(missing)})")
+    return checkpoint
 
 
 def checkpoint_meta(path: str | Path) -> dict:
@@ -100,8 +116,10 @@ def checkpoint_meta(path: str | Path) -> dict:
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
     """The model saved by `save_checkpoint`, in eval mode on `device`, and its meta."""
     checkpoint = read_checkpoint(path)
-    state_dict = checkpoint.pop("state_dict")
     model = create_classifier(checkpoint["arch"], False, checkpoint["head"], checkpoint["model_kwargs"])
-    model.load_state_dict(state_dict)
+    try:
+        model.load_state_dict(checkpoint.pop("state_dict"))
+    except RuntimeError as error:
+        raise PipelineError(f"{path}: its weights do not fit its model {checkpoint['arch']} ({error})") from error
     return model.to(device).eval(), checkpoint
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facemask.files import atomic_output
 from facemask.logs import log
+from facemask.models import save_torch
 
 
 def rng_states(loader_generator: torch.Generator) -> dict:
@@ -48,9 +48,8 @@ def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.
 
 def save_resume_state(resume_state: Path, fingerprint: str, parts: dict, loader_generator: torch.Generator, progress: dict) -> None:
     """Write, atomically, what `resume` takes up: the states of `parts`, the RNG states and `progress`."""
-    with atomic_output(resume_state) as partial:
-        torch.save({"fingerprint": fingerprint, "rng": rng_states(loader_generator), "progress": progress}
-                   | {name: part.state_dict() for name, part in parts.items()}, partial)
+    save_torch({"fingerprint": fingerprint, "rng": rng_states(loader_generator), "progress": progress}
+               | {name: part.state_dict() for name, part in parts.items()}, resume_state)
 
 
 def resume(resume_state: Path, fingerprint: str, parts: dict, loader_generator: torch.Generator) -> dict | None:

@@ -11,6 +11,7 @@ rule index_photos:
         photos=get_photo_listing,
         age_bins=config["age_bins"],
         skip_unreadable_photos=config["skip_unreadable_photos"],
+        min_photo_side=config["min_photo_side"],
         code=code_digest("index_photos.py"),
     conda:
         "../../envs/cpu.yaml"

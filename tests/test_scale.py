@@ -1,0 +1,38 @@
+"""Load: the data check and the image cache keep their memory flat however many photos there are
+(scripts/scale_test.py, figures in docs/benchmarks.md). Reduced sizes by default; in CI (CI=true)
+the competition's full size: 2,700 people x 7 photos + 12,600 eval photos at 384 x 512."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.scale
+
+SCRIPT = ROOT / "scripts" / "scale_test.py"
+#: (training people, eval photos) of the two runs compared
+SIZES = ((675, 3150), (2700, 12_600)) if os.environ.get("CI") == "true" else ((10, 30), (50, 150))
+#: what a job's peak memory may grow by per photo (its index rows); one decoded photo is 576 KB, 36 KB at the check's 1/4 scale
+GROWTH_PER_PHOTO_KB = 8
+
+
+def scale_run(tmp_path, people: int, eval_photos: int) -> dict:
+    out = tmp_path / f"{people}.json"
+    run = subprocess.run([sys.executable, str(SCRIPT), "--people", str(people), "--eval-photos", str(eval_photos),
+                          "--drawn-people", "10", "--tmpdir", str(tmp_path), "--json", str(out)],
+                         capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_the_check_and_the_cache_hold_a_few_photos_in_memory_however_many_there_are(tmp_path):
+    small, large = (scale_run(tmp_path, *size) for size in SIZES)
+    assert large["photos"] == SIZES[1][0] * 7 + SIZES[1][1]
+    assert large["cache_mb"] == round(large["photos"] * 252 * 252 * 3 / 2**20)  # every photo, once
+    for stage in ("check", "cache"):
+        growth = (large[stage]["peak_rss_mb"] - small[stage]["peak_rss_mb"]) * 1024 / (large["photos"] - small["photos"])
+        assert growth < GROWTH_PER_PHOTO_KB, f"{stage}: {small[stage]} at {small['photos']} photos, {large[stage]} at {large['photos']}"
