@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from facemask import cache
+from facemask.bundle import write_bundle
 from facemask.cache import prepare_photos
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.errors import PipelineError
@@ -105,7 +106,8 @@ VOTE_CONFIG = "results_dir: results\nfolds: {k: 2}\nrun_models: [resnet34, effic
 
 
 def vote_folder(workdir, demo_dir):
-    """A work folder holding everything the soft vote reads: the index and every member's logits."""
+    """A work folder holding everything the soft vote reads: the index, every member's logits, and
+    the ensemble bundle (its checkpoints stand-ins: the vote reads only its weights and offsets)."""
     demo_work_folder(workdir)
     (workdir / "vote.yaml").write_text(VOTE_CONFIG)
     train, evaluation = index_train_photos(demo_dir, (30, 60)), index_eval_photos(demo_dir)
@@ -118,6 +120,16 @@ def vote_folder(workdir, demo_dir):
                                 (train[["path", "person", "label"]].assign(fold=fold), "train/{}/fold{}/oof_logits.csv")):
                 logits = pd.DataFrame(rng.normal(size=(len(table), 18)), columns=list(LOGIT_COLUMNS))
                 write_csv(table.join(logits), workdir / "results" / name.format(model, fold))
+    members = [(model, fold) for model in ("resnet34", "efficientnetv2_rw_t") for fold in (0, 1)]
+    checkpoints = [workdir / f"results/train/{model}/fold{fold}/checkpoint.pt" for model, fold in members]
+    for checkpoint in checkpoints:
+        checkpoint.write_bytes(b"a stand-in")
+    meta = {"arch": "resnet34", "head": "single", "epoch": 1, "data_config": {"input_size": [3, 64, 48]}}
+    settings = {"model_weights": {"resnet34": 1.0, "efficientnetv2_rw_t": 1.0}, "weights_fitted": False, "tta": TTA,
+                "cache": {"margin": 1.125, "face_crop": False, "face_scale": 2.0}, "age_bins": [30, 60],
+                "offsets_fitted_on": "a test"}
+    write_bundle(workdir / "results/ensemble/ensemble.json", members, checkpoints, [meta] * 4, [0.25] * 4, settings,
+                 rng.normal(size=18))
     return workdir
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 
-from facemask import training
+from facemask import optim, training
 from facemask.dataset import index_train_photos
 from facemask.demo import make_demo_data
 from facemask.ensemble import fit_weights, soft_vote
@@ -185,7 +185,7 @@ def test_the_configured_optimizer_trains_with_the_configured_lr_schedule(demo_fo
     def record_optimizer(*args, **options):
         created.append(create_optimizer_v2(*args, **options))
         return created[-1]
-    monkeypatch.setattr(training, "create_optimizer_v2", record_optimizer)
+    monkeypatch.setattr(optim, "create_optimizer_v2", record_optimizer)
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
     history = train_fold(*demo_folds, 0, quick_settings(epochs=epochs, optimizer=optimizer, scheduler=scheduler), demo_cache["train"], outputs)
     assert history["lr"].tolist() == pytest.approx(lrs)
