@@ -1,16 +1,19 @@
 """Snakemake job: train one (model, fold)."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from facemask.devices import claim_gpu
-from facemask.logs import run_job
+from facemask.logs import log, run_job
 from facemask.training import TrainOutputs, train_fold
 
 
 def main():
     claim_gpu()
+    log.info("model %s, fold %s, settings after the schema's defaults: %s", snakemake.wildcards.model,
+             snakemake.wildcards.fold, json.dumps(snakemake.params.settings, sort_keys=True))
     train_fold(
         index=pd.read_csv(snakemake.input.index, dtype={"person": str}),
         folds=pd.read_csv(snakemake.input.folds, dtype={"person": str}),

@@ -51,12 +51,12 @@ def test_the_gpu_benchmark_measures_the_limit_and_end_to_end_and_extrapolates_th
 @pytest.mark.parametrize(("jobs_per_gpu", "seconds"), [(1, 60 + 40), (2, 50 + 30)])
 def test_the_ensembles_wall_time_is_extrapolated_from_the_measured_rates(jobs_per_gpu, seconds):
     spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # puts scripts/benchmarks/ on the path
+    from benchmarks import gpu
     rows = [{"end_to_end_images_per_s": 100, "cache_on_gpu_images_per_s": 50, "inference_images_per_s": 200, "warmup_s": 10},
             {"end_to_end_images_per_s": 150, "cache_on_gpu_images_per_s": 200, "inference_images_per_s": 400, "warmup_s": 10}]
     # a fold of each model: 2 epochs of 500 training photos at its better training rate (10 s, 5 s), 2 x 500
     # validation and 500 x 2 TTA views at its inference rate (10 s, 5 s), and its warm-up (10 s, shared by the jobs of a GPU)
-    result = benchmark.extrapolate_ensemble([row | {"jobs_per_gpu": jobs_per_gpu} for row in rows],
+    result = gpu.extrapolate_ensemble([row | {"jobs_per_gpu": jobs_per_gpu} for row in rows],
                                             train_photos=1000, eval_photos=500, epochs=2, folds=2)
     assert result["minutes"] == round(seconds / 60, 1) and result["models"] == 2
