@@ -51,13 +51,17 @@ train_fold(index, folds, 0, json.loads(sys.argv[5]), sys.argv[3], TrainOutputs(o
 """
 
 
-def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_cache, tmp_path):
+AVERAGED_YEARS = SETTINGS | {"ema": {"decay": 0.9, "warmup": True}, "age_years": {"sigma": 2.0, "weight": 0.5}}
+
+
+@pytest.mark.parametrize("settings", [SETTINGS, AVERAGED_YEARS], ids=["plain", "ema_and_years"])
+def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_cache, tmp_path, settings):
     index, folds = tables
     write_csv(index, tmp_path / "index.csv")
     write_csv(folds, tmp_path / "folds.csv")
     killed = outputs_in(tmp_path / "killed")
     job = subprocess.Popen([sys.executable, "-c", TRAIN_IN_SUBPROCESS, str(tmp_path / "index.csv"), str(tmp_path / "folds.csv"),
-                            str(demo_cache["train"]), str(tmp_path / "killed"), json.dumps(SETTINGS)])
+                            str(demo_cache["train"]), str(tmp_path / "killed"), json.dumps(settings)])
     deadline = time.monotonic() + 300
     while not killed.resume_state.exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -65,14 +69,18 @@ def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tab
     job.wait()
     assert killed.resume_state.exists() and not killed.checkpoint.exists(), "the job was not killed mid-run"
     epochs_done = torch.load(killed.resume_state, weights_only=True)["progress"]["epoch"]
-    assert 1 <= epochs_done < SETTINGS["epochs"]
+    assert 1 <= epochs_done < settings["epochs"]
 
-    resumed = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], killed)
-    uninterrupted = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], outputs_in(tmp_path / "whole"))
+    resumed = train_fold(index, folds, 0, settings, demo_cache["train"], killed)
+    uninterrupted = train_fold(index, folds, 0, settings, demo_cache["train"], outputs_in(tmp_path / "whole"))
     assert list(resumed["epoch"]) == [1, 2, 3, 4]
     assert list(resumed["lr"]) == list(uninterrupted["lr"])
     pd.testing.assert_frame_equal(resumed.drop(columns="train_images_per_s"), uninterrupted.drop(columns="train_images_per_s"))
     assert not killed.resume_state.exists()
+    kept, whole = (torch.load(path, weights_only=True)["state_dict"] for path in (killed.checkpoint, tmp_path / "whole" / "checkpoint.pt"))
+    assert all(torch.equal(kept[key], whole[key]) for key in whole)
+    if settings["ema"]["decay"]:  # each epoch keeps the better of the raw and the averaged weights
+        assert (resumed["val_f1"] == resumed[["val_f1_raw", "val_f1_ema"]].max(axis=1)).all()
 
 
 def test_resume_state_of_other_settings_is_ignored(tables, demo_cache, tmp_path):

@@ -12,6 +12,7 @@ rule train:
     params:
         settings=get_model_settings,
         seed=config["seed"],
+        age_bins=config["age_bins"],
         code=code_digest("facemask.training"),
     threads: config["threads"]["train"]
     resources:

@@ -1,0 +1,84 @@
+"""The resume state of a train job: model, optimizer, scheduler, weight average, every random state
+training draws from and the progress, saved after each epoch and taken up only by the same run."""
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from facemask.files import atomic_output
+from facemask.logs import log
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and GPU)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_states(loader_generator: torch.Generator) -> dict:
+    """Every random state training draws from, as tensors and plain values."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(), "torch": torch.get_rng_state(), "loader": loader_generator.get_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_states(states: dict, loader_generator: torch.Generator) -> None:
+    """Undo `rng_states`."""
+    random.setstate(states["python"])
+    torch.set_rng_state(states["torch"])
+    loader_generator.set_state(states["loader"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    if states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.DataFrame, cache: str | Path) -> str:
+    """Identifies a training run, so resume state is only taken up by the same run (same settings,
+    photos, and the same build of the image cache)."""
+    built = Path(cache).stat()
+    run = {"settings": settings, "fold": fold, "seed": seed, "photos": train_photos[["path", "label"]].to_numpy().tolist(),
+           "cache": [str(cache), built.st_size, built.st_mtime_ns]}
+    return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def save_resume_state(
+    path: Path, fingerprint: str, model, optimizer, scheduler, loader_generator: torch.Generator, progress: dict, ema=None,
+) -> None:
+    """Save what `resume` takes up, atomically."""
+    with atomic_output(path) as partial:
+        torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": rng_states(loader_generator), "progress": progress,
+                    "ema": ema.state_dict() if ema else None}, partial)
+
+
+def resume(
+    resume_state: Path, fingerprint: str, model, optimizer, scheduler, loader_generator: torch.Generator,
+    ema=None,
+) -> dict | None:
+    """Load the model, optimizer, scheduler, weight average and RNG states a killed run of the same
+    settings left in `resume_state`, and return its progress (epoch, history, best epoch); None
+    when there is none."""
+    if not resume_state.is_file():
+        return None
+    saved = torch.load(resume_state, map_location="cpu", weights_only=True)
+    if saved["fingerprint"] != fingerprint:
+        log.info("ignoring %s, left by a run with other settings", resume_state)
+        return None
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    restore_rng_states(saved["rng"], loader_generator)
+    if ema is not None:
+        ema.load_state_dict(saved["ema"])
+    log.info("resuming after epoch %d from %s", saved["progress"]["epoch"], resume_state)
+    return saved["progress"]
