@@ -2,10 +2,9 @@
 
 import pandas as pd
 
-from facemask.ensemble import check_submission, read_class_shares, vote_eval_predictions
+from facemask.ensemble import check_submission, fit_vote, oof_by_model, read_class_shares, vote_eval_predictions
 from facemask.files import read_member_tables, write_csv
 from facemask.logs import log, run_job
-from facemask.report import fitted_weights, oof_by_model
 
 
 def main():
@@ -14,7 +13,7 @@ def main():
     weights = snakemake.params.weights
     shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
     if snakemake.params.fit_weights:
-        weights = fitted_weights(oof_by_model(read_member_tables(snakemake.params.members, snakemake.input.oof_logits)), shares)
+        weights = fit_vote(oof_by_model(read_member_tables(snakemake.params.members, snakemake.input.oof_logits)), shares).weights
         log.info("model weights fitted to the out-of-fold predictions: %s", weights)
     submission = vote_eval_predictions(eval_logits, weights, image_ids, shares)
     check_submission(submission, image_ids)

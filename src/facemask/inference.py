@@ -78,12 +78,14 @@ def predict_logits(model: torch.nn.Module, loader, transform: torch.nn.Module, d
     return torch.cat(outputs).cpu().numpy()
 
 
-def predict_eval_photos(checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1) -> pd.DataFrame:
+def predict_eval_photos(
+    checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1, age_cuts=None,
+) -> pd.DataFrame:
     """Logits of a trained (model, fold) for every eval photo (ImageID; rows of the eval `cache`
-    in the same order), with TTA."""
+    in the same order), with TTA; a years head's age bands cut at `age_cuts` when given."""
     torch.set_num_threads(threads)
     device = pick_device()
-    model, meta = load_checkpoint(checkpoint, device)
+    model, meta = load_checkpoint(checkpoint, device, age_cuts)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if tta["transforms"]:

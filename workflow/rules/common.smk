@@ -90,6 +90,14 @@ def get_model_settings(wildcards):
     return {key: value for key, value in block.items() if key != "ensemble_weight"}
 
 
+def get_age_cuts(wildcards):
+    """A years head's age cuts fitted on its out-of-fold predictions (rule fit_age_cuts), which its
+    predict jobs apply; none for other models."""
+    if config["models"][wildcards.model]["age_years"]["sigma"] is None:
+        return []
+    return f"{RESULTS}/train/{wildcards.model}/age_cuts.json"
+
+
 def get_ensemble_weights():
     """Each model's weight in the soft vote."""
     return {model: config["models"][model]["ensemble_weight"] for model in MODELS}
