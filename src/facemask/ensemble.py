@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.special import log_softmax, logsumexp, softmax
 
 from facemask.errors import PipelineError
-from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, YEAR_COLUMNS
+from facemask.labels import DEFAULT_AGE_BINS, LOGIT_COLUMNS, NUM_CLASSES, YEAR_COLUMNS
 from facemask.scores import macro_f1
 
 #: the age cuts a years head's fit chooses from: first cut, second cut (years)
@@ -168,13 +168,27 @@ def has_years(table: pd.DataFrame) -> bool:
     return YEAR_COLUMNS[0] in table.columns
 
 
-def fit_age_cuts(table: pd.DataFrame, shares: np.ndarray | None = None) -> tuple[int, int]:
+def fit_age_cuts(table: pd.DataFrame, shares: np.ndarray | None = None, rounds: int = 4) -> tuple[int, int]:
     """The age cuts (from AGE_CUT_CANDIDATES) at which a years head's out-of-fold predictions score
-    the best macro F1, classes decided as the submission decides them (`shares`)."""
+    the best macro F1, classes decided as the submission decides them (`shares`). Coordinate
+    ascent from the competition's cuts: the best first cut at the current second, then the best
+    second at that first, until neither moves (the first cut splits bands 0/1, the second 1/2)."""
     logits, years, labels = table[list(LOGIT_COLUMNS)].to_numpy(), table[list(YEAR_COLUMNS)].to_numpy(), table["label"].to_numpy()
-    scores = {cuts: macro_f1(labels, decide_classes(softmax(with_age_cuts(logits, years, cuts), axis=1), shares))
-              for cuts in itertools.product(*AGE_CUT_CANDIDATES)}
-    return max(scores, key=scores.get)
+    scores: dict[tuple[int, int], float] = {}
+
+    def score(cuts: tuple[int, int]) -> float:
+        if cuts not in scores:
+            scores[cuts] = macro_f1(labels, decide_classes(softmax(with_age_cuts(logits, years, cuts), axis=1), shares))
+        return scores[cuts]
+
+    cuts = DEFAULT_AGE_BINS
+    for _ in range(rounds):
+        first = max(AGE_CUT_CANDIDATES[0], key=lambda cut: score((cut, cuts[1])))
+        moved = (first, max(AGE_CUT_CANDIDATES[1], key=lambda cut: score((first, cut))))
+        if moved == cuts:
+            break
+        cuts = moved
+    return cuts
 
 
 @dataclass(frozen=True)
