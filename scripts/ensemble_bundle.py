@@ -2,14 +2,17 @@
 digests and settings, the vote weights (given, or fitted on the out-of-fold predictions), the TTA,
 and the class offsets that match the eval vote to the training class shares."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
 from facemask.bundle import write_bundle
-from facemask.ensemble import class_share_offsets, fold_weights, log_probabilities, read_class_shares, vote_probabilities
+from facemask.ensemble import (class_share_offsets, fit_vote, fold_weights, log_probabilities, oof_by_model, read_class_shares,
+                               vote_probabilities)
 from facemask.files import read_member_tables
 from facemask.logs import log, run_job
 from facemask.models import checkpoint_meta
-from facemask.report import fitted_weights, oof_by_model
 
 
 def main():
@@ -20,13 +23,14 @@ def main():
     shares = read_class_shares(snakemake.input.train_index) if params.match_class_shares else None
     weights = params.weights
     if params.fit_weights:
-        weights = fitted_weights(oof_by_model(read_member_tables(params.members, snakemake.input.oof_logits)), shares)
+        weights = fit_vote(oof_by_model(read_member_tables(params.members, snakemake.input.oof_logits)), shares).weights
         log.info("model weights fitted to the out-of-fold predictions: %s", weights)
     offsets = None
     if shares is not None:
         offsets = class_share_offsets(log_probabilities(vote_probabilities(eval_logits, weights, image_ids)), shares)
         log.info("class offsets matching the eval vote to the training class shares: %s", offsets.round(3).tolist())
-    settings = {"model_weights": weights, "weights_fitted": params.fit_weights, "tta": params.tta, "cache": params.cache,
+    age_cuts = {Path(path).parent.name: json.loads(Path(path).read_text())["age_cuts"] for path in snakemake.input.age_cuts}
+    settings = {"model_weights": weights, "age_cuts_of_models": age_cuts, "weights_fitted": params.fit_weights, "tta": params.tta, "cache": params.cache,
                 "age_bins": params.age_bins, "offsets_fitted_on": f"the soft vote of {len(image_ids)} eval photos"}
     checkpoints = snakemake.input.checkpoints
     write_bundle(snakemake.output[0], members, checkpoints, [checkpoint_meta(c) for c in checkpoints],

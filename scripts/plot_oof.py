@@ -1,10 +1,9 @@
 """Snakemake job: confusion matrix and per-class F1 of the ensemble's out-of-fold predictions."""
 
-from facemask.ensemble import read_class_shares
+from facemask.ensemble import ensemble_oof, oof_by_model, read_class_shares
 from facemask.files import read_member_tables
 from facemask.logs import run_job
 from facemask.plots import plot_class_f1, plot_confusion_matrix
-from facemask.report import ensemble_oof, oof_by_model
 
 
 def main():

@@ -1,5 +1,8 @@
 """Snakemake job: TTA logits of one trained (model, fold) for every eval photo."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
 from facemask.devices import claim_gpu
@@ -11,8 +14,9 @@ from facemask.logs import run_job
 def main():
     claim_gpu()
     photos = pd.read_csv(snakemake.input.index, dtype=str)
+    age_cuts = json.loads(Path(snakemake.input.age_cuts).read_text())["age_cuts"] if snakemake.input.age_cuts else None
     logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache, snakemake.params.tta, snakemake.threads,
-                                 snakemake.params.device)
+                                 snakemake.params.device, age_cuts)
     write_csv(logits, snakemake.output[0])
 
 

@@ -23,6 +23,7 @@ def main():
         outputs=TrainOutputs(*(Path(p) for p in (snakemake.output.checkpoint, snakemake.output.oof_logits, snakemake.output.history))),
         seed=snakemake.params.seed,
         threads=snakemake.threads,
+        age_bins=snakemake.params.age_bins,
         device=snakemake.params.device,
     )
 

@@ -12,6 +12,7 @@ from matplotlib import cbook
 from facemask.cache import prepare_cache
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.demo import make_demo_data
+from facemask.folds import make_folds
 
 ROOT = Path(__file__).parents[1]
 #: a real face photo that an installed package ships: Grace Hopper's portrait in matplotlib's sample data, 512 x 600
@@ -54,6 +55,16 @@ def demo_dir(tmp_path_factory):
 def demo_cache(demo_dir):
     """The demo_dir photos in the image cache at 36 x 36 (for 32 x 32 models): train and eval paths."""
     return prepare_test_cache(demo_dir, (36, 36))
+
+
+@pytest.fixture(scope="session")
+def learnable(tmp_path_factory):
+    """45 training people of the demo generator at 48 x 64, cached at 54 x 40 (for 48 x 36
+    models), in 3 folds: enough for short runs to learn: cache path, index and folds."""
+    root = tmp_path_factory.mktemp("learnable")
+    make_demo_data(root, train_people=45, eval_people=1, width=48, height=64, seed=11)
+    index = index_train_photos(root, (30, 60))
+    return prepare_test_cache(root, (54, 40))["train"], index, make_folds(index, k=3, seed=0)
 
 
 def prepare_test_cache(root, size) -> dict:

@@ -9,7 +9,8 @@ import pytest
 from scipy.special import softmax
 
 from facemask.errors import PipelineError
-from facemask.ensemble import class_shares, decide_classes, fold_weights, soft_vote, vote_eval_predictions
+from facemask.ensemble import (class_shares, cross_fitted_vote, decide_classes, fit_vote, fold_weights, oof_by_model, soft_vote,
+                               vote_eval_predictions)
 from facemask.labels import LOGIT_COLUMNS
 from facemask.logs import Progress
 from facemask.report import cv_summary, eval_scores_by_model, score_submission
@@ -101,6 +102,20 @@ def test_cv_summary_scores_each_fold_each_model_and_the_ensemble():
     assert summary.loc[("good", "0"), "n_photos"] == 20
     assert summary.loc[("ensemble", "all"), "n_photos"] == 40
     assert summary.loc[("bad", "all"), "macro_f1"] < summary.loc[("ensemble", "all"), "macro_f1"]
+
+
+def test_fitted_ensemble_rows_score_each_fold_by_weights_fitted_on_the_other_folds():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 18, size=90)
+    oof = {(model, fold): pd.DataFrame(np.eye(18)[labels[fold::3]] * 2 + rng.normal(scale=noise, size=(30, 18)),
+                                       columns=list(LOGIT_COLUMNS)).assign(path=[f"p{fold}_{i:02d}" for i in range(30)], label=labels[fold::3])
+           for model, noise in (("a", 1.0), ("b", 2.0), ("c", 4.0)) for fold in range(3)}
+    summary = cv_summary(oof, dict.fromkeys("abc", 1.0)).set_index("model")
+    by_model = oof_by_model(oof)
+    honest = decide_classes(cross_fitted_vote(by_model))
+    assert summary.loc["ensemble_fitted", "macro_f1"] == pytest.approx(macro_f1(by_model["a"]["label"], honest))
+    in_sample = fit_vote(by_model)
+    assert summary.loc["ensemble_fitted", "weights"] == " ".join(f"{m}={in_sample.weights[m]:.2f}" for m in "abc")
 
 
 def test_eval_scores_rate_each_model_on_its_own_folds_and_the_submission():

@@ -51,10 +51,14 @@ train_fold(index, folds, 0, json.loads(sys.argv[5]), sys.argv[3], TrainOutputs(o
 """
 
 
-@pytest.mark.parametrize("precision", ["auto", "fp16"])  # fp16: autocast and the loss scaler, on the CPU too
-def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_cache, tmp_path, precision):
+AVERAGED_YEARS = {"ema": {"decay": 0.9, "warmup": True}, "age_years": {"sigma": 2.0, "weight": 0.5}}
+
+
+# fp16: autocast and the loss scaler, on the CPU too; ema_and_years: the weight average and the years head
+@pytest.mark.parametrize("changes", [{}, {"precision": "fp16"}, AVERAGED_YEARS], ids=["plain", "fp16", "ema_and_years"])
+def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_cache, tmp_path, changes):
     index, folds = tables
-    settings = SETTINGS | {"precision": precision}
+    settings = SETTINGS | changes
     write_csv(index, tmp_path / "index.csv")
     write_csv(folds, tmp_path / "folds.csv")
     killed = outputs_in(tmp_path / "killed")
@@ -67,8 +71,8 @@ def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tab
     job.wait()
     assert killed.resume_state.exists() and not killed.checkpoint.exists(), "the job was not killed mid-run"
     saved = torch.load(killed.resume_state, weights_only=True)
-    assert 1 <= saved["progress"]["epoch"] < SETTINGS["epochs"]
-    assert ("scale" in saved["scaler"]) == (precision == "fp16")  # the loss scaler's state joins the resume state
+    assert 1 <= saved["progress"]["epoch"] < settings["epochs"]
+    assert ("scale" in saved["scaler"]) == (settings["precision"] == "fp16")  # the loss scaler's state joins the resume state
 
     resumed = train_fold(index, folds, 0, settings, demo_cache["train"], killed)
     uninterrupted = train_fold(index, folds, 0, settings, demo_cache["train"], outputs_in(tmp_path / "whole"))
@@ -76,6 +80,10 @@ def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tab
     assert list(resumed["lr"]) == list(uninterrupted["lr"])
     pd.testing.assert_frame_equal(resumed.drop(columns="train_images_per_s"), uninterrupted.drop(columns="train_images_per_s"))
     assert not killed.resume_state.exists()
+    kept, whole = (torch.load(path, weights_only=True)["state_dict"] for path in (killed.checkpoint, tmp_path / "whole" / "checkpoint.pt"))
+    assert all(torch.equal(kept[key], whole[key]) for key in whole)
+    if settings["ema"]["decay"]:  # each epoch keeps the better of the raw and the averaged weights
+        assert (resumed["val_f1"] == resumed[["val_f1_raw", "val_f1_ema"]].max(axis=1)).all()
 
 
 def test_resume_state_of_other_settings_is_ignored(tables, demo_cache, tmp_path):

@@ -11,9 +11,8 @@ from timm.optim import create_optimizer_v2
 
 from facemask import optim, training
 from facemask.dataset import index_train_photos
-from facemask.demo import make_demo_data
-from facemask.ensemble import fit_weights, soft_vote
 from facemask.folds import make_folds
+from facemask.ensemble import fit_weights, soft_vote
 from facemask.labels import decode_class, encode_class
 from facemask.loader import CachedPhotos, photo_loader
 from facemask.losses import CompositeLoss, create_loss, cross_entropy, focal, soft_f1, task_marginals
@@ -21,7 +20,7 @@ from facemask.models import create_classifier, load_checkpoint
 from facemask.scores import macro_f1, task_scores
 from facemask.training import TrainOutputs, create_mixup, sample_weights, train_fold, train_one_epoch, training_labels
 
-from .conftest import model_settings, prepare_test_cache
+from .conftest import model_settings
 
 
 @pytest.fixture
@@ -134,14 +133,6 @@ def test_fitted_ensemble_weights_favour_the_better_model_and_never_score_below_e
     equal = macro_f1(labels, soft_vote([good, noise]).argmax(1))
     fitted = macro_f1(labels, soft_vote([good, noise], [weights["good"], weights["noise"]]).argmax(1))
     assert fitted >= equal
-
-
-@pytest.fixture(scope="module")
-def learnable(tmp_path_factory):
-    root = tmp_path_factory.mktemp("learnable")
-    make_demo_data(root, train_people=45, eval_people=1, width=48, height=64, seed=11)
-    index = index_train_photos(root, (30, 60))
-    return prepare_test_cache(root, (54, 40))["train"], index, make_folds(index, k=3, seed=0)
 
 
 @pytest.mark.parametrize("head", ["single", "multi"])

@@ -5,7 +5,9 @@ interval and the share of resamples where the submission is ahead.
     python scripts/tools/bootstrap_gain.py results/utkmask-lite-ensemble ../shared/data/utkmask-dev/eval/labels.csv
 
 The labels CSV needs ImageID, ans and person columns (utkmask-dev's eval/labels.csv has them).
-Give --plain for a run made with `ensemble.match_class_shares: false`.
+Give --plain for a run made with `ensemble.match_class_shares: false`, and --models BASE NEW to
+compare two of the run's models instead (NEW's own fold vote minus BASE's), e.g. a recipe with a
+new option trained beside the old one on the same folds.
 """
 
 import argparse
@@ -26,6 +28,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true", help="plain argmax (the run did not match class shares)")
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", nargs=2, metavar=("BASE", "NEW"), help="compare NEW with BASE instead")
     args = parser.parse_args()
 
     paths = sorted(args.results_dir.glob("predict/*/fold*/eval_logits.csv"))
@@ -39,7 +42,9 @@ def main() -> None:
     truth = answers["ans"].to_numpy()
     alone = {model: table["ans"].to_numpy() for model, table in vote_each_model_alone(eval_logits, image_ids, shares).items()}
     best = max(alone, key=lambda model: macro_f1(truth, alone[model]))
-    voted = submission.to_numpy()
+    voted, name = submission.to_numpy(), "submission"
+    if args.models:
+        (best, name), voted = args.models, alone[args.models[1]]
 
     person = answers["person"].to_numpy()
     rows_of_person = [np.flatnonzero(person == one) for one in np.unique(person)]
@@ -49,7 +54,7 @@ def main() -> None:
         rows = np.concatenate([rows_of_person[i] for i in rng.integers(len(rows_of_person), size=len(rows_of_person))])
         gains.append(macro_f1(truth[rows], voted[rows]) - macro_f1(truth[rows], alone[best][rows]))
     low, high = np.percentile(gains, [2.5, 97.5])
-    print(f"{args.results_dir}: submission minus {best} (the best single model): "
+    print(f"{args.results_dir}: {name} minus {best}{'' if args.models else ' (the best single model)'}: "
           f"{macro_f1(truth, voted) - macro_f1(truth, alone[best]):+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}], "
           f"ahead in {np.mean(np.array(gains) > 0):.0%} of {args.resamples} resamples of {len(rows_of_person)} people")
 

@@ -31,14 +31,17 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def member_entry(model: str, fold: int, checkpoint: Path, meta: dict, bundle_dir: Path, weight: float, cache: dict) -> dict:
+def member_entry(
+    model: str, fold: int, checkpoint: Path, meta: dict, bundle_dir: Path, weight: float, cache: dict, age_cuts=None,
+) -> dict:
     """A bundle's record of one trained (model, fold): what its checkpoint says of itself (`meta`),
     the image cache its inputs come from (`cache`: margin, face_crop, face_scale), its vote weight,
-    and the checkpoint's path (relative to the bundle) and digest."""
+    a years head's age cuts fitted out of fold (None for other heads), and the checkpoint's path
+    (relative to the bundle) and digest."""
     height, width = meta["data_config"]["input_size"][1:]
     return {
         "model": model, "fold": int(fold), "arch": meta["arch"], "head": meta["head"], "epoch": meta["epoch"],
-        "image_size": [height, width], "data_config": meta["data_config"], "weight": weight,
+        "image_size": [height, width], "data_config": meta["data_config"], "weight": weight, "age_cuts": age_cuts,
         "cache": {"size": [round(side * cache["margin"]) for side in (height, width)],
                   "face_crop": cache["face_crop"], "face_scale": cache["face_scale"]},
         "checkpoint": Path(os.path.relpath(Path(checkpoint).resolve(), bundle_dir.resolve())).as_posix(),
@@ -52,8 +55,8 @@ def write_bundle(
 ) -> dict:
     """Write the bundle of `members` (their `checkpoints`, what each says of itself, and their vote
     weights) to `path`. `settings`:
-    model_weights, weights_fitted, tta, cache, age_bins, and offsets_fitted_on (what the class
-    offsets were fitted on); `offsets`: the decision's class offsets, or None (plain argmax)."""
+    model_weights, weights_fitted, tta, cache, age_bins, age_cuts_of_models (a years head's fitted
+    cuts by model) and offsets_fitted_on (what the class offsets were fitted on); `offsets`: the decision's class offsets, or None (plain argmax)."""
     bundle_dir = Path(path).parent
     bundle = {
         "format": BUNDLE_FORMAT,
@@ -63,7 +66,8 @@ def write_bundle(
         "tta": settings["tta"],
         "class_offsets": None if offsets is None else [float(o) for o in offsets],
         "class_offsets_fitted_on": settings["offsets_fitted_on"] if offsets is not None else None,
-        "members": [member_entry(model, fold, Path(checkpoint), meta, bundle_dir, weight, settings["cache"])
+        "members": [member_entry(model, fold, Path(checkpoint), meta, bundle_dir, weight, settings["cache"],
+                                 settings["age_cuts_of_models"].get(model))
                     for (model, fold), checkpoint, meta, weight in zip(members, checkpoints, metas, fold_weights, strict=True)],
     }
     write_json(bundle, path)

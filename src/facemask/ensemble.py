@@ -1,17 +1,22 @@
 """Soft vote: the weighted mean of the members' softmax probabilities, with weights given or
 fitted on out-of-fold predictions, and the classes decided from it, optionally matched to the
-training photos' class shares."""
+training photos' class shares. What is fitted on out-of-fold predictions (model weights, a years
+head's age cuts) is scored cross-fitted: each fold by a fit on the other folds only."""
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import softmax
+from scipy.special import log_softmax, logsumexp, softmax
 
 from facemask.errors import PipelineError
-from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES
+from facemask.labels import DEFAULT_AGE_BINS, LOGIT_COLUMNS, NUM_CLASSES, YEAR_COLUMNS
 from facemask.scores import macro_f1
+
+#: the age cuts a years head's fit chooses from: first cut, second cut (years)
+AGE_CUT_CANDIDATES = (range(25, 36), range(55, 63))
 
 
 def soft_vote(member_logits: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
@@ -41,7 +46,9 @@ def class_share_offsets(log_probabilities: np.ndarray, shares: np.ndarray, steps
     `shares` says: each step moves a class's offset by the log ratio of its wanted to its predicted
     share. Averaging many models pulls uncertain photos toward the common classes; this undoes that
     for the rare ones (e.g. age 60+), whose F1 counts as much as any other in the macro F1.
-    Returns the offsets whose predicted shares came closest (L1) to `shares`."""
+    Returns the offsets whose predicted shares came closest (L1) to `shares`. The offsets use no
+    labels: they are found on the very photos they decide (out-of-fold or eval), so scores of
+    decisions matched this way need no cross-fitting."""
     floor = 0.5 / len(log_probabilities)
     wanted = np.log(np.maximum(shares, floor))
     offsets, best, best_gap = np.zeros(log_probabilities.shape[1]), None, np.inf
@@ -144,3 +151,111 @@ def fit_weights(
         if best_key is None or key > best_key:
             best, best_key = weights, key
     return {name: float(weight) for name, weight in zip(names, best)}
+
+
+def oof_by_model(oof_logits: dict[tuple[str, int], pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Each model's out-of-fold tables of all its folds in one (with their `fold`), indexed by
+    photo path; every model must cover the same photos."""
+    by_model: dict[str, list] = {}
+    for (model, fold), table in sorted(oof_logits.items()):
+        by_model.setdefault(model, []).append(table.assign(fold=fold))
+    joined = {model: pd.concat(tables).set_index("path").sort_index() for model, tables in by_model.items()}
+    paths = next(iter(joined.values())).index
+    for model, table in joined.items():
+        if not table.index.equals(paths):
+            raise ValueError(f"out-of-fold predictions of {model!r} cover other photos than the first model's")
+    return joined
+
+
+def with_age_cuts(logits: np.ndarray, year_probabilities: np.ndarray, cuts: Sequence[int]) -> np.ndarray:
+    """A years head's 18-class log-probabilities with its age bands cut at `cuts`: log p(mask,
+    gender) from `logits` plus log P(band), the sum of the years' probabilities within the band
+    (as models.AgeYearsClassifier computes them)."""
+    pairs = logsumexp(log_softmax(np.asarray(logits, dtype=np.float64), axis=1).reshape(-1, 6, 3), axis=2)
+    below = np.cumsum(year_probabilities, axis=1)[:, [cuts[0] - 1, cuts[1] - 1]]
+    bands = np.stack([below[:, 0], below[:, 1] - below[:, 0], 1 - below[:, 1]], axis=1)
+    return (pairs[:, :, None] + np.log(np.clip(bands, 1e-12, None))[:, None, :]).reshape(-1, NUM_CLASSES)
+
+
+def has_years(table: pd.DataFrame) -> bool:
+    """Whether an out-of-fold table is a years head's (it holds the years' probabilities)."""
+    return YEAR_COLUMNS[0] in table.columns
+
+
+def fit_age_cuts(table: pd.DataFrame, shares: np.ndarray | None = None, rounds: int = 4) -> tuple[int, int]:
+    """The age cuts (from AGE_CUT_CANDIDATES) at which a years head's out-of-fold predictions score
+    the best macro F1, classes decided as the submission decides them (`shares`). Coordinate
+    ascent from the competition's cuts: the best first cut at the current second, then the best
+    second at that first, until neither moves (the first cut splits bands 0/1, the second 1/2)."""
+    logits, years, labels = table[list(LOGIT_COLUMNS)].to_numpy(), table[list(YEAR_COLUMNS)].to_numpy(), table["label"].to_numpy()
+    scores: dict[tuple[int, int], float] = {}
+
+    def score(cuts: tuple[int, int]) -> float:
+        if cuts not in scores:
+            scores[cuts] = macro_f1(labels, decide_classes(softmax(with_age_cuts(logits, years, cuts), axis=1), shares))
+        return scores[cuts]
+
+    cuts = DEFAULT_AGE_BINS
+    for _ in range(rounds):
+        first = max(AGE_CUT_CANDIDATES[0], key=lambda cut: score((cut, cuts[1])))
+        moved = (first, max(AGE_CUT_CANDIDATES[1], key=lambda cut: score((first, cut))))
+        if moved == cuts:
+            break
+        cuts = moved
+    return cuts
+
+
+@dataclass(frozen=True)
+class VotePlan:
+    """What a vote takes from out-of-fold predictions: the model weights and each years head's age cuts."""
+
+    weights: dict[str, float]
+    age_cuts: dict[str, tuple[int, int]]
+
+    def member_logits(self, by_model: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
+        """Each model's 18-class logits, a years head's with its bands cut at its age cuts."""
+        return {model: with_age_cuts(table[list(LOGIT_COLUMNS)].to_numpy(), table[list(YEAR_COLUMNS)].to_numpy(), self.age_cuts[model])
+                if model in self.age_cuts else table[list(LOGIT_COLUMNS)].to_numpy() for model, table in by_model.items()}
+
+    def vote(self, by_model: dict[str, pd.DataFrame]) -> np.ndarray:
+        """The soft vote's probabilities for the photos of `by_model` (tables in the same photo order)."""
+        logits = self.member_logits(by_model)
+        return soft_vote(list(logits.values()), [self.weights[model] for model in logits])
+
+
+def fit_vote(by_model: dict[str, pd.DataFrame], shares: np.ndarray | None = None,
+             weights: dict[str, float] | None = None) -> VotePlan:
+    """The vote fitted on out-of-fold tables: each years head's age cuts (on its own predictions),
+    then the model weights (see fit_weights) unless `weights` are given. On no photos (a single
+    fold's cross-fit) nothing is fitted: the training cuts, and the given or equal weights."""
+    if not len(next(iter(by_model.values()))):
+        return VotePlan(weights or dict.fromkeys(by_model, 1.0), {})
+    cuts = {model: fit_age_cuts(table, shares) for model, table in by_model.items() if has_years(table)}
+    if weights is None:
+        plan = VotePlan(dict.fromkeys(by_model, 1.0), cuts)
+        weights = fit_weights(plan.member_logits(by_model), next(iter(by_model.values()))["label"].to_numpy(), shares)
+    return VotePlan(weights, cuts)
+
+
+def cross_fitted_vote(by_model: dict[str, pd.DataFrame], shares: np.ndarray | None = None,
+                      weights: dict[str, float] | None = None) -> np.ndarray:
+    """The vote's out-of-fold probabilities, each fold's from a plan fitted on the other folds only
+    (see fit_vote): honest estimates of a vote fitted on all of them, as the submission's is."""
+    folds = next(iter(by_model.values()))["fold"].to_numpy()
+    probabilities = np.zeros((len(folds), NUM_CLASSES))
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        plan = fit_vote({model: table[~held_out] for model, table in by_model.items()}, shares, weights)
+        probabilities[held_out] = plan.vote({model: table[held_out] for model, table in by_model.items()})
+    return probabilities
+
+
+def ensemble_oof(
+    by_model: dict[str, pd.DataFrame], model_weights: dict[str, float] | None, shares: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The soft-voted ensemble's out-of-fold answer for every photo: label and predicted class,
+    cross-fitted (see cross_fitted_vote; weights fitted when `model_weights` is None) and decided
+    as the submission's are (see decide_classes)."""
+    first = next(iter(by_model.values()))
+    predicted = decide_classes(cross_fitted_vote(by_model, shares, model_weights), shares)
+    return pd.DataFrame({"label": first["label"], "predicted": predicted}, index=first.index)

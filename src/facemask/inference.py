@@ -85,13 +85,14 @@ def predict_logits(
 
 
 def predict_cached_photos(
-    checkpoint: str | Path, cache: str | Path, photos: int, tta: dict, threads: int = 1, device: str = "auto",
+    checkpoint: str | Path, cache: str | Path, photos: int, tta: dict, threads: int = 1, device: str = "auto", age_cuts=None,
 ) -> np.ndarray:
     """Logits (float64) of a trained (model, fold), with TTA, for the first `photos` rows of an
-    image `cache` in order, on the `device` setting's device, in the model's precision."""
+    image `cache` in order, on the `device` setting's device, in the model's precision; a years
+    head's age bands cut at `age_cuts` when given."""
     torch.set_num_threads(threads)
     device = pick_device(device)
-    model, meta = load_checkpoint(checkpoint, device)
+    model, meta = load_checkpoint(checkpoint, device, age_cuts)
     precision = job_precision(meta["precision"], device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -107,9 +108,10 @@ def predict_cached_photos(
 
 def predict_eval_photos(
     checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1, device: str = "auto",
+    age_cuts=None,
 ) -> pd.DataFrame:
     """Logits of a trained (model, fold) for every eval photo (ImageID; rows of the eval `cache`
-    in the same order), with TTA."""
+    in the same order), with TTA; a years head's age bands cut at `age_cuts` when given."""
     table = photos[["ImageID"]].copy()
-    table[list(LOGIT_COLUMNS)] = predict_cached_photos(checkpoint, cache, len(photos), tta, threads, device)
+    table[list(LOGIT_COLUMNS)] = predict_cached_photos(checkpoint, cache, len(photos), tta, threads, device, age_cuts)
     return table

@@ -18,6 +18,8 @@ MASK_BY_PHOTO = {
 }
 GENDER_CODES = {name: code for code, name in enumerate(GENDER_NAMES)}
 DEFAULT_AGE_BINS = (30, 60)
+#: the oldest age a years head tells apart (older people count as this age)
+MAX_AGE = 100
 
 
 def check_age_bins(age_bins: Sequence[int]) -> tuple[int, int]:
@@ -44,6 +46,12 @@ def encode_class(mask, gender, age) -> np.ndarray:
     return 6 * np.asarray(mask) + 3 * np.asarray(gender) + np.asarray(age)
 
 
+def encode_year_and_class(age, label) -> np.ndarray:
+    """Joint labels of a years head, year * 18 + class (ages above MAX_AGE count as MAX_AGE), so
+    that Mixup / CutMix mix the years' targets as they mix the classes'."""
+    return np.clip(np.asarray(age), 0, MAX_AGE) * NUM_CLASSES + np.asarray(label)
+
+
 def decode_class(label) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (mask, gender, age) task codes of 18-class labels."""
     label = np.asarray(label)
@@ -57,3 +65,5 @@ def class_name(label: int) -> str:
 
 #: column names of the 18 class logits in the pipeline's logit tables
 LOGIT_COLUMNS = tuple(f"logit_{c:02d}" for c in range(NUM_CLASSES))
+#: column names of the age-in-years probabilities (0..MAX_AGE) in the out-of-fold tables of a years head
+YEAR_COLUMNS = tuple(f"age_p{year:03d}" for year in range(MAX_AGE + 1))

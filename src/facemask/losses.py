@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from timm.loss import compute_class_weights
 
-from facemask.labels import NUM_CLASSES
+from facemask.labels import MAX_AGE, NUM_CLASSES
 
 #: the tasks' class counts, and which of the 18 classes belong to each task class
 TASK_SIZES = {"mask": 3, "gender": 2, "age": 3}
@@ -84,13 +84,41 @@ class CompositeLoss(torch.nn.Module):
         return total
 
 
-def create_loss(settings: dict, labels: torch.Tensor) -> CompositeLoss:
+def gaussian_years(sigma: float) -> torch.Tensor:
+    """Row y: a Gaussian of `sigma` years around age y over the ages 0..MAX_AGE, summing to 1."""
+    years = torch.arange(MAX_AGE + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * ((years[:, None] - years[None]) / sigma) ** 2)
+    return kernel / kernel.sum(1, keepdim=True)
+
+
+class YearsLoss(torch.nn.Module):
+    """The class loss plus `weight` x the cross-entropy of the age in years against a Gaussian of
+    `sigma` years around the true age (label distribution learning). Takes the 18-class and years'
+    log-probabilities side by side (see models.ClassAndYears; a log_softmax over both is undone
+    here) and joint targets over (year, class), index year * 18 + class: one-hot or mixed."""
+
+    def __init__(self, class_loss: torch.nn.Module, sigma: float, weight: float):
+        super().__init__()
+        self.class_loss, self.weight, self.kernel = class_loss, weight, gaussian_years(sigma)
+
+    def forward(self, log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        joint = targets.view(len(targets), MAX_AGE + 1, NUM_CLASSES)
+        year_targets = joint.sum(2) @ self.kernel.to(targets.device, non_blocking=True)
+        year_loss = -(year_targets * log_probs[:, NUM_CLASSES:].log_softmax(1)).sum(1).mean()
+        return self.class_loss(log_probs[:, :NUM_CLASSES].log_softmax(1), joint.sum(1)) + self.weight * year_loss
+
+
+def create_loss(settings: dict, labels: torch.Tensor) -> torch.nn.Module:
     """The loss of a model block: `loss` terms on the 18 classes for a single head; for three heads
-    the same terms per task, or the task's own from `task_losses`. Class weights come from the
-    counts of `labels` (the training fold's 18-class labels)."""
+    the same terms per task, or the task's own from `task_losses`; plus the years term of
+    `age_years` when set (see YearsLoss). Class weights come from the counts of `labels` (the
+    training fold's 18-class labels)."""
     counts_18 = torch.bincount(labels, minlength=NUM_CLASSES).float()
     if settings["head"] == "single":
-        return CompositeLoss({None: settings["loss"]}, {None: counts_18})
-    terms = {task: settings["task_losses"].get(task, settings["loss"]) for task in TASK_SIZES}
-    counts = {task: torch.zeros(size).index_add_(0, TASK_OF_CLASS[task], counts_18) for task, size in TASK_SIZES.items()}
-    return CompositeLoss(terms, counts)
+        class_loss = CompositeLoss({None: settings["loss"]}, {None: counts_18})
+    else:
+        terms = {task: settings["task_losses"].get(task, settings["loss"]) for task in TASK_SIZES}
+        counts = {task: torch.zeros(size).index_add_(0, TASK_OF_CLASS[task], counts_18) for task, size in TASK_SIZES.items()}
+        class_loss = CompositeLoss(terms, counts)
+    years = settings["age_years"]
+    return class_loss if years["sigma"] is None else YearsLoss(class_loss, years["sigma"], years["weight"])

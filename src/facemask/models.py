@@ -8,7 +8,7 @@ from timm.data import resolve_model_data_config
 
 from facemask.errors import PipelineError, WeightsError
 from facemask.files import atomic_output
-from facemask.labels import NUM_CLASSES
+from facemask.labels import MAX_AGE, NUM_CLASSES, check_age_bins
 
 #: the model outputs a block's `head` may name (see create_classifier)
 HEADS = ("single", "multi")
@@ -33,15 +33,66 @@ class ThreeHeadClassifier(torch.nn.Module):
         return log_probs[:, self.task_index].sum(1)
 
 
+class AgeYearsClassifier(torch.nn.Module):
+    """A backbone whose outputs are mask and gender logits (6 for the pairs, `head` 'single'; or
+    3 + 2, 'multi') and MAX_AGE + 1 logits over the age in years. Its output is the 18-class
+    log-probability log p(mask, gender) + log P(age band), P(band) the sum of the years'
+    probabilities within the band at `age_cuts` (a buffer: saved, and reset by `set_age_cuts`)."""
+
+    def __init__(self, backbone: torch.nn.Module, head: str, age_cuts):
+        super().__init__()
+        self.backbone, self.pair_outputs = backbone, 6 if head == "single" else 5
+        self.register_buffer("age_cuts", torch.tensor(check_age_bins(age_cuts), dtype=torch.float32))
+        pairs, classes = torch.arange(6), torch.arange(NUM_CLASSES)  # pair = 2 * mask + gender = class // 3
+        self.register_buffer("task_of_pair", torch.stack([pairs // 2, 3 + pairs % 2]), persistent=False)
+        self.register_buffer("task_of_class", torch.stack([classes // 3, classes % 3]), persistent=False)
+        self.register_buffer("years", torch.arange(MAX_AGE + 1, dtype=torch.float32), persistent=False)
+
+    def set_age_cuts(self, age_cuts) -> None:
+        self.age_cuts.copy_(torch.tensor(check_age_bins(age_cuts), dtype=torch.float32))
+
+    def with_years(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 18-class and the years' log-probabilities."""
+        logits = self.backbone(images).float()
+        if self.pair_outputs == 6:
+            pair_log_probs = logits[:, :6].log_softmax(1)
+        else:
+            task_log_probs = torch.cat([logits[:, :3].log_softmax(1), logits[:, 3:5].log_softmax(1)], 1)
+            pair_log_probs = task_log_probs[:, self.task_of_pair].sum(1)
+        year_log_probs = logits[:, self.pair_outputs:].log_softmax(1)
+        band_of_year = torch.nn.functional.one_hot(torch.bucketize(self.years, self.age_cuts, right=True), 3)
+        band_log_probs = (year_log_probs.unsqueeze(2) + band_of_year.to(year_log_probs.dtype).log()).logsumexp(1)
+        return pair_log_probs[:, self.task_of_class[0]] + band_log_probs[:, self.task_of_class[1]], year_log_probs
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.with_years(images)[0]
+
+
+class ClassAndYears(torch.nn.Module):
+    """An AgeYearsClassifier whose output is its 18-class and years' log-probabilities side by
+    side (for training and validation; the model itself keeps the 18-class output)."""
+
+    def __init__(self, model: AgeYearsClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.model.with_years(images), 1)
+
+
 def create_classifier(
-    arch: str, pretrained: bool | str = False, head: str = "single", model_kwargs: dict | None = None
+    arch: str, pretrained: bool | str = False, head: str = "single", model_kwargs: dict | None = None, age_cuts=None,
 ) -> torch.nn.Module:
     """A timm model with a fresh head: one 18-way output (`head` 'single') or three task outputs
-    (`head` 'multi', see ThreeHeadClassifier). `pretrained` is False (random init), True
-    (timm's hub; needs the network or a filled cache) or the path of a local weights file
-    (.pth/.pt/.bin or .safetensors, a plain state dict or one under 'state_dict')."""
+    (`head` 'multi', see ThreeHeadClassifier); with `age_cuts`, the age as years instead (see
+    AgeYearsClassifier). `pretrained` is False (random init), True (timm's hub; needs the network
+    or a filled cache) or the path of a local weights file (.pth/.pt/.bin or .safetensors, a plain
+    state dict or one under 'state_dict')."""
     if head not in HEADS:
         raise PipelineError(f"head must be one of {HEADS}, not {head!r}")
+    if age_cuts is not None:
+        pair_outputs = 6 if head == "single" else 5
+        return AgeYearsClassifier(create_backbone(arch, pretrained, pair_outputs + MAX_AGE + 1, model_kwargs), head, age_cuts)
     backbone = create_backbone(arch, pretrained, NUM_CLASSES if head == "single" else 3 + 2 + 3, model_kwargs)
     return backbone if head == "single" else ThreeHeadClassifier(backbone)
 
@@ -113,13 +164,16 @@ def checkpoint_meta(path: str | Path) -> dict:
     return meta
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """The model saved by `save_checkpoint`, in eval mode on `device`, and its meta."""
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", age_cuts=None) -> tuple[torch.nn.Module, dict]:
+    """The model saved by `save_checkpoint`, in eval mode on `device`, and its meta; a years
+    head's bands cut at `age_cuts` when given (e.g. fitted on the out-of-fold predictions)."""
     checkpoint = read_checkpoint(path)
-    model = create_classifier(checkpoint["arch"], False, checkpoint["head"], checkpoint["model_kwargs"])
+    model = create_classifier(checkpoint["arch"], False, checkpoint["head"], checkpoint["model_kwargs"], checkpoint.get("age_cuts"))
     try:
         model.load_state_dict(checkpoint.pop("state_dict"))
     except RuntimeError as error:
         raise PipelineError(f"{path}: its weights do not fit its model {checkpoint['arch']} ({error})") from error
+    if age_cuts is not None:
+        model.set_age_cuts(age_cuts)
     return model.to(device).eval(), checkpoint
 

@@ -60,7 +60,8 @@ def predict_photos(
                 prepare_photos(Path.cwd(), [str(p) for p in photos], tuple(spec["size"]), caches[key],
                                spec["face_crop"], spec["face_scale"], threads)
             log.info("member %s fold %d", member["model"], member["fold"])
-            logits.append(predict_cached_photos(member["checkpoint"], caches[key], len(photos), tta, threads, device))
+            logits.append(predict_cached_photos(member["checkpoint"], caches[key], len(photos), tta, threads, device,
+                                                member["age_cuts"]))
     probabilities = soft_vote(logits, [member["weight"] for member in bundle["members"]])
     offsets = None if bundle["class_offsets"] is None else np.asarray(bundle["class_offsets"])
     return answer_table(photos, probabilities, decide_classes(probabilities, offsets=offsets), bundle["classes"]["age"])

@@ -16,6 +16,13 @@ from facemask.logs import log
 from facemask.models import save_torch
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and GPU)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def rng_states(loader_generator: torch.Generator) -> dict:
     """Every random state training draws from, as tensors and plain values."""
     kind, keys, position, has_gauss, cached = np.random.get_state()

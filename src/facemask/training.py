@@ -1,12 +1,11 @@
 """Train one model on all folds but one, validate on that fold by macro F1, keep the best epoch.
 
-After every epoch the whole training state (model, optimizer, scheduler, loss scaler, RNG states,
-history, best epoch so far) is saved beside the outputs (facemask.resume), so a killed job resumes
-where it stopped; the outputs themselves are written once, atomically, when training ends.
+After every epoch the whole training state (model, optimizer, scheduler, RNG states, history,
+best epoch so far) is saved beside the outputs, so a killed job resumes where it stopped; the
+outputs themselves are written once, atomically, when training ends.
 """
 
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +19,15 @@ from facemask.augment import batch_transform
 from facemask.devices import autocast, grad_scaler, job_precision, pick_device
 from facemask.errors import PipelineError
 from facemask.files import write_csv
-from facemask.inference import predict_logits
-from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, age_band, encode_class
+from facemask.labels import (DEFAULT_AGE_BINS, LOGIT_COLUMNS, MAX_AGE, NUM_CLASSES, YEAR_COLUMNS, age_band, encode_class,
+                             encode_year_and_class)
 from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.logs import Progress, log
 from facemask.losses import create_loss
-from facemask.models import create_classifier, model_data_config, save_checkpoint
+from facemask.models import ClassAndYears, create_classifier, model_data_config, save_checkpoint
 from facemask.optim import create_optimizer, create_schedule
-from facemask.resume import resume, save_resume_state, settings_fingerprint
-from facemask.scores import macro_f1
+from facemask.resume import resume, save_resume_state, seed_everything, settings_fingerprint
+from facemask.selection import WeightAverage, validate
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,6 @@ class TrainOutputs:
     @property
     def resume_state(self) -> Path:
         return self.checkpoint.with_name("resume_state.pt")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and GPU)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -103,12 +95,14 @@ class StepLosses:
 def train_one_epoch(
     model, loader, transform, loss_fn, optimizer, device, epoch: int, mixup: Mixup | None = None,
     accumulation_steps: int = 1, clip_grad_norm: float | None = None, precision: str = "fp32", scaler=None,
+    num_targets: int = NUM_CLASSES,
 ) -> tuple[float, int]:
     """One pass over `loader`: each uint8 batch copied to `device` and augmented there by
     `transform`, Mixup / CutMix on the batch when given, the loss on the model's 18-class
     log-probabilities (computed in `precision`) and soft targets, an optimizer step every
     `accumulation_steps` batches (and at the end) after optional gradient clipping, through the
-    loss `scaler` (fp16's scales the loss; a new one when None). Nothing waits for the GPU but the
+    loss `scaler` (fp16's scales the loss; a new one when None); `num_targets` one-hot targets
+    (18, or 18 per year for a years head, see losses.YearsLoss). Nothing waits for the GPU but the
     progress lines and the end of the epoch. Returns the mean loss and the number of photos. A
     loss that is not finite, or running out of GPU memory, stops training with a PipelineError."""
     model.train()
@@ -122,7 +116,7 @@ def train_one_epoch(
             if mixup is not None:
                 images, targets = mixup(images, labels)
             else:
-                targets = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+                targets = torch.nn.functional.one_hot(labels, num_targets).float()
             with autocast(device, precision):
                 log_probs = model(images).float().log_softmax(1)
             loss = loss_fn(log_probs, targets)
@@ -166,50 +160,72 @@ def sample_weights(labels: pd.Series, sampler: str) -> torch.Tensor | None:
     return torch.tensor((1.0 / keys.map(keys.value_counts())).to_numpy(), dtype=torch.double)
 
 
-def create_mixup(mix: dict) -> Mixup | None:
-    """timm's Mixup / CutMix on the 18-class targets (prob: share of mixed batches; switch_prob:
-    share of those that use CutMix), or None when off."""
+def create_mixup(mix: dict, num_targets: int = NUM_CLASSES) -> Mixup | None:
+    """timm's Mixup / CutMix on the `num_targets` one-hot targets (prob: share of mixed batches;
+    switch_prob: share of those that use CutMix), or None when off."""
     if not mix["prob"] or not (mix["mixup_alpha"] or mix["cutmix_alpha"]):
         return None
     return Mixup(mixup_alpha=mix["mixup_alpha"], cutmix_alpha=mix["cutmix_alpha"], prob=mix["prob"],
-                 switch_prob=mix["switch_prob"], label_smoothing=0.0, num_classes=NUM_CLASSES)
+                 switch_prob=mix["switch_prob"], label_smoothing=0.0, num_classes=num_targets)
+
+
+def build_model(settings: dict, device: torch.device, age_cuts) -> tuple[torch.nn.Module, dict]:
+    """The model block's classifier on `device` (a years head when `age_cuts` are given), compiled
+    when asked, and its preprocessing at the block's image size."""
+    model = create_classifier(settings["arch"], settings["pretrained"], settings["head"], settings["model_kwargs"], age_cuts)
+    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
+    data_config = model_data_config(model, settings["image_size"])
+    if settings["compile"]:
+        model.compile()  # in place: the state dict keeps its keys
+    return model, data_config
+
+
+def fold_loaders(
+    cache, train_photos: pd.DataFrame, train_labels: pd.Series, val_photos: pd.DataFrame, settings: dict,
+    device: torch.device, threads: int, seed: int,
+):
+    """The shuffled (or sampled) training loader, labelled for the block's head (joint year and
+    class labels for a years head), and the validation loader, both on the image cache."""
+    workers = max(threads - 1, 0)
+    held_cache = load_cache(cache, device) if settings["cache_on_gpu"] else None
+    years = settings["age_years"]["sigma"] is not None
+    labels = encode_year_and_class(train_photos["age"], train_labels) if years else train_labels
+    train_loader = photo_loader(
+        CachedPhotos(cache, train_photos["row"], labels, held_cache), settings["batch_size"], workers, shuffle=True,
+        seed=seed, sample_weights=sample_weights(train_labels, settings["sampler"]),
+    )
+    val_loader = photo_loader(CachedPhotos(cache, val_photos["row"], val_photos["label"], held_cache), settings["batch_size"], workers)
+    return train_loader, val_loader
 
 
 def train_fold(
     index: pd.DataFrame, folds: pd.DataFrame, fold: int, settings: dict, cache: str | Path,
-    outputs: TrainOutputs, seed: int = 0, threads: int = 1, device: str = "auto",
+    outputs: TrainOutputs, seed: int = 0, threads: int = 1, age_bins=DEFAULT_AGE_BINS, device: str = "auto",
 ) -> pd.DataFrame:
-    """Train the model block `settings` on every fold but `fold`, validate on `fold` each epoch,
-    and write the best epoch's checkpoint and out-of-fold logits and the history; return the
-    history. Resumes from `outputs.resume_state` when a killed run of the same settings left one.
-    `device` is the `device` setting (auto, cuda, cpu), the precision the block's."""
+    """Train the model block `settings` on every fold but `fold`, validate on `fold` each epoch
+    (the raw and, with `ema`, the averaged weights), and write the best epoch's checkpoint and
+    out-of-fold logits and the history; return the history. Resumes from `outputs.resume_state`
+    when a killed run of the same settings left one. `age_bins`: the index's age cuts; `device`:
+    the `device` setting (auto, cuda, cpu); the precision is the block's."""
     torch.set_num_threads(threads)
     seed_everything(seed + fold)
     device = pick_device(device)
     precision = job_precision(settings["precision"], device)
     train_photos, val_photos = split_fold(index, folds, fold)
-    model = create_classifier(settings["arch"], settings["pretrained"], settings["head"], settings["model_kwargs"])
-    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
-    data_config = model_data_config(model, settings["image_size"])
-    if settings["compile"]:
-        model.compile()  # in place: the state dict keeps its keys
-    workers = max(threads - 1, 0)
+    years, train_cuts = settings["age_years"]["sigma"] is not None, list(settings["train_age_bins"] or age_bins)
+    model, data_config = build_model(settings, device, train_cuts if years else None)
     train_labels = training_labels(train_photos, settings["train_age_bins"])
-    held_cache = load_cache(cache, device) if settings["cache_on_gpu"] else None
-    train_loader = photo_loader(
-        CachedPhotos(cache, train_photos["row"], train_labels, held_cache), settings["batch_size"], workers, shuffle=True,
-        seed=seed + fold, sample_weights=sample_weights(train_labels, settings["sampler"]),
-    )
-    val_loader = photo_loader(CachedPhotos(cache, val_photos["row"], val_photos["label"], held_cache), settings["batch_size"], workers)
+    train_loader, val_loader = fold_loaders(cache, train_photos, train_labels, val_photos, settings, device, threads, seed + fold)
     augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
     optimizer = create_optimizer(model, settings)
     scheduler, epochs = create_schedule(optimizer, settings)
     scaler = grad_scaler(device, precision)
     loss_fn = create_loss(settings, torch.tensor(train_labels.to_numpy()))
-    mixup = create_mixup(settings["mix"])
-    patience = settings["early_stopping_patience"]
+    num_targets = NUM_CLASSES * (MAX_AGE + 1) if years else NUM_CLASSES
+    mixup = create_mixup(settings["mix"], num_targets)
+    ema = None if settings["ema"]["decay"] is None else WeightAverage(model, optimizer, **settings["ema"])
     fingerprint = settings_fingerprint(settings | {"precision": precision}, fold, seed, train_photos, cache)
-    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler} | ({"ema": ema} if ema else {})
     state = resume(outputs.resume_state, fingerprint, parts, train_loader.generator) or {
         "epoch": 0, "history": [], "best_f1": -1.0, "best_model": None, "best_logits": None, "best_epoch": 0}
     log.info("fold %d: %s on %s in %s, %d training / %d validation photos, %d epochs",
@@ -218,43 +234,54 @@ def train_fold(
     for epoch in range(state["epoch"] + 1, epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
-        train_loss, seen = train_one_epoch(model, train_loader, augment, loss_fn, optimizer, device, epoch, mixup,
-                                           settings["accumulation_steps"], settings["clip_grad_norm"], precision, scaler)
+        train_loss, seen = train_one_epoch(ClassAndYears(model) if years else model, train_loader, augment, loss_fn, optimizer,
+                                           device, epoch, mixup, settings["accumulation_steps"], settings["clip_grad_norm"], precision,
+                                           scaler, num_targets)
         train_seconds = time.perf_counter() - started
-        logits = predict_logits(model, val_loader, plain, device, precision)
-        labels = val_photos["label"].to_numpy()
-        val_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.tensor(labels)))
-        predicted = logits.argmax(axis=1)
-        val_f1, val_accuracy = macro_f1(labels, predicted), float((predicted == labels).mean())
-        state["history"].append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
-                                 "val_f1": val_f1, "val_accuracy": val_accuracy, "train_images_per_s": seen / train_seconds})
-        improved = val_f1 > state["best_f1"]
+        kept = validate(model, ema, val_loader, plain, device, val_photos["label"].to_numpy(), years, precision)
+        state["history"].append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": kept["val_loss"],
+                                 "val_f1": kept["val_f1"], "val_accuracy": kept["val_accuracy"],
+                                 "train_images_per_s": seen / train_seconds,
+                                 **(kept["candidates"] | {"weights": kept["weights"]} if ema else {})})
+        improved = keep_if_best(state, epoch, kept)
         eta = (time.perf_counter() - run_started) / (epoch - resumed_at) * (epochs - epoch)
         log.info("fold %d epoch %d/%d: lr %.2e, train loss %.4f, val loss %.4f, val F1 %.4f, acc %.4f, %.0f img/s, "
-                 "ETA %.0f s%s", fold, epoch, epochs, lr, train_loss, val_loss, val_f1, val_accuracy, seen / train_seconds,
-                 eta, " (best)" if improved else "")
-        if improved:
-            state.update(best_f1=val_f1, best_epoch=epoch, best_logits=torch.from_numpy(logits),
-                         best_model={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+                 "ETA %.0f s%s", fold, epoch, epochs, lr, train_loss, kept["val_loss"], kept["val_f1"], kept["val_accuracy"],
+                 seen / train_seconds, eta, f" ({kept['weights']} weights, best)" if improved else "")
         scheduler.step(epoch)
         state["epoch"] = epoch
         save_resume_state(outputs.resume_state, fingerprint, parts, train_loader.generator, state)
-        if patience and epoch - state["best_epoch"] >= patience:
+        if (patience := settings["early_stopping_patience"]) and epoch - state["best_epoch"] >= patience:
             log.info("fold %d: early stop after epoch %d, no better validation F1 for %d epochs", fold, epoch, patience)
             break
     model.load_state_dict(state["best_model"])
     save_checkpoint(outputs.checkpoint, model, {
         "arch": settings["arch"], "head": settings["head"], "model_kwargs": settings["model_kwargs"],
         "data_config": data_config, "epoch": state["best_epoch"], "fold": fold, "val_f1": state["best_f1"],
-        "precision": settings["precision"],
+        "precision": settings["precision"], "age_cuts": train_cuts if years else None,
     })
     return write_fold_results(outputs, state, val_photos)
 
 
+def keep_if_best(state: dict, epoch: int, kept: dict) -> bool:
+    """Keep the validated weights and outputs (see selection.validate) in `state` when they beat
+    the best epoch so far; whether they did."""
+    if kept["val_f1"] <= state["best_f1"]:
+        return False
+    state.update(best_f1=kept["val_f1"], best_epoch=epoch, best_logits=torch.from_numpy(kept["outputs"]),
+                 best_model={k: v.detach().to("cpu", copy=True) for k, v in kept["module"].state_dict().items()})
+    return True
+
+
 def write_fold_results(outputs: TrainOutputs, state: dict, val_photos: pd.DataFrame) -> pd.DataFrame:
-    """Write the best epoch's out-of-fold logits and the history, drop the resume state; return the history."""
+    """Write the best epoch's out-of-fold logits (and a years head's year probabilities) and the
+    history, drop the resume state; return the history."""
     oof = val_photos[["path", "person", "fold", "label"]].copy()
-    oof[list(LOGIT_COLUMNS)] = state["best_logits"].numpy()
+    outputs_of_photos = state["best_logits"].numpy()
+    oof[list(LOGIT_COLUMNS)] = outputs_of_photos[:, :NUM_CLASSES]
+    if outputs_of_photos.shape[1] > NUM_CLASSES:  # a years head: the years' probabilities
+        years = pd.DataFrame(np.exp(outputs_of_photos[:, NUM_CLASSES:]), columns=list(YEAR_COLUMNS), index=oof.index)
+        oof = pd.concat([oof, years], axis=1)
     write_csv(oof, outputs.oof_logits)
     history = pd.DataFrame(state["history"])
     write_csv(history, outputs.history)

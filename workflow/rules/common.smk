@@ -165,6 +165,23 @@ def get_model_settings(wildcards):
     return settings | {"precision": block["precision"] or config["precision"]}
 
 
+def get_age_cuts(wildcards):
+    """A years head's age cuts fitted on its out-of-fold predictions (rule fit_age_cuts), which its
+    predict jobs apply; none for other models."""
+    if config["models"][wildcards.model]["age_years"]["sigma"] is None:
+        return []
+    return f"{RESULTS}/train/{wildcards.model}/age_cuts.json"
+
+
+def get_all_age_cuts():
+    """The fitted age cuts of every years head among the voted models."""
+    return [
+        f"{RESULTS}/train/{model}/age_cuts.json"
+        for model in MODELS
+        if config["models"][model]["age_years"]["sigma"] is not None
+    ]
+
+
 def get_ensemble_weights():
     """Each model's weight in the soft vote."""
     return {model: config["models"][model]["ensemble_weight"] for model in MODELS}

@@ -3,6 +3,7 @@ rule ensemble_bundle:
         checkpoints=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/checkpoint.pt"),
         eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
         oof_logits=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
+        age_cuts=get_all_age_cuts(),
         index=f"{RESULTS}/index/eval_photos.csv",
         train_index=f"{RESULTS}/index/train_photos.csv",
     output:

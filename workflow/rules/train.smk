@@ -17,6 +17,7 @@ rule train:
     params:
         settings=get_model_settings,
         seed=config["seed"],
+        age_bins=config["age_bins"],
         device=config["device"],
         code=code_digest("train.py"),
     threads: config["threads"]["train"]
