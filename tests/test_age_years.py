@@ -11,7 +11,7 @@ from facemask import ensemble
 from facemask.ensemble import fit_age_cuts, with_age_cuts
 from facemask.labels import LOGIT_COLUMNS, MAX_AGE, YEAR_COLUMNS, encode_class, encode_year_and_class
 from facemask.losses import YearsLoss, create_loss, gaussian_years
-from facemask.models import ClassAndYears, create_classifier, load_checkpoint, save_checkpoint
+from facemask.models import ClassAndYears, create_classifier, load_checkpoint, model_data_config, save_checkpoint
 from facemask.scores import task_scores
 from facemask.training import TrainOutputs, create_mixup, train_fold
 
@@ -38,7 +38,7 @@ def test_predict_applies_fitted_cuts_as_the_vote_recomputes_them_from_stored_yea
     torch.manual_seed(1)
     model = create_classifier("resnet18", head="multi", age_cuts=(30, 60)).eval()
     save_checkpoint(tmp_path / "checkpoint.pt", model, {"arch": "resnet18", "head": "multi", "model_kwargs": {},
-                                                        "age_cuts": [30, 60]})
+                                                        "data_config": model_data_config(model, (32, 32)), "age_cuts": [30, 60]})
     images = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         trained_cuts, years = (t.numpy() for t in model.with_years(images))

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 
-from facemask import optim, training
+from facemask import optim, selection
 from facemask.dataset import index_train_photos
 from facemask.folds import make_folds
 from facemask.ensemble import fit_weights, soft_vote
@@ -205,7 +205,7 @@ def test_two_batches_of_8_with_accumulation_2_make_the_same_step_as_one_batch_of
 
 def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_the_best_epoch(demo_folds, demo_cache, tmp_path, monkeypatch):
     val_f1 = iter([0.2, 0.5, 0.4, 0.5, 0.9, 0.9])
-    monkeypatch.setattr(training, "macro_f1", lambda labels, predicted: next(val_f1))
+    monkeypatch.setattr(selection, "macro_f1", lambda labels, predicted: next(val_f1))
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
     history = train_fold(*demo_folds, 0, quick_settings(epochs=6, early_stopping_patience=2), demo_cache["train"], outputs)
     assert list(history["epoch"]) == [1, 2, 3, 4]  # best at 2; 3 and 4 no better

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from facemask.errors import PipelineError
 from facemask.files import write_json
-from facemask.labels import GENDER_NAMES, MASK_NAMES, age_band_names
+from facemask.labels import GENDER_NAMES, MASK_NAMES, TASK_STRIDES, age_band_names
 
 BUNDLE_FORMAT = 1
 BUNDLE_NAME = "ensemble/ensemble.json"
@@ -61,7 +61,7 @@ def write_bundle(
     bundle = {
         "format": BUNDLE_FORMAT,
         "classes": {"mask": list(MASK_NAMES), "gender": list(GENDER_NAMES),
-                    "age": age_band_names(settings["age_bins"]), "age_bins": list(settings["age_bins"]), "class": "6 * mask + 3 * gender + age"},
+                    "age": age_band_names(settings["age_bins"]), "age_bins": list(settings["age_bins"]), "class": " + ".join(f"{stride} * {task}" for task, stride in TASK_STRIDES.items())},
         "model_weights": settings["model_weights"], "weights_fitted": settings["weights_fitted"],
         "tta": settings["tta"],
         "class_offsets": None if offsets is None else [float(o) for o in offsets],

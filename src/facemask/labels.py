@@ -1,5 +1,7 @@
-"""The competition's labels: three tasks folded into 18 classes (class = 6*mask + 3*gender + age)."""
+"""The competition's labels: three tasks folded into 18 classes (class = 6*mask + 3*gender + age).
+The tasks are defined here once; every count, stride and task code elsewhere derives from TASKS."""
 
+import math
 from bisect import bisect_right
 from collections.abc import Sequence
 
@@ -8,7 +10,12 @@ import numpy as np
 MASK_NAMES = ("wear", "incorrect", "not_wear")
 GENDER_NAMES = ("male", "female")
 AGE_NAMES = ("<30", "30-59", ">=60")
-NUM_CLASSES = len(MASK_NAMES) * len(GENDER_NAMES) * len(AGE_NAMES)
+#: the three tasks and their class names, in the order of the 18-class code
+TASKS = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age": AGE_NAMES}
+TASK_SIZES = {task: len(names) for task, names in TASKS.items()}
+NUM_CLASSES = math.prod(TASK_SIZES.values())
+#: how much one step of each task's code moves the class: mask 6, gender 3, age 1
+TASK_STRIDES = {task: math.prod(list(TASK_SIZES.values())[i + 1:]) for i, task in enumerate(TASKS)}
 
 #: photo file stem -> mask code, the seven photos every person folder holds
 MASK_BY_PHOTO = {
@@ -43,7 +50,7 @@ def age_band_names(age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> list[str]:
 
 def encode_class(mask, gender, age) -> np.ndarray:
     """The 18-class label from the three task codes (scalars or arrays)."""
-    return 6 * np.asarray(mask) + 3 * np.asarray(gender) + np.asarray(age)
+    return sum(TASK_STRIDES[task] * np.asarray(code) for task, code in zip(TASKS, (mask, gender, age)))
 
 
 def encode_year_and_class(age, label) -> np.ndarray:
@@ -55,7 +62,7 @@ def encode_year_and_class(age, label) -> np.ndarray:
 def decode_class(label) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (mask, gender, age) task codes of 18-class labels."""
     label = np.asarray(label)
-    return label // 6, (label // 3) % 2, label % 3
+    return tuple(label // TASK_STRIDES[task] % TASK_SIZES[task] for task in TASKS)
 
 
 def class_name(label: int) -> str:
@@ -63,6 +70,8 @@ def class_name(label: int) -> str:
     mask, gender, age = (int(x) for x in decode_class(label))
     return f"{MASK_NAMES[mask]}/{GENDER_NAMES[gender]}/{AGE_NAMES[age]}"
 
+#: each task's code of each of the 18 classes
+TASK_OF_CLASS = dict(zip(TASKS, decode_class(np.arange(NUM_CLASSES))))
 #: column names of the 18 class logits in the pipeline's logit tables
 LOGIT_COLUMNS = tuple(f"logit_{c:02d}" for c in range(NUM_CLASSES))
 #: column names of the age-in-years probabilities (0..MAX_AGE) in the out-of-fold tables of a years head

@@ -9,12 +9,11 @@ from collections.abc import Sequence
 import torch
 from timm.loss import compute_class_weights
 
-from facemask.labels import MAX_AGE, NUM_CLASSES
+from facemask.labels import MAX_AGE, NUM_CLASSES, TASK_SIZES
+from facemask.labels import TASK_OF_CLASS as TASK_CODES
 
-#: the tasks' class counts, and which of the 18 classes belong to each task class
-TASK_SIZES = {"mask": 3, "gender": 2, "age": 3}
-_CLASSES = torch.arange(NUM_CLASSES)
-TASK_OF_CLASS = {"mask": _CLASSES // 6, "gender": (_CLASSES // 3) % 2, "age": _CLASSES % 3}
+#: which task class each of the 18 classes belongs to, by task (labels.TASK_OF_CLASS as tensors)
+TASK_OF_CLASS = {task: torch.from_numpy(codes) for task, codes in TASK_CODES.items()}
 
 
 def cross_entropy(log_probs, targets, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None):

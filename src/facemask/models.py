@@ -2,13 +2,23 @@
 
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 from timm.data import resolve_model_data_config
 
 from facemask.errors import PipelineError, WeightsError
 from facemask.files import atomic_output
-from facemask.labels import MAX_AGE, NUM_CLASSES, check_age_bins
+from facemask.labels import MAX_AGE, NUM_CLASSES, TASK_OF_CLASS, TASK_SIZES, check_age_bins
+
+#: where each task's logits start among a multi head's outputs (mask 0, gender 3, age 5)
+TASK_OFFSETS = dict(zip(TASK_SIZES, [0, *np.cumsum(list(TASK_SIZES.values()))[:-1].tolist()]))
+MASKS, GENDERS, AGE_BANDS = TASK_SIZES.values()
+
+
+def pair_outputs(head: str) -> int:
+    """A years head's mask and gender outputs: one per (mask, gender) pair ('single', 6), or per task ('multi', 3 + 2)."""
+    return MASKS * GENDERS if head == "single" else MASKS + GENDERS
 
 #: the model outputs a block's `head` may name (see create_classifier)
 HEADS = ("single", "multi")
@@ -24,12 +34,12 @@ class ThreeHeadClassifier(torch.nn.Module):
     def __init__(self, backbone: torch.nn.Module):
         super().__init__()
         self.backbone = backbone
-        classes = torch.arange(NUM_CLASSES)
-        self.register_buffer("task_index", torch.stack([classes // 6, 3 + (classes // 3) % 2, 5 + classes % 3]), persistent=False)
+        task_index = np.stack([TASK_OFFSETS[task] + TASK_OF_CLASS[task] for task in TASK_SIZES])
+        self.register_buffer("task_index", torch.from_numpy(task_index), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.backbone(images)
-        log_probs = torch.cat([logits[:, :3].log_softmax(1), logits[:, 3:5].log_softmax(1), logits[:, 5:].log_softmax(1)], 1)
+        logits = self.backbone(images).split(list(TASK_SIZES.values()), 1)
+        log_probs = torch.cat([task_logits.log_softmax(1) for task_logits in logits], 1)
         return log_probs[:, self.task_index].sum(1)
 
 
@@ -41,11 +51,11 @@ class AgeYearsClassifier(torch.nn.Module):
 
     def __init__(self, backbone: torch.nn.Module, head: str, age_cuts):
         super().__init__()
-        self.backbone, self.pair_outputs = backbone, 6 if head == "single" else 5
+        self.backbone, self.pair_outputs = backbone, pair_outputs(head)
         self.register_buffer("age_cuts", torch.tensor(check_age_bins(age_cuts), dtype=torch.float32))
-        pairs, classes = torch.arange(6), torch.arange(NUM_CLASSES)  # pair = 2 * mask + gender = class // 3
-        self.register_buffer("task_of_pair", torch.stack([pairs // 2, 3 + pairs % 2]), persistent=False)
-        self.register_buffer("task_of_class", torch.stack([classes // 3, classes % 3]), persistent=False)
+        pairs, classes = torch.arange(MASKS * GENDERS), torch.arange(NUM_CLASSES)  # pair = 2 * mask + gender = class // 3
+        self.register_buffer("task_of_pair", torch.stack([pairs // GENDERS, MASKS + pairs % GENDERS]), persistent=False)
+        self.register_buffer("task_of_class", torch.stack([classes // AGE_BANDS, classes % AGE_BANDS]), persistent=False)
         self.register_buffer("years", torch.arange(MAX_AGE + 1, dtype=torch.float32), persistent=False)
 
     def set_age_cuts(self, age_cuts) -> None:
@@ -54,13 +64,13 @@ class AgeYearsClassifier(torch.nn.Module):
     def with_years(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The 18-class and the years' log-probabilities."""
         logits = self.backbone(images).float()
-        if self.pair_outputs == 6:
-            pair_log_probs = logits[:, :6].log_softmax(1)
+        if self.pair_outputs == MASKS * GENDERS:
+            pair_log_probs = logits[:, :self.pair_outputs].log_softmax(1)
         else:
-            task_log_probs = torch.cat([logits[:, :3].log_softmax(1), logits[:, 3:5].log_softmax(1)], 1)
+            task_log_probs = torch.cat([logits[:, :MASKS].log_softmax(1), logits[:, MASKS:self.pair_outputs].log_softmax(1)], 1)
             pair_log_probs = task_log_probs[:, self.task_of_pair].sum(1)
         year_log_probs = logits[:, self.pair_outputs:].log_softmax(1)
-        band_of_year = torch.nn.functional.one_hot(torch.bucketize(self.years, self.age_cuts, right=True), 3)
+        band_of_year = torch.nn.functional.one_hot(torch.bucketize(self.years, self.age_cuts, right=True), AGE_BANDS)
         band_log_probs = (year_log_probs.unsqueeze(2) + band_of_year.to(year_log_probs.dtype).log()).logsumexp(1)
         return pair_log_probs[:, self.task_of_class[0]] + band_log_probs[:, self.task_of_class[1]], year_log_probs
 
@@ -91,9 +101,8 @@ def create_classifier(
     if head not in HEADS:
         raise PipelineError(f"head must be one of {HEADS}, not {head!r}")
     if age_cuts is not None:
-        pair_outputs = 6 if head == "single" else 5
-        return AgeYearsClassifier(create_backbone(arch, pretrained, pair_outputs + MAX_AGE + 1, model_kwargs), head, age_cuts)
-    backbone = create_backbone(arch, pretrained, NUM_CLASSES if head == "single" else 3 + 2 + 3, model_kwargs)
+        return AgeYearsClassifier(create_backbone(arch, pretrained, pair_outputs(head) + MAX_AGE + 1, model_kwargs), head, age_cuts)
+    backbone = create_backbone(arch, pretrained, NUM_CLASSES if head == "single" else sum(TASK_SIZES.values()), model_kwargs)
     return backbone if head == "single" else ThreeHeadClassifier(backbone)
 
 

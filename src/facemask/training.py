@@ -19,8 +19,8 @@ from facemask.augment import batch_transform
 from facemask.devices import autocast, grad_scaler, job_precision, pick_device
 from facemask.errors import PipelineError
 from facemask.files import write_csv
-from facemask.labels import (DEFAULT_AGE_BINS, LOGIT_COLUMNS, MAX_AGE, NUM_CLASSES, YEAR_COLUMNS, age_band, encode_class,
-                             encode_year_and_class)
+from facemask.labels import (DEFAULT_AGE_BINS, LOGIT_COLUMNS, MAX_AGE, NUM_CLASSES, TASK_OF_CLASS, YEAR_COLUMNS, age_band,
+                             encode_class, encode_year_and_class)
 from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.logs import Progress, log
 from facemask.losses import create_loss
@@ -148,7 +148,7 @@ def training_labels(photos: pd.DataFrame, train_age_bins) -> pd.Series:
 
 
 #: a block's `sampler`: what its draws balance (the 18 classes, the age bands), or None for a plain shuffle
-SAMPLERS = {"none": None, "class": lambda labels: labels, "age": lambda labels: labels % 3}
+SAMPLERS = {"none": None, "class": lambda labels: labels, "age": lambda labels: labels.map(dict(enumerate(TASK_OF_CLASS["age"])))}
 
 
 def sample_weights(labels: pd.Series, sampler: str) -> torch.Tensor | None:
