@@ -13,7 +13,8 @@ def main():
     weights = snakemake.params.weights
     shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
     if snakemake.params.fit_weights:
-        weights = fit_vote(oof_by_model(read_member_tables(snakemake.params.members, snakemake.input.oof_logits)), shares).weights
+        weights = fit_vote(oof_by_model(read_member_tables(snakemake.params.members, snakemake.input.oof_logits)), shares, None,
+                           snakemake.params.age_cut_models).weights
         log.info("model weights fitted to the out-of-fold predictions: %s", weights)
     submission = vote_eval_predictions(eval_logits, weights, image_ids, shares)
     check_submission(submission, image_ids)

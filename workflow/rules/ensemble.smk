@@ -12,6 +12,7 @@ rule soft_vote:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
         fit_weights=config["ensemble"]["fit_weights"],
+        age_cut_models=get_age_cut_models(),
         match_class_shares=config["ensemble"]["match_class_shares"],
         code=code_digest("facemask.report"),
     conda:
