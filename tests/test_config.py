@@ -34,6 +34,8 @@ def test_defaults_are_filled_in_down_to_each_model_block():
     assert config["models"]["tiny"]["optimizer"]["name"] == "adamw"
     assert config["models"]["tiny"]["augment"]["hflip"] == 0.5
     assert config["models"]["tiny"]["ensemble_weight"] == 1.0
+    assert config["models"]["tiny"]["age_years"] == {"sigma": None, "weight": 0.5, "fit_cuts": False}  # off
+    assert config["models"]["tiny"]["ema"] == {"decay": None, "warmup": True}  # off
 
 
 @pytest.mark.parametrize(("change", "word"), [
