@@ -23,7 +23,8 @@ def main():
     shares = read_class_shares(snakemake.input.train_index) if params.match_class_shares else None
     weights = params.weights
     if params.fit_weights:
-        weights = fit_vote(oof_by_model(read_member_tables(params.members, snakemake.input.oof_logits)), shares).weights
+        oof = oof_by_model(read_member_tables(params.members, snakemake.input.oof_logits))
+        weights = fit_vote(oof, shares, None, params.age_cut_models).weights
         log.info("model weights fitted to the out-of-fold predictions: %s", weights)
     offsets = None
     if shares is not None:

@@ -9,7 +9,7 @@ def main():
     model = snakemake.wildcards.model
     members = [f"{model}/{fold}" for fold in snakemake.params.folds]
     shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
-    cuts = fit_vote(oof_by_model(read_member_tables(members, snakemake.input.oof_logits)), shares, {model: 1.0}).age_cuts[model]
+    cuts = fit_vote(oof_by_model(read_member_tables(members, snakemake.input.oof_logits)), shares, {model: 1.0}, [model]).age_cuts[model]
     write_json({"age_cuts": [int(cut) for cut in cuts]}, snakemake.output[0])
     log.info("%s: age cuts %s fitted on the out-of-fold predictions of %d folds", model, list(cuts), len(members))
 

@@ -9,7 +9,7 @@ from facemask.plots import plot_class_f1, plot_confusion_matrix
 def main():
     shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
     oof_logits = read_member_tables(snakemake.params.members, snakemake.input.oof_logits)
-    oof = ensemble_oof(oof_by_model(oof_logits), snakemake.params.weights, shares)
+    oof = ensemble_oof(oof_by_model(oof_logits), snakemake.params.weights, shares, snakemake.params.age_cut_models)
     plot_confusion_matrix(oof["label"], oof["predicted"], snakemake.output.confusion,
                           f"Ensemble, out of fold: {len(oof)} training photos")
     plot_class_f1(oof["label"], oof["predicted"], snakemake.output.class_f1, "Ensemble, out of fold: F1 per class")

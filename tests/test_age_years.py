@@ -111,8 +111,8 @@ def test_age_cuts_and_weights_are_fitted_on_the_other_folds_only(monkeypatch):
     fit_cuts, fit_weights = ensemble.fit_age_cuts, ensemble.fit_weights
     monkeypatch.setattr(ensemble, "fit_age_cuts", lambda table, shares: fitted_on.append(set(table["fold"])) or fit_cuts(table, shares))
     monkeypatch.setattr(ensemble, "fit_weights", lambda logits, labels, shares: fitted_on.append(len(labels)) or fit_weights(logits, labels, shares))
-    probabilities = ensemble.cross_fitted_vote(by_model)
+    probabilities = ensemble.cross_fitted_vote(by_model, cut_models=["years"])
     assert fitted_on == [{1, 2}, 200, {0, 2}, 200, {0, 1}, 200]
-    others = ensemble.fit_vote({model: table[folds != 0] for model, table in by_model.items()})
+    others = ensemble.fit_vote({model: table[folds != 0] for model, table in by_model.items()}, cut_models=["years"])
     np.testing.assert_allclose(probabilities[folds == 0], others.vote({model: table[folds == 0] for model, table in by_model.items()}))
     assert others.age_cuts == {"years": (29, 59)} and others.weights["years"] > others.weights["plain"]

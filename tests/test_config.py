@@ -38,6 +38,8 @@ def test_defaults_are_filled_in_down_to_each_model_block():
     assert config["models"]["tiny"]["augment"]["hflip"] == 0.5
     assert config["models"]["tiny"]["ensemble_weight"] == 1.0
     assert (config["device"], config["precision"], config["models"]["tiny"]["precision"]) == ("auto", "auto", None)
+    assert config["models"]["tiny"]["age_years"] == {"sigma": None, "weight": 0.5, "fit_cuts": False}  # off
+    assert config["models"]["tiny"]["ema"] == {"decay": None, "warmup": True}  # off
 
 
 def test_the_real_run_wants_the_gpu_and_the_demo_and_cpu_benchmarks_let_the_cpu_do():

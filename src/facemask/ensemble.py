@@ -177,11 +177,6 @@ def with_age_cuts(logits: np.ndarray, year_probabilities: np.ndarray, cuts: Sequ
     return (pairs[:, :, None] + np.log(np.clip(bands, 1e-12, None))[:, None, :]).reshape(-1, NUM_CLASSES)
 
 
-def has_years(table: pd.DataFrame) -> bool:
-    """Whether an out-of-fold table is a years head's (it holds the years' probabilities)."""
-    return YEAR_COLUMNS[0] in table.columns
-
-
 def fit_age_cuts(table: pd.DataFrame, shares: np.ndarray | None = None, rounds: int = 4) -> tuple[int, int]:
     """The age cuts (from AGE_CUT_CANDIDATES) at which a years head's out-of-fold predictions score
     the best macro F1, classes decided as the submission decides them (`shares`). Coordinate
@@ -224,13 +219,14 @@ class VotePlan:
 
 
 def fit_vote(by_model: dict[str, pd.DataFrame], shares: np.ndarray | None = None,
-             weights: dict[str, float] | None = None) -> VotePlan:
-    """The vote fitted on out-of-fold tables: each years head's age cuts (on its own predictions),
-    then the model weights (see fit_weights) unless `weights` are given. On no photos (a single
-    fold's cross-fit) nothing is fitted: the training cuts, and the given or equal weights."""
+             weights: dict[str, float] | None = None, cut_models: Sequence[str] = ()) -> VotePlan:
+    """The vote fitted on out-of-fold tables: the age cuts of the years heads in `cut_models` (each
+    on its own predictions; the others keep their training cuts), then the model weights (see
+    fit_weights) unless `weights` are given. On no photos (a single fold's cross-fit) nothing is
+    fitted: the training cuts, and the given or equal weights."""
     if not len(next(iter(by_model.values()))):
         return VotePlan(weights or dict.fromkeys(by_model, 1.0), {})
-    cuts = {model: fit_age_cuts(table, shares) for model, table in by_model.items() if has_years(table)}
+    cuts = {model: fit_age_cuts(by_model[model], shares) for model in cut_models if model in by_model}
     if weights is None:
         plan = VotePlan(dict.fromkeys(by_model, 1.0), cuts)
         weights = fit_weights(plan.member_logits(by_model), next(iter(by_model.values()))["label"].to_numpy(), shares)
@@ -238,24 +234,25 @@ def fit_vote(by_model: dict[str, pd.DataFrame], shares: np.ndarray | None = None
 
 
 def cross_fitted_vote(by_model: dict[str, pd.DataFrame], shares: np.ndarray | None = None,
-                      weights: dict[str, float] | None = None) -> np.ndarray:
+                      weights: dict[str, float] | None = None, cut_models: Sequence[str] = ()) -> np.ndarray:
     """The vote's out-of-fold probabilities, each fold's from a plan fitted on the other folds only
     (see fit_vote): honest estimates of a vote fitted on all of them, as the submission's is."""
     folds = next(iter(by_model.values()))["fold"].to_numpy()
     probabilities = np.zeros((len(folds), NUM_CLASSES))
     for fold in np.unique(folds):
         held_out = folds == fold
-        plan = fit_vote({model: table[~held_out] for model, table in by_model.items()}, shares, weights)
+        plan = fit_vote({model: table[~held_out] for model, table in by_model.items()}, shares, weights, cut_models)
         probabilities[held_out] = plan.vote({model: table[held_out] for model, table in by_model.items()})
     return probabilities
 
 
 def ensemble_oof(
-    by_model: dict[str, pd.DataFrame], model_weights: dict[str, float] | None, shares: np.ndarray | None = None
+    by_model: dict[str, pd.DataFrame], model_weights: dict[str, float] | None, shares: np.ndarray | None = None,
+    cut_models: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The soft-voted ensemble's out-of-fold answer for every photo: label and predicted class,
     cross-fitted (see cross_fitted_vote; weights fitted when `model_weights` is None) and decided
     as the submission's are (see decide_classes)."""
     first = next(iter(by_model.values()))
-    predicted = decide_classes(cross_fitted_vote(by_model, shares, model_weights), shares)
+    predicted = decide_classes(cross_fitted_vote(by_model, shares, model_weights, cut_models), shares)
     return pd.DataFrame({"label": first["label"], "predicted": predicted}, index=first.index)

@@ -1,5 +1,7 @@
 """Reports of scores: a submission and each model against the eval answers, and the cross-validation summary."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -36,17 +38,18 @@ def best_epoch(history: pd.DataFrame) -> int:
 def cv_summary(
     oof_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float],
     histories: dict[tuple[str, int], pd.DataFrame] | None = None, shares: np.ndarray | None = None,
+    cut_models: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Out-of-fold scores per (model, fold) (with its best epoch when `histories` are given), per
     model over all its folds (fold 'all'), and of the soft-voted ensemble with the given weights
     (model 'ensemble') and with weights fitted to the out-of-fold predictions ('ensemble_fitted'),
     every row's classes decided as the submission's are (matched to `shares` when given).
-    What is fitted (the weights, a years head's age cuts) is cross-fitted: each fold's photos are
+    What is fitted (the weights, the age cuts of the years heads in `cut_models`) is cross-fitted: each fold's photos are
     decided by a fit on the other folds only (see ensemble.cross_fitted_vote); the weights and
     cuts shown are those fitted on all folds, which the submission uses.
     Each table holds the photos of one held-out fold: path, label and the logit columns."""
     by_model = oof_by_model(oof_logits)
-    alone = {model: cross_fitted_vote({model: table}, shares, {model: 1.0}) for model, table in by_model.items()}
+    alone = {model: cross_fitted_vote({model: table}, shares, {model: 1.0}, cut_models) for model, table in by_model.items()}
     rows = []
     for model, table in by_model.items():
         for fold in sorted(set(table["fold"])):
@@ -55,11 +58,11 @@ def cv_summary(
             rows.append({"model": model, "fold": str(fold), **epoch, "n_photos": int(in_fold.sum()),
                          **task_scores(table["label"][in_fold], decide_classes(alone[model][in_fold], shares))})
     for model, table in by_model.items():
-        cuts = fit_vote({model: table}, shares, {model: 1.0}).age_cuts
+        cuts = fit_vote({model: table}, shares, {model: 1.0}, cut_models).age_cuts
         rows.append({"model": model, "fold": "all", "n_photos": len(table), "age_cuts": _cuts_text(cuts),
                      **task_scores(table["label"], decide_classes(alone[model], shares))})
     for name, weights in (("ensemble", model_weights), ("ensemble_fitted", None)):
-        ensemble, plan = ensemble_oof(by_model, weights, shares), fit_vote(by_model, shares, weights)
+        ensemble, plan = ensemble_oof(by_model, weights, shares, cut_models), fit_vote(by_model, shares, weights, cut_models)
         rows.append({"model": name, "fold": "all", "n_photos": len(ensemble), "age_cuts": _cuts_text(plan.age_cuts),
                      "weights": " ".join(f"{model}={plan.weights[model]:.2f}" for model in by_model),
                      **task_scores(ensemble["label"], ensemble["predicted"])})

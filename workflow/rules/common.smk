@@ -165,12 +165,20 @@ def get_model_settings(wildcards):
     return settings | {"precision": block["precision"] or config["precision"]}
 
 
+def get_age_cut_models():
+    """The years heads whose age cuts are fitted on their out-of-fold predictions (age_years.fit_cuts)."""
+    return [
+        model
+        for model in MODELS
+        if config["models"][model]["age_years"]["sigma"] is not None
+        and config["models"][model]["age_years"]["fit_cuts"]
+    ]
+
+
 def get_age_cuts(wildcards):
     """A years head's age cuts fitted on its out-of-fold predictions (rule fit_age_cuts), which its
-    predict jobs apply; none for other models."""
-    if config["models"][wildcards.model]["age_years"]["sigma"] is None:
-        return []
-    return f"{RESULTS}/train/{wildcards.model}/age_cuts.json"
+    predict jobs apply; none for other models, which predict at their training cuts."""
+    return f"{RESULTS}/train/{wildcards.model}/age_cuts.json" if wildcards.model in get_age_cut_models() else []
 
 
 def get_all_age_cuts():

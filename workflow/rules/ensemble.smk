@@ -14,6 +14,7 @@ rule ensemble_bundle:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
         fit_weights=config["ensemble"]["fit_weights"],
+        age_cut_models=get_age_cut_models(),
         match_class_shares=config["ensemble"]["match_class_shares"],
         tta=config["tta"],
         cache=config["cache"],

@@ -11,6 +11,7 @@ rule cv_summary:
     params:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
+        age_cut_models=get_age_cut_models(),
         match_class_shares=config["ensemble"]["match_class_shares"],
         code=code_digest("cv_summary.py"),
     conda:
@@ -58,6 +59,7 @@ rule plot_oof:
     params:
         members=member_files("{model}/{fold}"),
         weights=get_ensemble_weights(),
+        age_cut_models=get_age_cut_models(),
         match_class_shares=config["ensemble"]["match_class_shares"],
         code=code_digest("plot_oof.py"),
     conda:
