@@ -255,12 +255,17 @@ def train_fold(
             log.info("fold %d: early stop after epoch %d, no better validation F1 for %d epochs", fold, epoch, patience)
             break
     model.load_state_dict(state["best_model"])
-    save_checkpoint(outputs.checkpoint, model, {
+    save_best_checkpoint(outputs.checkpoint, model, settings, data_config, state, fold, train_cuts if years else None)
+    return write_fold_results(outputs, state, val_photos)
+
+
+def save_best_checkpoint(path: Path, model, settings: dict, data_config: dict, state: dict, fold: int, age_cuts) -> None:
+    """The best epoch's weights (loaded into `model`) with what inference needs to rebuild them."""
+    save_checkpoint(path, model, {
         "arch": settings["arch"], "head": settings["head"], "model_kwargs": settings["model_kwargs"],
         "data_config": data_config, "epoch": state["best_epoch"], "fold": fold, "val_f1": state["best_f1"],
-        "precision": settings["precision"], "age_cuts": train_cuts if years else None,
+        "precision": settings["precision"], "age_cuts": age_cuts,
     })
-    return write_fold_results(outputs, state, val_photos)
 
 
 def keep_if_best(state: dict, epoch: int, kept: dict) -> bool:
