@@ -174,7 +174,7 @@ def with_age_cuts(logits: np.ndarray, year_probabilities: np.ndarray, cuts: Sequ
     pairs = logsumexp(log_softmax(np.asarray(logits, dtype=np.float64), axis=1).reshape(-1, 6, 3), axis=2)
     below = np.cumsum(year_probabilities, axis=1)[:, [cuts[0] - 1, cuts[1] - 1]]
     bands = np.stack([below[:, 0], below[:, 1] - below[:, 0], 1 - below[:, 1]], axis=1)
-    return (pairs[:, :, None] + np.log(np.clip(bands, 1e-12, None))[:, None, :]).reshape(-1, NUM_CLASSES)
+    return (pairs[:, :, None] + log_probabilities(bands)[:, None, :]).reshape(-1, NUM_CLASSES)
 
 
 def fit_age_cuts(table: pd.DataFrame, shares: np.ndarray | None = None, rounds: int = 4) -> tuple[int, int]:
