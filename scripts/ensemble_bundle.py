@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from facemask.bundle import write_bundle
-from facemask.ensemble import (class_share_offsets, fit_vote, fold_weights, log_probabilities, oof_by_model, read_class_shares,
-                               vote_probabilities)
+from facemask.ensemble import (class_share_offsets, fit_vote, fold_weights, log_probabilities, oof_by_model,
+                               read_class_shares, vote_probabilities)
 from facemask.files import read_member_tables
 from facemask.logs import log, run_job
 from facemask.models import checkpoint_meta
@@ -31,8 +31,9 @@ def main():
         offsets = class_share_offsets(log_probabilities(vote_probabilities(eval_logits, weights, image_ids)), shares)
         log.info("class offsets matching the eval vote to the training class shares: %s", offsets.round(3).tolist())
     age_cuts = {Path(path).parent.name: json.loads(Path(path).read_text())["age_cuts"] for path in snakemake.input.age_cuts}
-    settings = {"model_weights": weights, "age_cuts_of_models": age_cuts, "weights_fitted": params.fit_weights, "tta": params.tta, "cache": params.cache,
-                "age_bins": params.age_bins, "offsets_fitted_on": f"the soft vote of {len(image_ids)} eval photos"}
+    settings = {"model_weights": weights, "age_cuts_of_models": age_cuts, "weights_fitted": params.fit_weights,
+                "tta": params.tta, "cache": params.cache, "age_bins": params.age_bins,
+                "offsets_fitted_on": f"the soft vote of {len(image_ids)} eval photos"}
     checkpoints = snakemake.input.checkpoints
     write_bundle(snakemake.output[0], members, checkpoints, [checkpoint_meta(c) for c in checkpoints],
                  fold_weights(members, weights), settings, offsets)

@@ -54,21 +54,23 @@ def write_bundle(
     fold_weights: Sequence[float], settings: dict, offsets: Sequence[float] | None,
 ) -> dict:
     """Write the bundle of `members` (their `checkpoints`, what each says of itself, and their vote
-    weights) to `path`. `settings`:
-    model_weights, weights_fitted, tta, cache, age_bins, age_cuts_of_models (a years head's fitted
-    cuts by model) and offsets_fitted_on (what the class offsets were fitted on); `offsets`: the decision's class offsets, or None (plain argmax)."""
+    weights) to `path`. `settings`: model_weights, weights_fitted, tta, cache, age_bins,
+    age_cuts_of_models (a years head's fitted cuts by model) and offsets_fitted_on (what the class
+    offsets were fitted on); `offsets`: the decision's class offsets, or None (plain argmax)."""
     bundle_dir = Path(path).parent
     bundle = {
         "format": BUNDLE_FORMAT,
-        "classes": {"mask": list(MASK_NAMES), "gender": list(GENDER_NAMES),
-                    "age": age_band_names(settings["age_bins"]), "age_bins": list(settings["age_bins"]), "class": " + ".join(f"{stride} * {task}" for task, stride in TASK_STRIDES.items())},
+        "classes": {"mask": list(MASK_NAMES), "gender": list(GENDER_NAMES), "age": age_band_names(settings["age_bins"]),
+                    "age_bins": list(settings["age_bins"]),
+                    "class": " + ".join(f"{stride} * {task}" for task, stride in TASK_STRIDES.items())},
         "model_weights": settings["model_weights"], "weights_fitted": settings["weights_fitted"],
         "tta": settings["tta"],
         "class_offsets": None if offsets is None else [float(o) for o in offsets],
         "class_offsets_fitted_on": settings["offsets_fitted_on"] if offsets is not None else None,
         "members": [member_entry(model, fold, Path(checkpoint), meta, bundle_dir, weight, settings["cache"],
                                  settings["age_cuts_of_models"].get(model))
-                    for (model, fold), checkpoint, meta, weight in zip(members, checkpoints, metas, fold_weights, strict=True)],
+                    for (model, fold), checkpoint, meta, weight
+                    in zip(members, checkpoints, metas, fold_weights, strict=True)],
     }
     write_json(bundle, path)
     return bundle

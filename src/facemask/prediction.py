@@ -67,7 +67,9 @@ def predict_photos(
     return answer_table(photos, probabilities, decide_classes(probabilities, offsets=offsets), bundle["classes"]["age"])
 
 
-def answer_table(photos: Sequence[Path], probabilities: np.ndarray, classes: np.ndarray, age_names: Sequence[str]) -> pd.DataFrame:
+def answer_table(
+    photos: Sequence[Path], probabilities: np.ndarray, classes: np.ndarray, age_names: Sequence[str],
+) -> pd.DataFrame:
     """One row per photo: path, ans, mask, gender, age (words) and prob_00..prob_17."""
     mask, gender, age = decode_class(classes)
     table = pd.DataFrame({"path": [str(p) for p in photos], "ans": classes, "mask": np.take(MASK_NAMES, mask),
