@@ -17,6 +17,7 @@ def main():
         {split: snakemake.output.cache},
         face_crop=snakemake.params.cache["face_crop"],
         face_scale=snakemake.params.cache["face_scale"],
+        face_detector=snakemake.params.cache["face_detector"],
         threads=snakemake.threads,
     )
     write_csv(crops, snakemake.output.crops)

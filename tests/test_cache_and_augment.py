@@ -8,15 +8,15 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from timm.optim import create_optimizer_v2
 
 from facemask.augment import BatchAugment, BatchTransform, batch_transform
 from facemask.cache import prepare_photos
 from facemask.dataset import index_train_photos, read_photo
 from facemask.loader import CachedPhotos, load_cache, photo_loader
-from facemask.errors import DataError
-from facemask.faces import FALLBACK_WIDTH, FaceFinder, crop_box
+from facemask.errors import DataError, PipelineError
+from facemask.faces import DETECTORS, FALLBACK_WIDTH, FaceFinder, Mtcnn, crop_box
 from facemask.inference import predict_logits
 from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config
@@ -38,23 +38,56 @@ def test_the_cache_holds_every_photo_upright_and_resized_in_index_order(demo_dir
         assert np.abs(pixels[row].astype(int) - expected).mean() < 2, row
 
 
-def test_the_face_crop_finds_the_face_of_a_real_portrait_and_centres_the_crop_on_it(tmp_path):
-    left, top, width, height = FaceFinder().find(np.asarray(read_photo(PORTRAIT)))
+def masked_portrait() -> Image.Image:
+    """The portrait with a drawn surgical mask from below the nose bridge to the chin, as the
+    competition's masks and utkmask-dev's drawn ones hide the face."""
+    photo = read_photo(PORTRAIT).copy()
+    ImageDraw.Draw(photo).polygon([(178, 225), (338, 225), (350, 290), (300, 345), (215, 345), (168, 290)],
+                                  fill=(170, 200, 225))
+    return photo
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_the_face_crop_finds_the_face_of_a_real_portrait_and_centres_the_crop_on_it(tmp_path, detector):
+    (left, top, width, height), found_by = FaceFinder(detector).find(np.asarray(read_photo(PORTRAIT)))
+    assert found_by == detector
     assert all(left < x < left + width and top < y < top + height for x, y in FACE_POINTS.values())
     assert 100 < width < 300  # her face (about 180 px wide), not the whole photo or a badge
-    crops = prepare_photos(PORTRAIT.parent, [PORTRAIT.name], (64, 48), tmp_path / "crop.npy", face_crop=True, face_scale=1.2)
+    crops = prepare_photos(PORTRAIT.parent, [PORTRAIT.name], (64, 48), tmp_path / "crop.npy", face_crop=True,
+                           face_scale=1.2, face_detector=detector)
     crop = crops.iloc[0]
-    assert crop["face_found"]
+    assert crop["face_found"] and crop["detector"] == detector
     assert all(crop["left"] < x < crop["right"] and crop["top"] < y < crop["bottom"] for x, y in FACE_POINTS.values())
     nose_x, nose_y = FACE_POINTS["nose tip"]
     assert abs((crop["left"] + crop["right"]) / 2 - nose_x) < 30 and abs((crop["top"] + crop["bottom"]) / 2 - nose_y) < 30
+
+
+def test_mtcnn_finds_a_masked_face_that_the_haar_cascade_misses(tmp_path):
+    masked = np.asarray(masked_portrait())
+    assert FaceFinder("haar").find(masked) == (None, None)  # why the cascade is only the fallback
+    (left, top, width, height), found_by = FaceFinder("mtcnn").find(masked)
+    assert found_by == "mtcnn"
+    eyes = FACE_POINTS["left eye"], FACE_POINTS["right eye"]
+    assert all(left < x < left + width and top < y < top + height for x, y in eyes) and 100 < width < 300
+
+
+def test_the_haar_cascade_takes_over_where_mtcnn_finds_no_face(monkeypatch):
+    monkeypatch.setattr(Mtcnn, "boxes", lambda self, rgb: [])
+    face, found_by = FaceFinder("mtcnn").find(np.asarray(read_photo(PORTRAIT)))
+    assert found_by == "haar" and face is not None
+
+
+def test_an_mtcnn_crop_without_facenet_pytorch_names_the_package_and_the_way_out(monkeypatch):
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails as when it is not installed
+    with pytest.raises(PipelineError, match=r"facenet-pytorch.*pip install --no-deps facenet-pytorch.*face_detector: haar"):
+        FaceFinder("mtcnn")
 
 
 def test_face_crop_falls_back_to_a_centre_crop_and_counts_it(tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 160), (90, 90, 90)).save(blank)
     crops = prepare_photos(tmp_path, ["blank.png"], (40, 30), tmp_path / "out.npy", face_crop=True)
-    assert crops["face_found"].tolist() == [False]
+    assert crops["face_found"].tolist() == [False] and crops["detector"].tolist() == [""]
     left, top, right, bottom = crops.loc[0, ["left", "top", "right", "bottom"]]
     assert right - left == pytest.approx(120 * FALLBACK_WIDTH) and (bottom - top) / (right - left) == pytest.approx(40 / 30)
     assert (left + right) / 2 == pytest.approx(60) and (top + bottom) / 2 == pytest.approx(80)

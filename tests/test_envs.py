@@ -97,9 +97,10 @@ def rule_environments() -> dict[str, tuple[str, str]]:
     rules = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
         for rule, body in re.findall(r"^rule (\w+):\n((?:(?:    .*)?\n)+)", smk.read_text() + "\n", re.MULTILINE):
-            conda = re.search(r'conda:\n\s+"\.\./\.\./envs/([\w.]+)"', body)
+            conda = re.search(r'conda:\n\s+(?:"\.\./\.\./envs/([\w.]+)"|(get_cache_env)\(\))', body)
             script = re.search(r'script:\n\s+"\.\./\.\./scripts/([\w.]+)"', body)
-            rules[rule] = (conda and conda[1], script and script[1])
+            # the image cache's environment is chosen by its settings: the CPU one unless MTCNN crops
+            rules[rule] = (conda and (conda[1] or "cpu.yaml"), script and script[1])
     return rules
 
 
@@ -110,3 +111,14 @@ def test_each_rule_runs_in_an_environment_with_what_its_script_imports():
         assert env in {"cpu.yaml", "gpu.yaml"} and script, f"rule {rule}: conda {env}, script {script}"
         needs_torch = bool(imported_modules(ROOT / "scripts" / script) & {"torch", "timm", "ttach", "torchvision"})
         assert (env == "gpu.yaml") == needs_torch, f"rule {rule} ({script}) imports torch: {needs_torch}, runs in {env}"
+
+
+@pytest.mark.parametrize("face_crop, detector, env", [(False, "mtcnn", "cpu.yaml"), (True, "haar", "cpu.yaml"),
+                                                      (True, "mtcnn", "gpu.yaml")])
+def test_the_image_cache_runs_where_torch_is_only_for_an_mtcnn_face_crop(face_crop, detector, env):
+    source = re.search(r"^def get_cache_env\(\):\n(?:    .*\n)+", (ROOT / "workflow/rules/common.smk").read_text(),
+                       re.MULTILINE)[0]
+    namespace = {"config": {"cache": {"face_crop": face_crop, "face_detector": detector}}}
+    exec(source, namespace)
+    assert namespace["get_cache_env"]() == f"../../envs/{env}"
+    assert "facenet-pytorch" in (ROOT / "envs/gpu.post-deploy.sh").read_text()

@@ -7,7 +7,9 @@ interval and the share of resamples where the submission is ahead.
 The labels CSV needs ImageID, ans and person columns (utkmask-dev's eval/labels.csv has them).
 Give --plain for a run made with `ensemble.match_class_shares: false`, and --models BASE NEW to
 compare two of the run's models instead (NEW's own fold vote minus BASE's), e.g. a recipe with a
-new option trained beside the old one on the same folds.
+new option trained beside the old one on the same folds; with --new-run DIR, NEW is that model of
+another run on the same data and folds (e.g. the same recipe on face-cropped photos). Each line
+gives one score: macro F1, accuracy, and the macro F1 of each task.
 """
 
 import argparse
@@ -18,7 +20,7 @@ import pandas as pd
 
 from facemask.ensemble import read_class_shares, vote_each_model_alone
 from facemask.files import read_member_tables
-from facemask.scores import macro_f1
+from facemask.scores import macro_f1, task_scores
 
 
 def main() -> None:
@@ -29,22 +31,22 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs=2, metavar=("BASE", "NEW"), help="compare NEW with BASE instead")
+    parser.add_argument("--new-run", type=Path, help="with --models: the run NEW is read from")
     args = parser.parse_args()
 
-    paths = sorted(args.results_dir.glob("predict/*/fold*/eval_logits.csv"))
-    members = [f"{path.parent.parent.name}/{path.parent.name.removeprefix('fold')}" for path in paths]
-    eval_logits = read_member_tables(members, [str(path) for path in paths])
     image_ids = pd.read_csv(args.results_dir / "index/eval_photos.csv", dtype=str)["ImageID"].tolist()
     shares = None if args.plain else read_class_shares(args.results_dir / "index/train_photos.csv")
     answers = pd.read_csv(args.labels, dtype={"ImageID": str, "person": str}).set_index("ImageID").loc[image_ids]
     submission = pd.read_csv(args.results_dir / "submission.csv", dtype={"ImageID": str}).set_index("ImageID").loc[image_ids, "ans"]
 
     truth = answers["ans"].to_numpy()
-    alone = {model: table["ans"].to_numpy() for model, table in vote_each_model_alone(eval_logits, image_ids, shares).items()}
+    alone = models_alone(args.results_dir, image_ids, shares)
     best = max(alone, key=lambda model: macro_f1(truth, alone[model]))
     voted, name = submission.to_numpy(), "submission"
     if args.models:
-        (best, name), voted = args.models, alone[args.models[1]]
+        (best, name), other = args.models, alone if args.new_run is None else models_alone(args.new_run, image_ids, shares)
+        voted = other[name]
+        name = name if args.new_run is None else f"{name} of {args.new_run}"
 
     person = answers["person"].to_numpy()
     rows_of_person = [np.flatnonzero(person == one) for one in np.unique(person)]
@@ -52,11 +54,24 @@ def main() -> None:
     gains = []
     for _ in range(args.resamples):
         rows = np.concatenate([rows_of_person[i] for i in rng.integers(len(rows_of_person), size=len(rows_of_person))])
-        gains.append(macro_f1(truth[rows], voted[rows]) - macro_f1(truth[rows], alone[best][rows]))
-    low, high = np.percentile(gains, [2.5, 97.5])
-    print(f"{args.results_dir}: {name} minus {best}{'' if args.models else ' (the best single model)'}: "
-          f"{macro_f1(truth, voted) - macro_f1(truth, alone[best]):+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}], "
-          f"ahead in {np.mean(np.array(gains) > 0):.0%} of {args.resamples} resamples of {len(rows_of_person)} people")
+        new, old = task_scores(truth[rows], voted[rows]), task_scores(truth[rows], alone[best][rows])
+        gains.append({score: new[score] - old[score] for score in new})
+    gains, measured = pd.DataFrame(gains), task_scores(truth, voted)
+    base = task_scores(truth, alone[best])
+    print(f"{args.results_dir}: {name} minus {best}{'' if args.models else ' (the best single model)'}, "
+          f"{args.resamples} resamples of {len(rows_of_person)} people:")
+    for score in gains:
+        low, high = np.percentile(gains[score], [2.5, 97.5])
+        print(f"  {score}: {measured[score]:.4f} - {base[score]:.4f} = {measured[score] - base[score]:+.4f}, "
+              f"95 % interval [{low:+.4f}, {high:+.4f}], ahead in {np.mean(gains[score] > 0):.0%}")
+
+
+def models_alone(results_dir: Path, image_ids, shares) -> dict[str, np.ndarray]:
+    """Each model's eval answers in a run: the vote of its own folds, decided as the submission is."""
+    paths = sorted(results_dir.glob("predict/*/fold*/eval_logits.csv"))
+    members = [f"{path.parent.parent.name}/{path.parent.name.removeprefix('fold')}" for path in paths]
+    eval_logits = read_member_tables(members, [str(path) for path in paths])
+    return {model: table["ans"].to_numpy() for model, table in vote_each_model_alone(eval_logits, image_ids, shares).items()}
 
 
 if __name__ == "__main__":

@@ -22,39 +22,39 @@ from facemask.logs import Progress, log
 
 
 def load_prepared(path: Path, size: tuple[int, int], finder: FaceFinder | None, face_scale: float):
-    """One photo as uint8 (height, width, 3) pixels at `size`, and its crop box and whether a face
-    was found (None without face crop)."""
+    """One photo as uint8 (height, width, 3) pixels at `size`, its crop box and the detector that
+    found its face (None without face crop, "" when no detector found one)."""
     height, width = size
     image = read_photo(path, at_least=None if finder else max(size))
-    face, box = None, None
+    box, detector = None, None
     if finder is not None:
-        face = finder.find(np.asarray(image))
+        face, detector = finder.find(np.asarray(image))
         box = crop_box(image.width, image.height, face, height / width, face_scale)
     pixels = np.asarray(image.resize((width, height), Image.Resampling.BICUBIC, box=box))
-    return pixels, box, face is not None
+    return pixels, box, None if finder is None else detector or ""
 
 
 def prepare_photos(
     data_dir: str | Path, paths: Sequence[str], size: tuple[int, int], output: str | Path,
-    face_crop: bool = False, face_scale: float = 2.0, threads: int = 1,
+    face_crop: bool = False, face_scale: float = 2.0, threads: int = 1, face_detector: str = "mtcnn",
 ) -> pd.DataFrame:
     """Write the photos at `paths` (relative to `data_dir`) into the array `output`, in order, and
     return one row per photo: path, crop box (left, top, right, bottom in the upright photo; empty
-    without face crop) and whether a face was found."""
+    without face crop), whether a face was found and by which detector (see facemask.faces)."""
     data_dir, height, width = Path(data_dir), *size
-    finder = FaceFinder() if face_crop else None
+    finder = FaceFinder(face_detector) if face_crop else None
     boxes = []
     with atomic_output(output) as partial, open(partial, "wb") as file:
         start_array_file(file, (len(paths), height, width, 3))
         progress = Progress(len(paths), f"preparing {height}x{width}")
         with ThreadPoolExecutor(max(threads, 1)) as pool:  # PIL and OpenCV release the GIL
             photos = in_order(pool, lambda p: load_prepared(data_dir / p, size, finder, face_scale), paths, 4 * max(threads, 1))
-            for row, (photo, box, found) in enumerate(photos):
+            for row, (photo, box, detector) in enumerate(photos):
                 file.write(photo)  # the next row of the array; the job holds a few photos, never the array
-                boxes.append((*(box or (None,) * 4), found if face_crop else None))
+                boxes.append((*(box or (None,) * 4), None if detector is None else detector != "", detector))
                 progress.update(row + 1, 1)
-    return pd.DataFrame(boxes, columns=["left", "top", "right", "bottom", "face_found"]).assign(path=list(paths))[
-        ["path", "left", "top", "right", "bottom", "face_found"]]
+    columns = ["left", "top", "right", "bottom", "face_found", "detector"]
+    return pd.DataFrame(boxes, columns=columns).assign(path=list(paths))[["path", *columns]]
 
 
 def start_array_file(file, shape: tuple[int, ...]) -> None:
@@ -83,17 +83,17 @@ def in_order(pool: ThreadPoolExecutor, function: Callable, items: Iterable, ahea
 
 def prepare_cache(
     data_dir: str | Path, photos: dict[str, pd.DataFrame], size: tuple[int, int], outputs: dict[str, str | Path],
-    face_crop: bool = False, face_scale: float = 2.0, threads: int = 1,
+    face_crop: bool = False, face_scale: float = 2.0, threads: int = 1, face_detector: str = "mtcnn",
 ) -> tuple[pd.DataFrame, dict]:
     """Write the cache of each split's indexed `photos` (split name -> photo index) to its path
     in `outputs`; return the crop table of all (see prepare_photos, with a split column) and a
     report: photos per split, size, megabytes, time, and with face crop the faces found and the
-    centre-crop fallbacks."""
+    centre-crop fallbacks, by detector."""
     started = time.perf_counter()
     crops = []
     for split, table in photos.items():
-        crops.append(prepare_photos(data_dir, list(table["path"]), size, outputs[split], face_crop, face_scale, threads)
-                     .assign(split=split))
+        crops.append(prepare_photos(data_dir, list(table["path"]), size, outputs[split], face_crop, face_scale, threads,
+                                    face_detector).assign(split=split))
     crops = pd.concat(crops, ignore_index=True)
     seconds = time.perf_counter() - started
     report = {"height": size[0], "width": size[1], **{f"{split}_photos": len(table) for split, table in photos.items()},
@@ -101,9 +101,12 @@ def prepare_cache(
               "seconds": round(seconds, 1), "photos_per_s": round(len(crops) / seconds, 1), "face_crop": face_crop}
     if face_crop:
         found = crops["face_found"].astype(bool)
-        report["faces_found"] = int(found.sum())
+        by_detector = crops.loc[found, "detector"].value_counts().to_dict()
+        report["face_detector"] = face_detector
+        report["faces_found"] = {"count": int(found.sum()), "by_detector": by_detector}
         report["centre_crop_fallbacks"] = {"count": int((~found).sum()), "by_split": crops[~found]["split"].value_counts().to_dict()}
-        log.info("faces found in %d of %d photos; %d centre-crop fallbacks", found.sum(), len(found), (~found).sum())
+        log.info("faces found in %d of %d photos (%s); %d centre-crop fallbacks", found.sum(), len(found),
+                 ", ".join(f"{count} by {name}" for name, count in by_detector.items()), (~found).sum())
     log.info("prepared %d photos at %dx%d in %.0f s (%.0f photos/s), %.0f MB",
              len(crops), *size, seconds, report["photos_per_s"], report["megabytes"])
     return crops, report

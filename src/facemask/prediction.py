@@ -54,11 +54,12 @@ def predict_photos(
         caches = {}
         for member in bundle["members"]:
             spec = member["cache"]
-            key = (*spec["size"], spec["face_crop"], spec["face_scale"])
+            detector = spec.get("face_detector", "haar")  # bundles before face_detector used the cascade
+            key = (*spec["size"], spec["face_crop"], spec["face_scale"], detector)
             if key not in caches:
                 caches[key] = Path(tmp) / f"cache{len(caches)}.npy"
                 prepare_photos(Path.cwd(), [str(p) for p in photos], tuple(spec["size"]), caches[key],
-                               spec["face_crop"], spec["face_scale"], threads)
+                               spec["face_crop"], spec["face_scale"], threads, detector)
             log.info("member %s fold %d", member["model"], member["fold"])
             logits.append(predict_cached_photos(member["checkpoint"], caches[key], len(photos), tta, threads, device,
                                                 member["age_cuts"]))

@@ -13,6 +13,6 @@ rule prepare_images:
         code=code_digest("prepare_images.py"),
     threads: config["threads"]["prepare"]
     conda:
-        "../../envs/cpu.yaml"
+        get_cache_env()
     script:
         "../../scripts/prepare_images.py"

@@ -152,9 +152,17 @@ def get_image_cache(split):
     return cache_file
 
 
+def get_cache_env():
+    """The image cache's conda environment: MTCNN's face crop runs torch, which the CPU one lacks."""
+    crop = config["cache"]["face_crop"] and config["cache"]["face_detector"] == "mtcnn"
+    return "../../envs/gpu.yaml" if crop else "../../envs/cpu.yaml"
+
+
 def get_cache_settings():
-    """What the image cache's pixels depend on besides their size: the face crop settings."""
-    return {key: value for key, value in config["cache"].items() if key != "margin"}
+    """What the image cache's pixels depend on besides their size: the face crop settings (the
+    detector only with the crop on)."""
+    ignored = {"margin"} | ({"face_detector"} if not config["cache"]["face_crop"] else set())
+    return {key: value for key, value in config["cache"].items() if key not in ignored}
 
 
 def get_model_settings(wildcards):
