@@ -15,10 +15,8 @@ def main():
         {split: pd.read_csv(snakemake.input[0], dtype=str)},
         (height, width),
         {split: snakemake.output.cache},
-        face_crop=snakemake.params.cache["face_crop"],
-        face_scale=snakemake.params.cache["face_scale"],
-        face_detector=snakemake.params.cache["face_detector"],
         threads=snakemake.threads,
+        **snakemake.params.cache,  # face_crop, face_scale, and face_detector with the crop on
     )
     write_csv(crops, snakemake.output.crops)
     write_json(report, snakemake.output.report)

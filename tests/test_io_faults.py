@@ -126,7 +126,7 @@ def vote_folder(workdir, demo_dir):
         checkpoint.write_bytes(b"a stand-in")
     meta = {"arch": "resnet34", "head": "single", "epoch": 1, "data_config": {"input_size": [3, 64, 48]}}
     settings = {"model_weights": {"resnet34": 1.0, "efficientnetv2_rw_t": 1.0}, "weights_fitted": False, "tta": TTA,
-                "cache": {"margin": 1.125, "face_crop": False, "face_scale": 2.0}, "age_bins": [30, 60],
+                "cache": {"margin": 1.125, "face_crop": False, "face_scale": 2.0, "face_detector": "mtcnn"}, "age_bins": [30, 60],
                 "age_cuts_of_models": {}, "offsets_fitted_on": "a test"}
     write_bundle(workdir / "results/ensemble/ensemble.json", members, checkpoints, [meta] * 4, [0.25] * 4, settings,
                  rng.normal(size=18))
