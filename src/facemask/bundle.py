@@ -35,16 +35,15 @@ def member_entry(
     model: str, fold: int, checkpoint: Path, meta: dict, bundle_dir: Path, weight: float, cache: dict, age_cuts=None,
 ) -> dict:
     """A bundle's record of one trained (model, fold): what its checkpoint says of itself (`meta`),
-    the image cache its inputs come from (`cache`: margin, face_crop, face_scale, face_detector), its vote weight,
-    a years head's age cuts fitted out of fold (None for other heads), and the checkpoint's path
+    the image cache its inputs come from (`cache`: margin and the crop settings), its vote weight, a
+    years head's age cuts fitted out of fold (None for other heads), and the checkpoint's path
     (relative to the bundle) and digest."""
     height, width = meta["data_config"]["input_size"][1:]
     return {
         "model": model, "fold": int(fold), "arch": meta["arch"], "head": meta["head"], "epoch": meta["epoch"],
         "image_size": [height, width], "data_config": meta["data_config"], "weight": weight, "age_cuts": age_cuts,
         "cache": {"size": [round(side * cache["margin"]) for side in (height, width)],
-                  "face_crop": cache["face_crop"], "face_scale": cache["face_scale"],
-                  "face_detector": cache["face_detector"]},
+                  **{key: value for key, value in cache.items() if key != "margin"}},
         "checkpoint": Path(os.path.relpath(Path(checkpoint).resolve(), bundle_dir.resolve())).as_posix(),
         "sha256": file_digest(checkpoint),
     }

@@ -92,8 +92,8 @@ def prepare_cache(
     started = time.perf_counter()
     crops = []
     for split, table in photos.items():
-        crops.append(prepare_photos(data_dir, list(table["path"]), size, outputs[split], face_crop, face_scale, threads,
-                                    face_detector).assign(split=split))
+        crops.append(prepare_photos(data_dir, list(table["path"]), size, outputs[split], face_crop=face_crop,
+                                    face_scale=face_scale, threads=threads, face_detector=face_detector).assign(split=split))
     crops = pd.concat(crops, ignore_index=True)
     seconds = time.perf_counter() - started
     report = {"height": size[0], "width": size[1], **{f"{split}_photos": len(table) for split, table in photos.items()},

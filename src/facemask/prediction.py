@@ -53,13 +53,13 @@ def predict_photos(
     with tempfile.TemporaryDirectory(prefix="facemask-predict-") as tmp:
         caches = {}
         for member in bundle["members"]:
-            spec = member["cache"]
-            detector = spec.get("face_detector", "haar")  # bundles before face_detector used the cascade
-            key = (*spec["size"], spec["face_crop"], spec["face_scale"], detector)
+            size = tuple(member["cache"]["size"])
+            # the crop settings; bundles written before face_detector used the Haar cascade
+            crop = {"face_detector": "haar"} | {key: value for key, value in member["cache"].items() if key != "size"}
+            key = (size, *sorted(crop.items()))
             if key not in caches:
                 caches[key] = Path(tmp) / f"cache{len(caches)}.npy"
-                prepare_photos(Path.cwd(), [str(p) for p in photos], tuple(spec["size"]), caches[key],
-                               spec["face_crop"], spec["face_scale"], threads, detector)
+                prepare_photos(Path.cwd(), [str(p) for p in photos], size, caches[key], threads=threads, **crop)
             log.info("member %s fold %d", member["model"], member["fold"])
             logits.append(predict_cached_photos(member["checkpoint"], caches[key], len(photos), tta, threads, device,
                                                 member["age_cuts"]))
