@@ -3,6 +3,7 @@
     python scripts/benchmark.py input [--source ../shared/data/utkmask-dev]   # input pipeline, CPU
     python scripts/benchmark.py tta                                           # batched / per-view vs ttach TTA
     python scripts/benchmark.py gpu                                           # model-only vs end to end, on a GPU
+    python scripts/benchmark.py weights                                       # fitted vote's weight search
 
 `input`: images/s delivered to the training loop from full-size 384 x 512 photos, by the peers'
 baseline (PIL decode + torchvision Resize / ToTensor / Normalize per photo per epoch, DataLoader
@@ -16,6 +17,9 @@ the jobs), the first passes' warm-up (compiling, with `--compile`), and the wall
 default 3 models x 5 folds ensemble extrapolated from those;
 with `--jobs-per-gpu 2`, all of these for two jobs sharing the GPU at once (Snakemake's
 `--resources gpu=2` on one GPU), to see whether sharing pays.
+`weights`: minutes of the fitted vote (`ensemble: {fit_weights: true}`) on synthetic out-of-fold
+logits at the competition's size, 3, 5 and 8 models, greedy selection against the old 0.1 grid,
+and the cross-fitted macro F1 each reaches.
 Results print as a Markdown table and are written as JSON with `--json`. Each benchmark is a
 module of `scripts/benchmarks/`; their defaults come from the workflow's schema and config.yaml.
 """
@@ -30,13 +34,13 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the benchmarks/ modules beside this script
-from benchmarks import gpu, input_pipeline, tta  # noqa: E402
+from benchmarks import gpu, input_pipeline, tta, weight_search  # noqa: E402
 from benchmarks.common import seed_models  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=["input", "tta", "gpu"])
+    parser.add_argument("benchmark", choices=["input", "tta", "gpu", "weights"])
     parser.add_argument("--source", help="a data set in the competition layout to resize to 384 x 512 (default: generated)")
     parser.add_argument("--people", type=int, default=100, help="people of the generated data set")
     parser.add_argument("--size", default="256x192", help="model input, height x width")
@@ -53,12 +57,21 @@ def main():
                         help="gpu benchmark: as a model block's precision (auto: bf16 from sm80, fp16 before)")
     parser.add_argument("--jobs-per-gpu", type=int, default=1,
                         help="gpu benchmark: this many jobs at once on the GPU, each in its own process (rates are all of theirs together)")
+    parser.add_argument("--weight-models", nargs="+", type=int, default=[3, 5, 8],
+                        help="weights benchmark: models voted")
+    parser.add_argument("--grid-models", type=int, default=3,
+                        help="weights benchmark: run the old grid (old offsets) up to this many models, then extrapolate")
+    parser.add_argument("--grid-now-models", type=int, default=5,
+                        help="weights benchmark: the same for the old grid with today's class-share offsets")
+    parser.add_argument("--oof-people", type=int, default=2700, help="weights benchmark: people, 7 photos each")
+    parser.add_argument("--oof-folds", type=int, default=5, help="weights benchmark: folds")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.benchmark != "gpu":
         args.batch_size = args.batch_size or 64
-    rows = {"input": input_pipeline.bench_input, "tta": tta.bench_tta, "gpu": gpu.bench_gpu}[args.benchmark](args)
+    rows = {"input": input_pipeline.bench_input, "tta": tta.bench_tta, "gpu": gpu.bench_gpu,
+            "weights": weight_search.bench_weight_search}[args.benchmark](args)
     machine = {"machine": platform.node(), "cpus": torch.get_num_threads(), "torch": torch.__version__,
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     print(json.dumps(machine))

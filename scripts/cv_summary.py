@@ -10,7 +10,8 @@ def main():
     oof_logits = read_member_tables(snakemake.params.members, snakemake.input.oof_logits)
     histories = read_member_tables(snakemake.params.members, snakemake.input.histories)
     shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
-    summary = cv_summary(oof_logits, snakemake.params.weights, histories, shares, snakemake.params.age_cut_models)
+    summary = cv_summary(oof_logits, snakemake.params.weights, histories, shares, snakemake.params.age_cut_models,
+                         fit_weights=snakemake.params.fit_weights)
     write_csv(summary, snakemake.output.csv)
     table = summary.to_markdown(index=False, floatfmt=".4f")
     write_text(table + "\n", snakemake.output.markdown)

@@ -9,7 +9,7 @@ from facemask.logs import log, run_job
 
 def main():
     index = pd.read_csv(snakemake.input[0], dtype={"person": str})
-    folds = make_folds(index, snakemake.params.folds["k"], snakemake.params.folds["seed"], snakemake.params.age_bins)
+    folds = make_folds(index, snakemake.params.k, snakemake.params.seed, snakemake.params.age_bins)
     write_csv(folds, snakemake.output[0])
     log.info("people per fold and stratum:\n%s", pd.crosstab(folds["stratum"], folds["fold"]))
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from facemask.cpus import job_threads
 from facemask.devices import claim_gpu
 from facemask.files import write_csv
 from facemask.inference import predict_eval_photos
@@ -15,8 +16,9 @@ def main():
     claim_gpu()
     photos = pd.read_csv(snakemake.input.index, dtype=str)
     age_cuts = json.loads(Path(snakemake.input.age_cuts).read_text())["age_cuts"] if snakemake.input.age_cuts else None
-    logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache, snakemake.params.tta, snakemake.threads,
-                                 snakemake.params.device, age_cuts)
+    threads = job_threads(snakemake.threads)
+    logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache,
+                                 snakemake.params.tta, threads, snakemake.params.device, age_cuts)
     write_csv(logits, snakemake.output[0])
 
 

@@ -1,6 +1,7 @@
 """Snakemake job: the trained ensemble's answers for every photo below a folder (a predict set)."""
 
 from facemask.bundle import read_bundle
+from facemask.cpus import job_threads
 from facemask.dataset import DataReport
 from facemask.devices import claim_gpu
 from facemask.files import write_csv
@@ -15,7 +16,7 @@ def main():
     photos = collect_photos([snakemake.params.folder], report)
     if report.ignored_files:
         log.info("ignored %d files that are not photos, e.g. %s", len(report.ignored_files), report.ignored_files[0])
-    table = predict_photos(bundle, photos, snakemake.threads, device=snakemake.params.device)
+    table = predict_photos(bundle, photos, job_threads(snakemake.threads), device=snakemake.params.device)
     write_csv(table, snakemake.output[0])
     log.info("%d photos predicted; answers: %s", len(table), table["ans"].value_counts().sort_index().to_dict())
 

@@ -3,6 +3,7 @@
 import pandas as pd
 
 from facemask.cache import prepare_cache
+from facemask.cpus import job_threads
 from facemask.files import write_csv, write_json
 from facemask.logs import run_job
 
@@ -15,7 +16,7 @@ def main():
         {split: pd.read_csv(snakemake.input[0], dtype=str)},
         (height, width),
         {split: snakemake.output.cache},
-        threads=snakemake.threads,
+        threads=job_threads(snakemake.threads),
         **snakemake.params.cache,  # face_crop, face_scale, and face_detector with the crop on
     )
     write_csv(crops, snakemake.output.crops)

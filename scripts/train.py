@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from facemask.cpus import job_threads
 from facemask.devices import claim_gpu
+from facemask.ensemble import read_class_shares
 from facemask.logs import log, run_job
 from facemask.training import TrainOutputs, train_fold
 
@@ -22,9 +24,10 @@ def main():
         cache=snakemake.input.cache,
         outputs=TrainOutputs(*(Path(p) for p in (snakemake.output.checkpoint, snakemake.output.oof_logits, snakemake.output.history))),
         seed=snakemake.params.seed,
-        threads=snakemake.threads,
+        threads=job_threads(snakemake.threads),
         age_bins=snakemake.params.age_bins,
         device=snakemake.params.device,
+        class_shares=read_class_shares(snakemake.input.index) if snakemake.params.match_class_shares else None,
     )
 
 

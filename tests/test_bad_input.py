@@ -4,10 +4,13 @@ import shutil
 
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from facemask.dataset import DataReport, index_eval_photos, index_train_photos, read_photo
 from facemask.errors import DataError
+
+from .conftest import demo_work_folder, snakemake
 
 
 @pytest.fixture
@@ -231,3 +234,65 @@ def test_an_empty_info_csv_file_is_an_error(data):
     (data / "eval" / "info.csv").write_text("")
     with pytest.raises(DataError, match="info.csv: not a readable CSV"):
         index_both(data)
+
+
+def test_an_info_csv_without_the_ans_column_is_valid_input(data):
+    edit_csv(data / "eval" / "info.csv", lambda info: info.drop(columns="ans"))
+    _, evaluation, report = index_both(data)
+    assert list(evaluation["ImageID"]) == list(pd.read_csv(data / "eval" / "info.csv", dtype=str)["ImageID"])
+    assert report.eval_photos == 4 * 7
+
+
+def test_an_info_csv_without_the_image_id_column_is_an_error_naming_it(data):
+    edit_csv(data / "eval" / "info.csv", lambda info: info.rename(columns={"ImageID": "image"}))
+    with pytest.raises(DataError, match=r"info.csv: missing column\(s\) \['ImageID'\]"):
+        index_both(data)
+
+
+# the workflow (dry runs: nothing trains) -----------------------------------------------------------
+
+def workflow_run(data, tmp_path, *args, **config):
+    """Snakemake in a work folder on the data set `data`, with the demo config updated by `config`."""
+    work = demo_work_folder(tmp_path)
+    (work / "more.yaml").write_text(yaml.safe_dump({"data_dir": str(data), "eval_labels": None, **config}))
+    return snakemake(work, *args, configs=("demo.yaml", "more.yaml"))
+
+
+FOLD = "results/demo/train/resnet34/fold0/checkpoint.pt"
+
+
+def test_one_fold_trains_without_the_eval_side_which_stops_the_submission_naming_its_file(data, tmp_path):
+    shutil.rmtree(data / "eval")
+    train = workflow_run(data, tmp_path, FOLD, "--dry-run")
+    assert train.returncode == 0, train.stdout + train.stderr
+    assert "index/train_photos.csv" in train.stdout and "eval" not in train.stdout
+    submission = workflow_run(data, tmp_path, "submission", "--dry-run")
+    assert submission.returncode != 0 and f"{data}/eval/info.csv" in submission.stdout + submission.stderr
+
+
+def test_an_unreadable_eval_photo_stops_the_eval_index_naming_it_but_no_training(data, tmp_path):
+    bad = sorted((data / "eval" / "images").iterdir())[2]
+    bad.write_bytes(b"garbage")
+    train = workflow_run(data, tmp_path, FOLD, "--dry-run")
+    assert train.returncode == 0 and "index/eval_photos.csv" not in train.stdout, train.stdout + train.stderr
+    index = workflow_run(data, tmp_path, "results/demo/index/eval_photos.csv")
+    assert index.returncode != 0 and f"{bad}: not a readable image" in index.stderr, index.stderr
+
+
+def test_predict_set_names_are_names_not_patterns(data, tmp_path):
+    folders = {"c++": str(data / "eval" / "images"), "photos.v2": str(data / "train" / "images")}
+    run = workflow_run(data, tmp_path, "predict", "--dry-run", predict_sets=folders)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for name in folders:
+        assert f"results/demo/predictions/{name}/predictions.csv" in run.stdout
+
+
+def test_predict_dir_named_like_another_predict_set_is_an_error_naming_both(data, tmp_path):
+    photos = [data / "one" / "photos", data / "two" / "photos"]
+    for folder in photos:
+        shutil.copytree(data / "eval" / "images", folder)
+    run = workflow_run(data, tmp_path, "predict", "--dry-run", predict_sets={"photos": str(photos[0])},
+                       predict_dir=str(photos[1]))
+    message = run.stdout + run.stderr
+    assert run.returncode != 0 and f"predict_dir '{photos[1]}' would be the predict set 'photos'" in message
+    assert f"predict_sets already gives to '{photos[0]}'" in message and "a name of its own" in message

@@ -69,9 +69,13 @@ def test_a_typo_or_wrong_value_fails_at_load_naming_it(config, change, word):
     (lambda c: c["models"]["resnet34"].update(arch="resnet_nope"), "not in timm's registry: resnet34 (resnet_nope)"),
     (lambda c: c.update(age_bins=[60, 30]), "age_bins must be two increasing ages"),
     (lambda c: c["models"]["vit_small_r26"]["optimizer"].update(lr=-0.1), "-0.1"),
-    (lambda c: c["models"]["resnet34"]["optimizer"].update(name="adamm"), "model resnet34: timm cannot build its optimizer"),
-    (lambda c: c["models"]["resnet34"]["scheduler"].update(name="cosinus"), "model resnet34: timm cannot build"),
+    (lambda c: c["models"]["resnet34"]["optimizer"].update(name="adamm"),
+     "config: model resnet34: optimizer: timm cannot build"),
+    (lambda c: c["models"]["resnet34"]["scheduler"].update(name="cosinus"),
+     "config: model resnet34: scheduler: timm cannot build"),
     (lambda c: c["models"]["resnet34"]["optimizer"].update(betaz=[0.9, 0.99]), "betaz"),
+    (lambda c: c["models"]["vit_small_r26"].update(batch_size=63),  # the seeds' Mixup / CutMix
+     "config: model vit_small_r26: batch_size: Mixup / CutMix (mix) need an even batch, not 63"),
 ])
 def test_a_bad_config_stops_the_workflow_before_any_job_runs(config, tmp_path, change, message):
     change(config)

@@ -1,6 +1,7 @@
 """Each card gets the precision it computes natively; a job that was told to use the GPU and
 finds none stops at once, saying why and how to fix torch; one left to choose says it runs on the CPU."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -8,6 +9,8 @@ import sys
 import pytest
 import torch
 
+from facemask.cli import parse_arguments
+from facemask.cpus import available_cpus, job_threads
 from facemask.dataset import index_train_photos
 from facemask.devices import job_precision, pick_device, resolve_precision, torch_install_command
 from facemask.errors import PipelineError
@@ -91,3 +94,48 @@ def test_device_auto_without_a_gpu_runs_on_the_cpu_with_a_warning_on_the_console
 def test_device_cpu_stays_on_the_cpu_without_a_word(caplog):
     assert pick_device("cpu") == torch.device("cpu")
     assert not caplog.records
+
+
+@pytest.fixture
+def node_of_128_cores(monkeypatch):
+    """A process free to run on all 128 CPUs of its node, outside SLURM."""
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(128)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 128)
+
+
+def test_a_slurm_job_uses_the_cpus_slurm_gave_it_not_the_nodes(node_of_128_cores, monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    assert available_cpus() == 8
+    assert parse_arguments(["predict", "photos"]).threads == 8
+
+
+def test_outside_slurm_a_process_uses_the_cpus_of_its_affinity_mask(node_of_128_cores, monkeypatch):
+    assert available_cpus() == 128
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)  # taskset, a cgroup
+    assert available_cpus() == 3 and parse_arguments(["predict", "photos"]).threads == 3
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "16")  # never more than the affinity mask allows
+    assert available_cpus() == 3
+
+
+@pytest.mark.parametrize("value", ["", "0", "-4", "eight", "8.5"])
+def test_a_slurm_cpu_count_not_a_whole_number_above_0_is_ignored(node_of_128_cores, monkeypatch, value):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", value)
+    assert available_cpus() == 128
+
+
+def test_without_an_affinity_mask_the_cpu_count_is_os_cpu_count(node_of_128_cores, monkeypatch):
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    assert available_cpus() == 128
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
+    assert available_cpus() == 4
+
+
+def test_a_jobs_threads_are_capped_at_its_cpus_saying_so_once(node_of_128_cores, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="facemask")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")
+    assert job_threads(4) == 4 and not caplog.records
+    assert [job_threads(12), job_threads(12)] == [6, 6]
+    assert [record.getMessage() for record in caplog.records] == [
+        "using 6 threads, not the 12 asked: this process may use 6 CPUs (SLURM_CPUS_PER_TASK or its CPU "
+        "affinity)"]

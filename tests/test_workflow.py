@@ -66,7 +66,7 @@ def test_cv_scores_cover_every_fold_model_and_the_ensemble(demo_run):
     scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str})
     rows = set(zip(scores["model"], scores["fold"]))
     models = ("vit_small_r26", "efficientnetv2_rw_t", "resnet34")
-    assert rows == {(m, f) for m in models for f in ("0", "1", "2", "all")} | {("ensemble", "all"), ("ensemble_fitted", "all")}
+    assert rows == {(m, f) for m in models for f in ("0", "1", "2", "all")} | {("ensemble", "all")}  # no fit_weights
     assert scores.set_index(["model", "fold"]).loc[("ensemble", "all"), "n_photos"] == 60 * 7
     history = pd.read_csv(demo_run / "results/demo/train/resnet34/fold0/history.csv")
     assert list(history.columns[:6]) == ["epoch", "lr", "train_loss", "val_loss", "val_f1", "val_accuracy"]
@@ -106,8 +106,8 @@ def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_
 
 def test_one_fold_is_a_target_of_its_own(tmp_path):
     dry_run = snakemake(demo_work_folder(tmp_path), "results/demo/train/resnet34/fold2/checkpoint.pt", "--dry-run")
-    # the eval photos' index too: their check comes before any training (see the train rule)
-    assert planned_jobs(dry_run) == {"demo_data": 1, "index_photos": 2, "make_folds": 1, "prepare_images": 1, "train": 1}
+    # the training side only: training waits for nothing of the eval side
+    assert planned_jobs(dry_run) == {"demo_data": 1, "index_photos": 1, "make_folds": 1, "prepare_images": 1, "train": 1}
 
 
 def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
@@ -126,13 +126,35 @@ def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
                   "soft_vote", "cv_summary", "score_submission", "plot_training_curves", "plot_oof", "plot_class_distribution"}),
 ])
 def test_editing_a_module_reruns_exactly_the_rules_whose_scripts_reach_it(demo_run, tmp_path, module, rules):
+    code = copy_of_the_code(tmp_path)
+    with open(code / "src" / "facemask" / module, "a") as source:
+        source.write("\nEDITED = True\n")
+    assert params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == rules
+
+
+def test_a_comment_or_docstring_edit_reruns_nothing(demo_run, tmp_path):
+    code = copy_of_the_code(tmp_path)
+    losses = code / "src" / "facemask" / "losses.py"
+    source = losses.read_text().replace('"""Cross-entropy', '"""A reworded docstring. Cross-entropy', 1)
+    losses.write_text(source.replace("\nimport torch\n", "\n# a comment\nimport torch  # and another\n", 1))
+    assert losses.read_text().count("comment") == 1 and "reworded" in losses.read_text()
+    assert params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == set()
+
+
+def copy_of_the_code(tmp_path: Path) -> Path:
+    """A copy of the workflow and the package, dates kept (so that only a later edit is new)."""
     code = tmp_path / "code"
     code.mkdir()
-    for part in ("Snakefile", "workflow", "scripts", "src"):  # dates kept: only the edit is new
+    for part in ("Snakefile", "workflow", "scripts", "src"):
         (shutil.copytree if (ROOT / part).is_dir() else shutil.copy2)(ROOT / part, code / part)
-    with open(code / "src" / "facemask" / module, "a") as source:
-        source.write("\n# an edit\n")
-    assert params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == rules
+    return code
+
+
+def test_running_more_folds_trains_only_the_new_ones(demo_run):
+    (demo_run / "two_folds.yaml").write_text("folds: {run: [0, 1]}\n")
+    assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "two_folds.yaml"))).get("train", 0) == 0
+    (demo_run / "all_folds.yaml").write_text("folds: {run: [0, 1, 2]}\n")
+    assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "all_folds.yaml"))) == {}
 
 
 def test_the_workflow_passes_snakemakes_linter():

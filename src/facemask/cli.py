@@ -4,10 +4,10 @@
 """
 
 import argparse
-import os
 import time
 
 from facemask.bundle import read_bundle
+from facemask.cpus import available_cpus
 from facemask.dataset import DataReport
 from facemask.files import write_csv
 from facemask.logs import log, run_job
@@ -27,7 +27,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     predict.add_argument("--ensemble", default="results", help="an ensemble bundle (ensemble.json) or the results folder "
                                                                "holding ensemble/ensemble.json (default: results)")
     predict.add_argument("--out", default="predictions.csv", help="the CSV to write (default: predictions.csv)")
-    predict.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all cores)")
+    predict.add_argument("--threads", type=int, default=available_cpus(),
+                         help="CPU threads; each ensemble member loads photos with threads - 1 workers "
+                              "(default: the CPUs this process may use, %(default)s here: its CPU "
+                              "affinity, at most SLURM_CPUS_PER_TASK)")
     predict.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                          help="auto (default): a GPU when torch sees one, else the CPU; cuda: stop if there is none")
     predict.add_argument("--batch-size", type=int, help="photos per forward pass (default: the bundle's TTA batch size)")

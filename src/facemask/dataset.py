@@ -15,7 +15,8 @@ from facemask.logs import log
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
-INFO_COLUMNS = ("ImageID", "ans")
+#: the columns info.csv must have: its `ans` column, which the submission fills in, may be left out
+INFO_COLUMNS = ("ImageID",)
 EXIF_ORIENTATION = 0x0112
 #: the image modes (as PIL opens them) that `to_rgb` decodes; any other is refused by the data check
 PHOTO_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")

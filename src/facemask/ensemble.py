@@ -3,9 +3,9 @@ fitted on out-of-fold predictions, and the classes decided from it, optionally m
 training photos' class shares. What is fitted on out-of-fold predictions (model weights, a years
 head's age cuts) is scored cross-fitted: each fold by a fit on the other folds only."""
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -46,19 +46,35 @@ def class_share_offsets(log_probabilities: np.ndarray, shares: np.ndarray, steps
     `shares` says: each step moves a class's offset by the log ratio of its wanted to its predicted
     share. Averaging many models pulls uncertain photos toward the common classes; this undoes that
     for the rare ones (e.g. age 60+), whose F1 counts as much as any other in the macro F1.
-    Returns the offsets whose predicted shares came closest (L1) to `shares`. The offsets use no
-    labels: they are found on the very photos they decide (out-of-fold or eval), so scores of
-    decisions matched this way need no cross-fitting."""
-    floor = 0.5 / len(log_probabilities)
+    Returns the offsets whose predicted shares came closest (L1) to `shares` (the first such; it
+    stops at a gap of 0, which no later step can beat). The offsets use no labels: they are found
+    on the very photos they decide (out-of-fold or eval), so scores of decisions matched this way
+    need no cross-fitting.
+    Each step decides again only the photos it can move: those whose lead (log-probability of their
+    class at offsets 0 over their runner-up's) is at most the largest offset minus their class's
+    (plus 1e-9 for rounding); the others keep that class, as the full argmax gives them."""
+    floor, classes = 0.5 / len(log_probabilities), log_probabilities.shape[1]
     wanted = np.log(np.maximum(shares, floor))
-    offsets, best, best_gap = np.zeros(log_probabilities.shape[1]), None, np.inf
+    top, lead = log_probabilities.argmax(axis=1), _lead(log_probabilities)
+    offsets, best, best_gap = np.zeros(classes), None, np.inf
     for _ in range(steps):
-        predicted = class_shares((log_probabilities + offsets).argmax(axis=1))
+        movable = lead <= (offsets.max() - offsets + 1e-9)[top]
+        decided = (log_probabilities[movable] + offsets).argmax(axis=1)
+        counts = np.bincount(top[~movable], minlength=classes) + np.bincount(decided, minlength=classes)
+        predicted = counts / len(log_probabilities)
         gap = np.abs(predicted - shares).sum()
         if gap < best_gap:
             best, best_gap = offsets.copy(), gap
+            if gap == 0:
+                break
         offsets += step_size * (wanted - np.log(np.maximum(predicted, floor)))
     return best
+
+
+def _lead(log_probabilities: np.ndarray) -> np.ndarray:
+    """Each row's largest value minus its second largest (NaN for a row with a NaN)."""
+    two = np.partition(log_probabilities, -2, axis=1)[:, -2:]
+    return two[:, 1] - two[:, 0]
 
 
 def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
@@ -132,25 +148,34 @@ def check_submission(submission: pd.DataFrame, image_ids: Sequence[str]) -> None
         raise PipelineError("submission not written: " + "; ".join(problems))
 
 
-def fit_weights(
-    member_logits: dict[str, np.ndarray], labels: np.ndarray, shares: np.ndarray | None = None, step: float = 0.1
-) -> dict[str, float]:
-    """Model weights on the simplex (a grid of `step`) that maximise the soft vote's macro F1 on
-    out-of-fold logits, classes decided as the submission decides them (`shares`); ties go to the
-    most even weights."""
+def fit_weights(member_logits: dict[str, np.ndarray], labels: np.ndarray, shares: np.ndarray | None = None,
+                rounds: int = 20) -> dict[str, float]:
+    """Model weights that maximise the soft vote's macro F1 on out-of-fold logits, classes decided
+    as the submission decides them (`shares`), by greedy ensemble selection with replacement
+    (Caruana et al. 2004): the best model alone, then `rounds` rounds each adding one more copy of
+    the model whose addition scores best. The weights are the copy counts of the best-scoring of
+    these votes over their total; ties go to the most even weights, then the earlier round and
+    model. At most (rounds + 1) x models votes are scored, each set of weights once."""
     names = list(member_logits)
     probabilities = np.stack([softmax(np.asarray(member_logits[name], dtype=np.float64), axis=1) for name in names])
-    ticks = round(1 / step)
-    best, best_key = None, None
-    for combo in itertools.product(range(ticks + 1), repeat=len(names) - 1):
-        if sum(combo) > ticks:
-            continue
-        weights = np.array([*combo, ticks - sum(combo)], dtype=float) / ticks
-        predicted = decide_classes(np.tensordot(weights, probabilities, axes=1), shares)
-        key = (macro_f1(labels, predicted), -np.abs(weights - 1 / len(names)).sum())
-        if best_key is None or key > best_key:
-            best, best_key = weights, key
-    return {name: float(weight) for name, weight in zip(names, best)}
+    scores: dict[tuple[int, ...], float] = {}
+
+    def key(counts: np.ndarray) -> tuple[float, Fraction]:
+        """The vote's macro F1, then minus the L1 distance of its weights to equal weights (exact)."""
+        total, reduced = int(counts.sum()), tuple(int(c) for c in counts // np.gcd.reduce(counts))
+        if reduced not in scores:  # counts in proportion are the same weights: scored once
+            vote = np.tensordot(counts / total, probabilities, axes=1)
+            scores[reduced] = macro_f1(labels, decide_classes(vote, shares))
+        return scores[reduced], -Fraction(int(np.abs(counts * len(names) - total).sum()), len(names) * total)
+
+    steps = np.eye(len(names), dtype=np.int64)
+    counts = max(steps, key=key)  # max: the first of equal keys
+    best = counts
+    for _ in range(rounds):
+        counts = max((counts + step for step in steps), key=key)
+        if key(counts) > key(best):
+            best = counts
+    return {name: float(count / best.sum()) for name, count in zip(names, best)}
 
 
 def oof_by_model(oof_logits: dict[tuple[str, int], pd.DataFrame]) -> dict[str, pd.DataFrame]:

@@ -11,3 +11,8 @@ class DataError(PipelineError):
 
 class WeightsError(PipelineError):
     """Pretrained weights could not be loaded from the hub or the given file."""
+
+
+class ConfigError(PipelineError):
+    """A model block holds a setting that would fail in its train job or be ignored; the message
+    names the block and the key."""

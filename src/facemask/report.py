@@ -38,12 +38,13 @@ def best_epoch(history: pd.DataFrame) -> int:
 def cv_summary(
     oof_logits: dict[tuple[str, int], pd.DataFrame], model_weights: dict[str, float],
     histories: dict[tuple[str, int], pd.DataFrame] | None = None, shares: np.ndarray | None = None,
-    cut_models: Sequence[str] = (),
+    cut_models: Sequence[str] = (), fit_weights: bool = False,
 ) -> pd.DataFrame:
     """Out-of-fold scores per (model, fold) (with its best epoch when `histories` are given), per
     model over all its folds (fold 'all'), and of the soft-voted ensemble with the given weights
-    (model 'ensemble') and with weights fitted to the out-of-fold predictions ('ensemble_fitted'),
-    every row's classes decided as the submission's are (matched to `shares` when given).
+    (model 'ensemble') and, with `fit_weights` (the submission then votes with fitted weights), with
+    weights fitted to the out-of-fold predictions ('ensemble_fitted'), every row's classes decided
+    as the submission's are (matched to `shares` when given).
     What is fitted (the weights, the age cuts of the years heads in `cut_models`) is cross-fitted: each fold's photos are
     decided by a fit on the other folds only (see ensemble.cross_fitted_vote); the weights and
     cuts shown are those fitted on all folds, which the submission uses.
@@ -61,7 +62,8 @@ def cv_summary(
         cuts = fit_vote({model: table}, shares, {model: 1.0}, cut_models).age_cuts
         rows.append({"model": model, "fold": "all", "n_photos": len(table), "age_cuts": _cuts_text(cuts),
                      **task_scores(table["label"], decide_classes(alone[model], shares))})
-    for name, weights in (("ensemble", model_weights), ("ensemble_fitted", None)):
+    votes = {"ensemble": model_weights, **({"ensemble_fitted": None} if fit_weights else {})}
+    for name, weights in votes.items():
         ensemble, plan = ensemble_oof(by_model, weights, shares, cut_models), fit_vote(by_model, shares, weights, cut_models)
         rows.append({"model": name, "fold": "all", "n_photos": len(ensemble), "age_cuts": _cuts_text(plan.age_cuts),
                      "weights": " ".join(f"{model}={plan.weights[model]:.2f}" for model in by_model),

@@ -1,10 +1,11 @@
 """Which weights an epoch keeps: the raw weights or their moving average (timm's ModelEmaV3),
-whichever scores the better validation macro F1."""
+whichever scores the better validation macro F1, classes decided as the submission decides them."""
 
 import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 
+from facemask.ensemble import decide_classes
 from facemask.inference import predict_logits
 from facemask.labels import NUM_CLASSES
 from facemask.models import ClassAndYears
@@ -34,16 +35,18 @@ class WeightAverage:
 
 def validate(
     model, ema: WeightAverage | None, loader, transform, device, labels: np.ndarray, years: bool, precision: str = "fp32",
+    shares: np.ndarray | None = None,
 ) -> dict:
     """Validation scores (in `precision`) of the raw weights of `model` and of their average `ema` when given;
     returns the better by macro F1 (raw on ties): its name ('raw' or 'ema'), module, outputs (the
     model's; for a years head the years' log-probabilities too), loss, F1 and accuracy, and each
-    candidate's F1."""
+    candidate's F1. Classes are decided as the submission decides them: matched to the class
+    `shares` when given (see ensemble.decide_classes), else the plain argmax."""
     scored = []
     for name, module in {"raw": model, **({"ema": ema.ema.module} if ema else {})}.items():
         outputs = predict_logits(ClassAndYears(module) if years else module, loader, transform, device, precision)
         logits = torch.from_numpy(outputs[:, :NUM_CLASSES])
-        predicted = logits.argmax(1).numpy()
+        predicted = decide_classes(logits.softmax(1).double().numpy(), shares)
         scored.append({"weights": name, "module": module, "outputs": outputs, "val_f1": macro_f1(labels, predicted),
                        "val_loss": float(torch.nn.functional.cross_entropy(logits, torch.tensor(labels))),
                        "val_accuracy": float((predicted == labels).mean())})

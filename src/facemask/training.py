@@ -25,7 +25,8 @@ from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.logs import Progress, log
 from facemask.losses import create_loss
 from facemask.models import ClassAndYears, create_classifier, model_data_config, save_checkpoint
-from facemask.optim import create_optimizer, create_schedule
+from facemask.optim import LearningRateSchedule, create_optimizer, updates_per_epoch
+from facemask.provenance import code_digest
 from facemask.resume import resume, save_resume_state, seed_everything, settings_fingerprint
 from facemask.selection import WeightAverage, validate
 
@@ -113,7 +114,7 @@ def train_one_epoch(
     for step, (images, labels) in enumerate(loader, start=1):
         images, labels = transform(images.to(device, non_blocking=True)), labels.to(device, non_blocking=True)
         try:
-            if mixup is not None:
+            if mixup is not None and len(labels) % 2 == 0:  # pairs; odd only when a fold is smaller than a batch
                 images, targets = mixup(images, labels)
             else:
                 targets = torch.nn.functional.one_hot(labels, num_targets).float()
@@ -170,13 +171,17 @@ def create_mixup(mix: dict, num_targets: int = NUM_CLASSES) -> Mixup | None:
 
 
 def build_model(settings: dict, device: torch.device, age_cuts) -> tuple[torch.nn.Module, dict]:
-    """The model block's classifier on `device` (a years head when `age_cuts` are given), compiled
-    when asked, and its preprocessing at the block's image size."""
+    """The model block's classifier on `device` (a years head when `age_cuts` are given), its
+    timm backbone compiled when asked (`compile`: true for torch's default backend, or a backend's
+    name), and its preprocessing at the block's image size."""
     model = create_classifier(settings["arch"], settings["pretrained"], settings["head"], settings["model_kwargs"], age_cuts)
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
     data_config = model_data_config(model, settings["image_size"])
     if settings["compile"]:
-        model.compile()  # in place: the state dict keeps its keys
+        backend = settings["compile"] if isinstance(settings["compile"], str) else "inductor"
+        # the backbone, which every forward of a head (18-way, three tasks, years) goes through;
+        # in place, so the state dict keeps its keys
+        getattr(model, "backbone", model).compile(backend=backend)
     return model, data_config
 
 
@@ -201,12 +206,15 @@ def fold_loaders(
 def train_fold(
     index: pd.DataFrame, folds: pd.DataFrame, fold: int, settings: dict, cache: str | Path,
     outputs: TrainOutputs, seed: int = 0, threads: int = 1, age_bins=DEFAULT_AGE_BINS, device: str = "auto",
+    class_shares: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Train the model block `settings` on every fold but `fold`, validate on `fold` each epoch
     (the raw and, with `ema`, the averaged weights), and write the best epoch's checkpoint and
     out-of-fold logits and the history; return the history. Resumes from `outputs.resume_state`
     when a killed run of the same settings left one. `age_bins`: the index's age cuts; `device`:
-    the `device` setting (auto, cuda, cpu); the precision is the block's."""
+    the `device` setting (auto, cuda, cpu); the precision is the block's. The epoch kept is chosen
+    by the rule that decides the submission: classes matched to `class_shares` (the training
+    photos' class shares, see ensemble.decide_classes) when given, else the plain argmax."""
     torch.set_num_threads(threads)
     seed_everything(seed + fold)
     device = pick_device(device)
@@ -218,37 +226,39 @@ def train_fold(
     train_loader, val_loader = fold_loaders(cache, train_photos, train_labels, val_photos, settings, device, threads, seed + fold)
     augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
     optimizer = create_optimizer(model, settings)
-    scheduler, epochs = create_schedule(optimizer, settings)
+    schedule = LearningRateSchedule(optimizer, settings, updates_per_epoch(len(train_loader), settings["accumulation_steps"]))
+    epochs = schedule.epochs
     scaler = grad_scaler(device, precision)
     loss_fn = create_loss(settings, torch.tensor(train_labels.to_numpy()))
     num_targets = NUM_CLASSES * (MAX_AGE + 1) if years else NUM_CLASSES
     mixup = create_mixup(settings["mix"], num_targets)
     ema = None if settings["ema"]["decay"] is None else WeightAverage(model, optimizer, **settings["ema"])
-    fingerprint = settings_fingerprint(settings | {"precision": precision}, fold, seed, train_photos, cache)
-    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler} | ({"ema": ema} if ema else {})
+    run = settings | {"precision": precision, "code": code_digest(__file__), "class_shares": None if class_shares is None else class_shares.tolist()}
+    fingerprint = settings_fingerprint(run, fold, seed, train_photos, cache)
+    parts = {"model": model, "optimizer": optimizer, "scheduler": schedule, "scaler": scaler} | ({"ema": ema} if ema else {})
     state = resume(outputs.resume_state, fingerprint, parts, train_loader.generator) or {
         "epoch": 0, "history": [], "best_f1": -1.0, "best_model": None, "best_logits": None, "best_epoch": 0}
     log.info("fold %d: %s on %s in %s, %d training / %d validation photos, %d epochs",
              fold, settings["arch"], device, precision, len(train_photos), len(val_photos), epochs)
     resumed_at, run_started = state["epoch"], time.perf_counter()
     for epoch in range(state["epoch"] + 1, epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
+        lr = schedule.lr
         started = time.perf_counter()
         train_loss, seen = train_one_epoch(ClassAndYears(model) if years else model, train_loader, augment, loss_fn, optimizer,
                                            device, epoch, mixup, settings["accumulation_steps"], settings["clip_grad_norm"], precision,
                                            scaler, num_targets)
         train_seconds = time.perf_counter() - started
-        kept = validate(model, ema, val_loader, plain, device, val_photos["label"].to_numpy(), years, precision)
-        state["history"].append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": kept["val_loss"],
+        kept = validate(model, ema, val_loader, plain, device, val_photos["label"].to_numpy(), years, precision, class_shares)
+        mean_lr = schedule.end_epoch(epoch, kept["val_f1"])
+        state["history"].append({"epoch": epoch, "lr": lr, "mean_lr": mean_lr, "train_loss": train_loss, "val_loss": kept["val_loss"],
                                  "val_f1": kept["val_f1"], "val_accuracy": kept["val_accuracy"],
                                  "train_images_per_s": seen / train_seconds,
                                  **(kept["candidates"] | {"weights": kept["weights"]} if ema else {})})
         improved = keep_if_best(state, epoch, kept)
         eta = (time.perf_counter() - run_started) / (epoch - resumed_at) * (epochs - epoch)
-        log.info("fold %d epoch %d/%d: lr %.2e, train loss %.4f, val loss %.4f, val F1 %.4f, acc %.4f, %.0f img/s, "
-                 "ETA %.0f s%s", fold, epoch, epochs, lr, train_loss, kept["val_loss"], kept["val_f1"], kept["val_accuracy"],
+        log.info("fold %d epoch %d/%d: lr %.2e (mean %.2e), train loss %.4f, val loss %.4f, val F1 %.4f, acc %.4f, %.0f img/s, "
+                 "ETA %.0f s%s", fold, epoch, epochs, lr, mean_lr, train_loss, kept["val_loss"], kept["val_f1"], kept["val_accuracy"],
                  seen / train_seconds, eta, f" ({kept['weights']} weights, best)" if improved else "")
-        scheduler.step(epoch)
         state["epoch"] = epoch
         save_resume_state(outputs.resume_state, fingerprint, parts, train_loader.generator, state)
         if (patience := settings["early_stopping_patience"]) and epoch - state["best_epoch"] >= patience:

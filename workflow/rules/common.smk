@@ -1,8 +1,10 @@
-import ast
 import hashlib
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
+
+from facemask.provenance import code_digest as package_code_digest
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -13,11 +15,12 @@ SOURCE_DIR = Path(workflow.basedir) / "src"
 
 
 def check_models():
-    """Stop at load time, before any job runs, when a model block names no timm model, or an
-    optimizer, scheduler or option of theirs that timm cannot build."""
+    """Stop at load time, before any job runs, when a model block names no timm model, or holds a
+    setting that its train jobs would fail on or ignore (see facemask.checks.check_block)."""
     import timm
 
-    from facemask.optim import check_optimization
+    from facemask.checks import check_block
+    from facemask.errors import ConfigError
 
     unknown = [
         f"{name} ({block['arch']})" for name, block in config["models"].items() if not timm.is_model(block["arch"])
@@ -26,12 +29,9 @@ def check_models():
         raise WorkflowError(f"config: not in timm's registry: {', '.join(unknown)}; see timm.list_models()")
     for name, block in config["models"].items():
         try:
-            check_optimization(block)
-        except Exception as error:  # timm raises many kinds for a bad name or option
-            raise WorkflowError(
-                f"config: model {name}: timm cannot build its optimizer {block['optimizer']} "
-                f"with scheduler {block['scheduler']}: {type(error).__name__}: {error}"
-            )
+            check_block(name, block, config["age_bins"])
+        except ConfigError as error:
+            raise WorkflowError(str(error)) from None
 
 
 check_models()
@@ -43,7 +43,15 @@ MODELS = config["run_models"] or list(config["models"])
 FOLDS = config["folds"]["run"] or list(range(config["folds"]["k"]))
 PREDICT_SETS = dict(config["predict_sets"])
 if config["predict_dir"]:
-    PREDICT_SETS[Path(config["predict_dir"]).resolve().name] = config["predict_dir"]
+    predict_dir_name = Path(config["predict_dir"]).resolve().name
+    taken = PREDICT_SETS.get(predict_dir_name)
+    if taken is not None and Path(taken).resolve() != Path(config["predict_dir"]).resolve():
+        raise WorkflowError(
+            f"config: predict_dir {config['predict_dir']!r} would be the predict set {predict_dir_name!r} "
+            f"(its folder's name), which predict_sets already gives to {taken!r}: give it a name of its own "
+            f"under predict_sets, e.g. predict_sets: {{{predict_dir_name}_2: {config['predict_dir']}}}"
+        )
+    PREDICT_SETS[predict_dir_name] = config["predict_dir"]
 if DATA != DEMO_DIR and not Path(DATA, "train", "train.csv").is_file():
     raise WorkflowError(
         f"no data set at data_dir {DATA!r} (no train/train.csv): put the competition data there "
@@ -59,7 +67,7 @@ wildcard_constraints:
     fold=r"\d+",
     size=r"\d+x\d+",
     split="train|eval",
-    name="|".join(PREDICT_SETS) or "no-predict-set",
+    name="|".join(re.escape(name) for name in PREDICT_SETS) or "no-predict-set",
 
 
 localrules:
@@ -75,27 +83,11 @@ localrules:
     score_submission,
 
 
-def package_modules(path, seen):
-    """Add to `seen` the facemask modules that the Python file `path` imports, directly or not."""
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
-        names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-        for name in names:
-            source = SOURCE_DIR / Path(*name.split(".")).with_suffix(".py")
-            if name.split(".")[0] == "facemask" and name not in seen and source.is_file():
-                seen.add(name)
-                package_modules(source, seen)
-    return seen
-
-
 def code_digest(script):
-    """A digest of the package code that `scripts/<script>` runs (the facemask modules it imports,
-    followed transitively), as a param: Snakemake does not track the modules a script imports,
-    so an edit to one reruns exactly the jobs whose scripts reach it."""
-    digest = hashlib.sha256()
-    for name in sorted(package_modules(Path(workflow.basedir) / "scripts" / script, set())):
-        digest.update((SOURCE_DIR / Path(*name.split(".")).with_suffix(".py")).read_bytes())
-    return digest.hexdigest()[:16]
+    """A digest of what `scripts/<script>` and the package code it reaches do, as a param:
+    Snakemake does not track the modules a script imports, so an edit that can change a result
+    reruns exactly the jobs whose scripts reach it (a comment or docstring edit reruns none)."""
+    return package_code_digest(Path(workflow.basedir) / "scripts" / script, SOURCE_DIR)
 
 
 def listing_digest(files):
@@ -190,12 +182,8 @@ def get_age_cuts(wildcards):
 
 
 def get_all_age_cuts():
-    """The fitted age cuts of every years head among the voted models."""
-    return [
-        f"{RESULTS}/train/{model}/age_cuts.json"
-        for model in MODELS
-        if config["models"][model]["age_years"]["sigma"] is not None
-    ]
+    """The fitted age cuts of every voted years head that fits them (age_years.fit_cuts)."""
+    return [f"{RESULTS}/train/{model}/age_cuts.json" for model in get_age_cut_models()]
 
 
 def get_ensemble_weights():

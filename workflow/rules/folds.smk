@@ -6,7 +6,8 @@ rule make_folds:
     log:
         f"{RESULTS}/logs/make_folds.log",
     params:
-        folds=config["folds"],
+        k=config["folds"]["k"],
+        seed=config["folds"]["seed"],
         age_bins=config["age_bins"],
         code=code_digest("make_folds.py"),
     conda:

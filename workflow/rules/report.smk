@@ -13,6 +13,7 @@ rule cv_summary:
         weights=get_ensemble_weights(),
         age_cut_models=get_age_cut_models(),
         match_class_shares=config["ensemble"]["match_class_shares"],
+        fit_weights=config["ensemble"]["fit_weights"],
         code=code_digest("cv_summary.py"),
     conda:
         "../../envs/cpu.yaml"

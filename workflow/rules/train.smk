@@ -3,9 +3,6 @@ rule train:
         index=f"{RESULTS}/index/train_photos.csv",
         folds=f"{RESULTS}/folds.csv",
         cache=get_image_cache("train"),
-        # not read: orders the eval photos' check before any training, and as ancient() an
-        # eval-side change never retrains
-        eval_checked=ancient(f"{RESULTS}/index/eval_photos.csv"),
     output:
         checkpoint=f"{RESULTS}/train/{{model}}/fold{{fold}}/checkpoint.pt",
         oof_logits=f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv",
@@ -19,6 +16,7 @@ rule train:
         seed=config["seed"],
         age_bins=config["age_bins"],
         device=config["device"],
+        match_class_shares=config["ensemble"]["match_class_shares"],
         code=code_digest("train.py"),
     threads: config["threads"]["train"]
     retries: 1
