@@ -1,4 +1,5 @@
-# Face mask / gender / age (18 classes): folds -> image cache -> train -> TTA predict -> soft vote -> submission.
+# Face mask / gender / age (18 classes):
+# folds -> image cache -> train -> TTA predict -> soft vote -> submission.
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -1,8 +1,8 @@
 """Speed of the pipeline against the peers' approach, side by side in one run (docs/benchmarks.md).
 
     python scripts/benchmark.py input [--source ../shared/data/utkmask-dev]   # input pipeline, CPU
-    python scripts/benchmark.py tta                                           # batched / per-view vs ttach TTA
-    python scripts/benchmark.py gpu                                           # model-only vs end to end, on a GPU
+    python scripts/benchmark.py tta                                      # batched / per-view vs ttach TTA
+    python scripts/benchmark.py gpu                                      # model-only vs end to end, on a GPU
     python scripts/benchmark.py weights                                       # fitted vote's weight search
 
 `input`: images/s delivered to the training loop from full-size 384 x 512 photos, by the peers'
@@ -39,9 +39,13 @@ from benchmarks.common import seed_models  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("benchmark", choices=["input", "tta", "gpu", "weights"])
-    parser.add_argument("--source", help="a data set in the competition layout to resize to 384 x 512 (default: generated)")
+    parser.add_argument(
+        "--source", help="a data set in the competition layout to resize to 384 x 512 (default: generated)"
+    )
     parser.add_argument("--people", type=int, default=100, help="people of the generated data set")
     parser.add_argument("--size", default="256x192", help="model input, height x width")
     parser.add_argument("--batch-size", type=int, help="default: 64 (input, tta), the seed recipes' (gpu)")
@@ -50,32 +54,72 @@ def main():
     parser.add_argument("--arch", default="resnet18", help="TTA benchmark model")
     parser.add_argument("--tta-size", type=int, default=128)
     parser.add_argument("--gpu-photos", type=int, default=4096)
-    parser.add_argument("--models", nargs="+", choices=list(seed_models()), default=list(seed_models()), help="gpu benchmark models")
-    parser.add_argument("--device", help="gpu benchmark: default the GPU; 'cpu' only checks that the script runs")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the models of the gpu benchmark")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
-                        help="gpu benchmark: as a model block's precision (auto: bf16 from sm80, fp16 before)")
-    parser.add_argument("--jobs-per-gpu", type=int, default=1,
-                        help="gpu benchmark: this many jobs at once on the GPU, each in its own process (rates are all of theirs together)")
-    parser.add_argument("--weight-models", nargs="+", type=int, default=[3, 5, 8],
-                        help="weights benchmark: models voted")
-    parser.add_argument("--grid-models", type=int, default=3,
-                        help="weights benchmark: run the old grid (old offsets) up to this many models, then extrapolate")
-    parser.add_argument("--grid-now-models", type=int, default=5,
-                        help="weights benchmark: the same for the old grid with today's class-share offsets")
-    parser.add_argument("--oof-people", type=int, default=2700, help="weights benchmark: people, 7 photos each")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=list(seed_models()),
+        default=list(seed_models()),
+        help="gpu benchmark models",
+    )
+    parser.add_argument(
+        "--device", help="gpu benchmark: default the GPU; 'cpu' only checks that the script runs"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the models of the gpu benchmark"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp16", "fp32"],
+        default="auto",
+        help="gpu benchmark: as a model block's precision (auto: bf16 from sm80, fp16 before)",
+    )
+    parser.add_argument(
+        "--jobs-per-gpu",
+        type=int,
+        default=1,
+        help="gpu benchmark: this many jobs at once on the GPU, each in its own process "
+        "(rates are all of theirs together)",
+    )
+    parser.add_argument(
+        "--weight-models", nargs="+", type=int, default=[3, 5, 8], help="weights benchmark: models voted"
+    )
+    parser.add_argument(
+        "--grid-models",
+        type=int,
+        default=3,
+        help="weights benchmark: run the old grid (old offsets) up to this many models, then extrapolate",
+    )
+    parser.add_argument(
+        "--grid-now-models",
+        type=int,
+        default=5,
+        help="weights benchmark: the same for the old grid with today's class-share offsets",
+    )
+    parser.add_argument(
+        "--oof-people", type=int, default=2700, help="weights benchmark: people, 7 photos each"
+    )
     parser.add_argument("--oof-folds", type=int, default=5, help="weights benchmark: folds")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.benchmark != "gpu":
         args.batch_size = args.batch_size or 64
-    rows = {"input": input_pipeline.bench_input, "tta": tta.bench_tta, "gpu": gpu.bench_gpu,
-            "weights": weight_search.bench_weight_search}[args.benchmark](args)
-    machine = {"machine": platform.node(), "cpus": torch.get_num_threads(), "torch": torch.__version__,
-               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    rows = {
+        "input": input_pipeline.bench_input,
+        "tta": tta.bench_tta,
+        "gpu": gpu.bench_gpu,
+        "weights": weight_search.bench_weight_search,
+    }[args.benchmark](args)
+    machine = {
+        "machine": platform.node(),
+        "cpus": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
     print(json.dumps(machine))
-    print(pd.DataFrame([{k: v for k, v in row.items() if k != "runs"} for row in rows]).to_markdown(index=False))
+    print(
+        pd.DataFrame([{k: v for k, v in row.items() if k != "runs"} for row in rows]).to_markdown(index=False)
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
 

@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from facemask.bundle import write_bundle
-from facemask.ensemble import (class_share_offsets, fit_vote, fold_weights, log_probabilities, oof_by_model,
-                               read_class_shares, vote_probabilities)
+from facemask.bundle import BundleMember, write_bundle
 from facemask.files import read_member_tables
 from facemask.logs import log, run_job
 from facemask.models import checkpoint_meta
+from facemask.oof_fit import fit_vote, oof_by_model
+from facemask.vote import (
+    class_share_offsets,
+    class_shares_to_match,
+    fold_weights,
+    log_probabilities,
+    vote_probabilities,
+)
 
 
 def main():
@@ -20,7 +26,7 @@ def main():
     eval_logits = read_member_tables(params.members, snakemake.input.eval_logits)
     members = list(eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
-    shares = read_class_shares(snakemake.input.train_index) if params.match_class_shares else None
+    shares = class_shares_to_match(snakemake.input.train_index, params.match_class_shares)
     weights = params.weights
     if params.fit_weights:
         oof = oof_by_model(read_member_tables(params.members, snakemake.input.oof_logits))
@@ -28,15 +34,33 @@ def main():
         log.info("model weights fitted to the out-of-fold predictions: %s", weights)
     offsets = None
     if shares is not None:
-        offsets = class_share_offsets(log_probabilities(vote_probabilities(eval_logits, weights, image_ids)), shares)
-        log.info("class offsets matching the eval vote to the training class shares: %s", offsets.round(3).tolist())
-    age_cuts = {Path(path).parent.name: json.loads(Path(path).read_text())["age_cuts"] for path in snakemake.input.age_cuts}
-    settings = {"model_weights": weights, "age_cuts_of_models": age_cuts, "weights_fitted": params.fit_weights,
-                "tta": params.tta, "cache": params.cache, "age_bins": params.age_bins,
-                "offsets_fitted_on": f"the soft vote of {len(image_ids)} eval photos"}
-    checkpoints = snakemake.input.checkpoints
-    write_bundle(snakemake.output[0], members, checkpoints, [checkpoint_meta(c) for c in checkpoints],
-                 fold_weights(members, weights), settings, offsets)
+        offsets = class_share_offsets(
+            log_probabilities(vote_probabilities(eval_logits, weights, image_ids)), shares
+        )
+        log.info(
+            "class offsets matching the eval vote to the training class shares: %s", offsets.round(3).tolist()
+        )
+    age_cuts = {
+        model: json.loads(Path(path).read_text())["age_cuts"]
+        for model, path in zip(params.age_cut_models, snakemake.input.age_cuts, strict=True)
+    }
+    settings = {
+        "model_weights": weights,
+        "age_cuts_of_models": age_cuts,
+        "weights_fitted": params.fit_weights,
+        "tta": params.tta,
+        "cache": params.cache,
+        "age_bins": params.age_bins,
+        "offsets_fitted_on": f"the soft vote of {len(image_ids)} eval photos",
+    }
+    checkpoints = [Path(checkpoint) for checkpoint in snakemake.input.checkpoints]
+    trained = [
+        BundleMember(member, checkpoint, checkpoint_meta(checkpoint), weight)
+        for member, checkpoint, weight in zip(
+            members, checkpoints, fold_weights(members, weights), strict=True
+        )
+    ]
+    write_bundle(snakemake.output[0], trained, settings, offsets)
     log.info("ensemble bundle of %d members written to %s", len(members), snakemake.output[0])
 
 

@@ -9,16 +9,24 @@ from facemask.logs import log, run_job
 def main():
     report = DataReport()
     if snakemake.wildcards.split == "train":
-        photos = index_train_photos(snakemake.params.data_dir, snakemake.params.age_bins, report,
-                                    skip_unreadable=snakemake.params.skip_unreadable_photos,
-                                    min_side=snakemake.params.min_photo_side)
+        photos = index_train_photos(
+            snakemake.params.data_dir,
+            snakemake.params.age_bins,
+            report,
+            skip_unreadable=snakemake.params.skip_unreadable_photos,
+            min_side=snakemake.params.min_photo_side,
+        )
         log.info("training photos per class: %s", photos["label"].value_counts().sort_index().to_dict())
     else:
-        photos = index_eval_photos(snakemake.params.data_dir, report, min_side=snakemake.params.min_photo_side)
+        photos = index_eval_photos(
+            snakemake.params.data_dir, report, min_side=snakemake.params.min_photo_side
+        )
     write_json(report.to_dict(), snakemake.output.report)
     write_csv(photos, snakemake.output.photos)
-    summary = {key: value["count"] if isinstance(value, dict) and "count" in value else value
-               for key, value in report.to_dict().items()}
+    summary = {
+        key: value["count"] if isinstance(value, dict) and "count" in value else value
+        for key, value in report.to_dict().items()
+    }
     log.info("data check (%s): %s", snakemake.wildcards.split, summary)
 
 

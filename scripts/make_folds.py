@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from facemask.folds import make_folds
 from facemask.files import write_csv
+from facemask.folds import make_folds
 from facemask.logs import log, run_job
 
 

@@ -7,8 +7,11 @@ from facemask.plots import plot_class_distribution
 
 
 def main():
-    plot_class_distribution(pd.read_csv(snakemake.input.index)["label"], pd.read_csv(snakemake.input.submission)["ans"],
-                            snakemake.output[0])
+    plot_class_distribution(
+        pd.read_csv(snakemake.input.index)["label"],
+        pd.read_csv(snakemake.input.submission)["ans"],
+        snakemake.output[0],
+    )
 
 
 run_job(main, snakemake.log[0])

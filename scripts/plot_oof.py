@@ -1,18 +1,27 @@
 """Snakemake job: confusion matrix and per-class F1 of the ensemble's out-of-fold predictions."""
 
-from facemask.ensemble import ensemble_oof, oof_by_model, read_class_shares
 from facemask.files import read_member_tables
 from facemask.logs import run_job
+from facemask.oof_fit import ensemble_oof, oof_by_model
 from facemask.plots import plot_class_f1, plot_confusion_matrix
+from facemask.vote import class_shares_to_match
 
 
 def main():
-    shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
+    shares = class_shares_to_match(snakemake.input.train_index, snakemake.params.match_class_shares)
     oof_logits = read_member_tables(snakemake.params.members, snakemake.input.oof_logits)
-    oof = ensemble_oof(oof_by_model(oof_logits), snakemake.params.weights, shares, snakemake.params.age_cut_models)
-    plot_confusion_matrix(oof["label"], oof["predicted"], snakemake.output.confusion,
-                          f"Ensemble, out of fold: {len(oof)} training photos")
-    plot_class_f1(oof["label"], oof["predicted"], snakemake.output.class_f1, "Ensemble, out of fold: F1 per class")
+    oof = ensemble_oof(
+        oof_by_model(oof_logits), snakemake.params.weights, shares, snakemake.params.age_cut_models
+    )
+    plot_confusion_matrix(
+        oof["label"],
+        oof["predicted"],
+        snakemake.output.confusion,
+        f"Ensemble, out of fold: {len(oof)} training photos",
+    )
+    plot_class_f1(
+        oof["label"], oof["predicted"], snakemake.output.class_f1, "Ensemble, out of fold: F1 per class"
+    )
 
 
 run_job(main, snakemake.log[0])

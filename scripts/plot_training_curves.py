@@ -7,7 +7,10 @@ from facemask.plots import plot_training_curves
 
 
 def main():
-    histories = {int(fold): pd.read_csv(path) for fold, path in zip(snakemake.params.folds, snakemake.input, strict=True)}
+    histories = {
+        int(fold): pd.read_csv(path)
+        for fold, path in zip(snakemake.params.folds, snakemake.input, strict=True)
+    }
     plot_training_curves(histories, snakemake.wildcards.model, snakemake.output[0])
 
 

@@ -8,17 +8,20 @@ import pandas as pd
 from facemask.cpus import job_threads
 from facemask.devices import claim_gpu
 from facemask.files import write_csv
-from facemask.inference import predict_eval_photos
+from facemask.inference import PredictOptions, predict_eval_photos
 from facemask.logs import run_job
 
 
 def main():
     claim_gpu()
     photos = pd.read_csv(snakemake.input.index, dtype=str)
-    age_cuts = json.loads(Path(snakemake.input.age_cuts).read_text())["age_cuts"] if snakemake.input.age_cuts else None
-    threads = job_threads(snakemake.threads)
-    logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache,
-                                 snakemake.params.tta, threads, snakemake.params.device, age_cuts)
+    age_cuts = (
+        json.loads(Path(snakemake.input.age_cuts).read_text())["age_cuts"]
+        if snakemake.input.age_cuts
+        else None
+    )
+    options = PredictOptions(snakemake.params.tta, job_threads(snakemake.threads), snakemake.params.device)
+    logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache, options, age_cuts)
     write_csv(logits, snakemake.output[0])
 
 

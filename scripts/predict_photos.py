@@ -15,10 +15,16 @@ def main():
     report = DataReport()
     photos = collect_photos([snakemake.params.folder], report)
     if report.ignored_files:
-        log.info("ignored %d files that are not photos, e.g. %s", len(report.ignored_files), report.ignored_files[0])
+        log.info(
+            "ignored %d files that are not photos, e.g. %s",
+            len(report.ignored_files),
+            report.ignored_files[0],
+        )
     table = predict_photos(bundle, photos, job_threads(snakemake.threads), device=snakemake.params.device)
     write_csv(table, snakemake.output[0])
-    log.info("%d photos predicted; answers: %s", len(table), table["ans"].value_counts().sort_index().to_dict())
+    log.info(
+        "%d photos predicted; answers: %s", len(table), table["ans"].value_counts().sort_index().to_dict()
+    )
 
 
 run_job(main, snakemake.log[0])

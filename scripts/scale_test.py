@@ -30,7 +30,10 @@ from facemask.files import write_csv, write_json
 def check_stage(work: Path) -> None:
     """The index jobs (both sides): check every photo, write the indexes and the data report."""
     report = DataReport()
-    train, evaluation = index_train_photos(work / "data", (30, 60), report), index_eval_photos(work / "data", report)
+    train, evaluation = (
+        index_train_photos(work / "data", (30, 60), report),
+        index_eval_photos(work / "data", report),
+    )
     write_csv(train, work / "train_photos.csv")
     write_csv(evaluation, work / "eval_photos.csv")
     write_json(report.to_dict(), work / "data_report.json")
@@ -39,31 +42,57 @@ def check_stage(work: Path) -> None:
 def cache_stage(work: Path, size: tuple[int, int], threads: int) -> None:
     """The prepare_images jobs (both sides): every indexed photo decoded once into the cache at `size`."""
     photos = {split: pd.read_csv(work / f"{split}_photos.csv", dtype=str) for split in ("train", "eval")}
-    prepare_cache(work / "data", photos, size, {split: work / f"{split}.npy" for split in photos}, threads=threads)
+    prepare_cache(
+        work / "data", photos, size, {split: work / f"{split}.npy" for split in photos}, threads=threads
+    )
 
 
 def measure(stage: str, args, work: Path) -> dict:
     """Run `stage` in a new process: its wall time, CPU time (less sensitive to other load) and peak
     resident memory (ru_maxrss)."""
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, __file__, "--stage", stage, str(work), "--size", args.size, "--threads", str(args.threads)])
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--stage",
+            stage,
+            str(work),
+            "--size",
+            args.size,
+            "--threads",
+            str(args.threads),
+        ]
+    )
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         raise SystemExit(f"the {stage} stage failed (exit status {child.returncode})")
-    return {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
 
 
 def run(args, work: Path) -> dict:
     """Generate the data set under `work`, then measure the check and the cache on it."""
     started = time.perf_counter()
-    make_full_size_data(work / "data", args.people, args.eval_photos, drawn_people=min(args.drawn_people, args.people))
+    make_full_size_data(
+        work / "data", args.people, args.eval_photos, drawn_people=min(args.drawn_people, args.people)
+    )
     generated = time.perf_counter() - started
     photos = args.people * 7 + args.eval_photos
     data_mb = sum(f.stat().st_size for f in (work / "data").rglob("*") if f.is_file()) / 2**20
-    result = {"photos": photos, "people": args.people, "eval_photos": args.eval_photos, "data_mb": round(data_mb),
-              "generation_seconds": round(generated, 1), "cache_size": args.size, "threads": args.threads}
+    result = {
+        "photos": photos,
+        "people": args.people,
+        "eval_photos": args.eval_photos,
+        "data_mb": round(data_mb),
+        "generation_seconds": round(generated, 1),
+        "cache_size": args.size,
+        "threads": args.threads,
+    }
     for stage in ("check", "cache"):
         result[stage] = measure(stage, args, work)
     result["cache_mb"] = round(sum((work / f"{s}.npy").stat().st_size for s in ("train", "eval")) / 2**20)
@@ -71,15 +100,23 @@ def run(args, work: Path) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--people", type=int, default=2700, help="training people (7 photos each)")
     parser.add_argument("--eval-photos", type=int, default=12_600)
-    parser.add_argument("--drawn-people", type=int, default=40, help="people drawn; the others are copies of them")
-    parser.add_argument("--size", default="252x252", help="cache height x width (default: the ViT's 224 x 1.125 margin)")
+    parser.add_argument(
+        "--drawn-people", type=int, default=40, help="people drawn; the others are copies of them"
+    )
+    parser.add_argument(
+        "--size", default="252x252", help="cache height x width (default: the ViT's 224 x 1.125 margin)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="threads of the cache job")
     parser.add_argument("--tmpdir", help="where the temporary folder goes (default: the system's)")
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--stage", nargs=2, help=argparse.SUPPRESS)  # in a child: the stage to run and its folder
+    parser.add_argument(
+        "--stage", nargs=2, help=argparse.SUPPRESS
+    )  # in a child: the stage to run and its folder
     args = parser.parse_args()
     if args.stage:
         stage, work = args.stage[0], Path(args.stage[1])

@@ -4,10 +4,10 @@ import json
 
 import pandas as pd
 
-from facemask.ensemble import read_class_shares
 from facemask.files import read_member_tables, write_csv, write_json, write_text
 from facemask.logs import log, run_job
 from facemask.report import eval_scores_by_model
+from facemask.vote import class_shares_to_match
 
 
 def main():
@@ -15,7 +15,7 @@ def main():
     submission = pd.read_csv(snakemake.input.submission, dtype={"ImageID": str})
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"].tolist()
     eval_logits = read_member_tables(snakemake.params.members, snakemake.input.eval_logits)
-    shares = read_class_shares(snakemake.input.train_index) if snakemake.params.match_class_shares else None
+    shares = class_shares_to_match(snakemake.input.train_index, snakemake.params.match_class_shares)
     scores = eval_scores_by_model(eval_logits, image_ids, answers, submission, shares)
     write_json(json.loads(scores.iloc[-1].drop("model").to_json()), snakemake.output.json)  # the ensemble
     write_csv(scores, snakemake.output.csv)

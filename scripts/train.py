@@ -7,27 +7,34 @@ import pandas as pd
 
 from facemask.cpus import job_threads
 from facemask.devices import claim_gpu
-from facemask.ensemble import read_class_shares
 from facemask.logs import log, run_job
+from facemask.settings import ModelBlock
 from facemask.training import TrainOutputs, train_fold
 
 
 def main():
     claim_gpu()
-    log.info("model %s, fold %s, settings after the schema's defaults: %s", snakemake.wildcards.model,
-             snakemake.wildcards.fold, json.dumps(snakemake.params.settings, sort_keys=True))
+    log.info(
+        "model %s, fold %s, settings after the schema's defaults: %s",
+        snakemake.wildcards.model,
+        snakemake.wildcards.fold,
+        json.dumps(snakemake.params.settings, sort_keys=True),
+    )
+    outputs = snakemake.output
     train_fold(
-        index=pd.read_csv(snakemake.input.index, dtype={"person": str}),
-        folds=pd.read_csv(snakemake.input.folds, dtype={"person": str}),
-        fold=int(snakemake.wildcards.fold),
-        settings=snakemake.params.settings,
-        cache=snakemake.input.cache,
-        outputs=TrainOutputs(*(Path(p) for p in (snakemake.output.checkpoint, snakemake.output.oof_logits, snakemake.output.history))),
+        pd.read_csv(snakemake.input.index, dtype={"person": str}),
+        pd.read_csv(snakemake.input.folds, dtype={"person": str}),
+        int(snakemake.wildcards.fold),
+        ModelBlock.from_config(snakemake.params.settings),
+        snakemake.input.cache,
+        TrainOutputs(Path(outputs.checkpoint), Path(outputs.oof_logits), Path(outputs.history)),
         seed=snakemake.params.seed,
         threads=job_threads(snakemake.threads),
         age_bins=snakemake.params.age_bins,
         device=snakemake.params.device,
-        class_shares=read_class_shares(snakemake.input.index) if snakemake.params.match_class_shares else None,
+        class_shares=read_class_shares(snakemake.input.index)
+        if snakemake.params.match_class_shares
+        else None,
     )
 
 

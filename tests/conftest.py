@@ -13,17 +13,38 @@ from facemask.cache import prepare_cache
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.demo import make_demo_data
 from facemask.folds import make_folds
+from facemask.settings import ModelBlock
 
 ROOT = Path(__file__).parents[1]
-#: a real face photo that an installed package ships: Grace Hopper's portrait in matplotlib's sample data, 512 x 600
+#: a real face photo that an installed package ships: Grace Hopper's portrait in matplotlib's sample
+#: data, 512 x 600
 PORTRAIT = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
-def snakemake(workdir: Path, *args: str, configs=("demo.yaml",), env=None, timeout=1500) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, configs=("demo.yaml",), env=None, timeout=1500
+) -> subprocess.CompletedProcess:
     """Run Snakemake on the repository's Snakefile in `workdir` with the demo config; killed (exit
     status 137) after `timeout` seconds, so that a hang fails the test instead of stalling it."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args, "--configfile", *configs]
-    return subprocess.run(["timeout", "-s", "KILL", str(timeout), *command], cwd=workdir, env=env, capture_output=True, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--cores",
+        "2",
+        *args,
+        "--configfile",
+        *configs,
+    ]
+    return subprocess.run(
+        ["timeout", "-s", "KILL", str(timeout), *command],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
 
 def demo_work_folder(workdir: Path) -> Path:
@@ -69,18 +90,21 @@ def learnable(tmp_path_factory):
 
 def prepare_test_cache(root, size) -> dict:
     """The image cache of the data set at `root`, rows in index order, at `size`: train and eval paths."""
-    outputs = {"train": root / "cache" / f"{size[0]}x{size[1]}" / "train.npy", "eval": root / "cache" / f"{size[0]}x{size[1]}" / "eval.npy"}
-    prepare_cache(root, {"train": index_train_photos(root, (30, 60)), "eval": index_eval_photos(root)}, size, outputs)
+    outputs = {
+        "train": root / "cache" / f"{size[0]}x{size[1]}" / "train.npy",
+        "eval": root / "cache" / f"{size[0]}x{size[1]}" / "eval.npy",
+    }
+    prepare_cache(
+        root, {"train": index_train_photos(root, (30, 60)), "eval": index_eval_photos(root)}, size, outputs
+    )
     return outputs
 
 
-def model_settings(**block) -> dict:
-    """A model block as the workflow passes it to a train job: the schema's defaults filled in,
-    the global precision where it sets none."""
+def model_settings(**block) -> ModelBlock:
+    """A model block as a train job gets it: the schema's defaults filled in, the global precision
+    where it sets none."""
     from snakemake.utils import validate
 
     config = {"models": {"model": block}}
     validate(config, str(Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"))
-    settings = config["models"]["model"]
-    settings.pop("ensemble_weight")
-    return settings | {"precision": settings["precision"] or config["precision"]}
+    return ModelBlock.from_config(config["models"]["model"], config["precision"])

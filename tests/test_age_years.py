@@ -7,13 +7,21 @@ import pytest
 import torch
 from scipy.special import log_softmax, softmax
 
-from facemask import ensemble
-from facemask.ensemble import fit_age_cuts, with_age_cuts
+from facemask import oof_fit
+from facemask.epoch import create_mixup
 from facemask.labels import LOGIT_COLUMNS, MAX_AGE, YEAR_COLUMNS, encode_class, encode_year_and_class
 from facemask.losses import YearsLoss, create_loss, gaussian_years
-from facemask.models import ClassAndYears, create_classifier, load_checkpoint, model_data_config, save_checkpoint
+from facemask.models import (
+    ClassAndYears,
+    create_classifier,
+    load_checkpoint,
+    model_data_config,
+    save_checkpoint,
+)
+from facemask.oof_fit import fit_age_cuts, with_age_cuts
 from facemask.scores import task_scores
-from facemask.training import TrainOutputs, create_mixup, train_fold
+from facemask.settings import Mixing
+from facemask.training import TrainOutputs, train_fold
 
 from .conftest import model_settings
 
@@ -27,8 +35,12 @@ def test_a_years_head_gives_18_classes_whose_age_bands_sum_its_years(head):
         classes, years = model.with_years(images)
         torch.testing.assert_close(classes.exp().sum(1), torch.ones(3))
         bands = classes.exp().view(3, 6, 3).sum(1)
-        torch.testing.assert_close(bands, torch.stack([years.exp()[:, :30].sum(1), years.exp()[:, 30:60].sum(1),
-                                                       years.exp()[:, 60:].sum(1)], 1))
+        torch.testing.assert_close(
+            bands,
+            torch.stack(
+                [years.exp()[:, :30].sum(1), years.exp()[:, 30:60].sum(1), years.exp()[:, 60:].sum(1)], 1
+            ),
+        )
         torch.testing.assert_close(ClassAndYears(model)(images), torch.cat([classes, years], 1))
         model.set_age_cuts((28, 58))
         assert torch.allclose(model(images).exp().view(3, 6, 3).sum(1)[:, 2], years.exp()[:, 58:].sum(1))
@@ -37,8 +49,17 @@ def test_a_years_head_gives_18_classes_whose_age_bands_sum_its_years(head):
 def test_predict_applies_fitted_cuts_as_the_vote_recomputes_them_from_stored_years(tmp_path):
     torch.manual_seed(1)
     model = create_classifier("resnet18", head="multi", age_cuts=(30, 60)).eval()
-    save_checkpoint(tmp_path / "checkpoint.pt", model, {"arch": "resnet18", "head": "multi", "model_kwargs": {},
-                                                        "data_config": model_data_config(model, (32, 32)), "age_cuts": [30, 60]})
+    save_checkpoint(
+        tmp_path / "checkpoint.pt",
+        model,
+        {
+            "arch": "resnet18",
+            "head": "multi",
+            "model_kwargs": {},
+            "data_config": model_data_config(model, (32, 32)),
+            "age_cuts": [30, 60],
+        },
+    )
     images = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         trained_cuts, years = (t.numpy() for t in model.with_years(images))
@@ -51,11 +72,13 @@ def test_the_years_target_is_a_gaussian_around_the_true_age_and_mixes_like_the_c
     assert kernel.shape == (MAX_AGE + 1, MAX_AGE + 1) and kernel[40].argmax() == 40
     torch.testing.assert_close(kernel.sum(1), torch.ones(MAX_AGE + 1))
     assert float(kernel[40, 43]) == pytest.approx(float(kernel[40, 40]) * np.exp(-0.5), rel=1e-5)
-    labels = torch.tensor(encode_year_and_class([25, 70, 120, 40], [encode_class(0, 1, 0), encode_class(2, 0, 2), 5, 3]))
+    labels = torch.tensor(
+        encode_year_and_class([25, 70, 120, 40], [encode_class(0, 1, 0), encode_class(2, 0, 2), 5, 3])
+    )
     assert labels[2] // 18 == MAX_AGE  # older than the years head tells apart
     np.random.seed(0)
-    _, targets = create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 0.0, "prob": 1.0, "switch_prob": 0.0}, 18 * 101)(
-        torch.rand(4, 3, 8, 8), labels)
+    mixup = create_mixup(Mixing(mixup_alpha=1.0, prob=1.0, switch_prob=0.0), 18 * 101)
+    _, targets = mixup(torch.rand(4, 3, 8, 8), labels)
     joint = targets.view(4, MAX_AGE + 1, 18)  # photo 0 is mixed with photo 3, as Mixup flips the batch
     assert 0 < joint[0, 25, encode_class(0, 1, 0)] < 1
     assert float(joint[0, 25, encode_class(0, 1, 0)] + joint[0, 40, 3]) == pytest.approx(1.0)
@@ -63,8 +86,10 @@ def test_the_years_target_is_a_gaussian_around_the_true_age_and_mixes_like_the_c
     class_loss = create_loss(model_settings(arch="resnet18"), torch.arange(18))
     loss = YearsLoss(class_loss, 3.0, 0.5)(log_probs, targets)
     year_targets = joint.sum(2) @ kernel
-    expected = class_loss(log_probs[:, :18].log_softmax(1), joint.sum(1)) - 0.5 * (
-        year_targets * log_probs[:, 18:].log_softmax(1)).sum(1).mean()
+    expected = (
+        class_loss(log_probs[:, :18].log_softmax(1), joint.sum(1))
+        - 0.5 * (year_targets * log_probs[:, 18:].log_softmax(1)).sum(1).mean()
+    )
     torch.testing.assert_close(loss, expected)
 
 
@@ -72,8 +97,14 @@ def test_the_years_target_is_a_gaussian_around_the_true_age_and_mixes_like_the_c
 def test_a_short_run_with_a_years_head_learns_the_age_in_years(learnable, tmp_path, head):
     cache, index, folds = learnable
     settings = model_settings(
-        arch="resnet18", head=head, image_size=[48, 36], batch_size=16, epochs=6, optimizer={"lr": 2e-3},
-        scheduler={"warmup_epochs": 0}, age_years={"sigma": 3.0, "weight": 1.0},
+        arch="resnet18",
+        head=head,
+        image_size=[48, 36],
+        batch_size=16,
+        epochs=6,
+        optimizer={"lr": 2e-3},
+        scheduler={"warmup_epochs": 0},
+        age_years={"sigma": 3.0, "weight": 1.0},
     )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
     train_fold(index, folds, 0, settings, cache, outputs, threads=2)
@@ -88,10 +119,14 @@ def test_a_short_run_with_a_years_head_learns_the_age_in_years(learnable, tmp_pa
 def years_table(ages: np.ndarray, cuts, rng) -> pd.DataFrame:
     """Out-of-fold rows of a years head that knows each age to a year or so (and mask and gender
     for sure); labels cut at `cuts`."""
-    years = softmax(-0.5 * ((np.arange(MAX_AGE + 1)[None] - ages[:, None] - rng.normal(0, 1, (len(ages), 1)))) ** 2, axis=1)
+    years = softmax(
+        -0.5 * (np.arange(MAX_AGE + 1)[None] - ages[:, None] - rng.normal(0, 1, (len(ages), 1))) ** 2, axis=1
+    )
     bands = np.searchsorted(cuts, ages, side="right")
     logits = log_softmax(np.where(np.arange(18) < 3, 5.0, 0.0) + rng.normal(size=(len(ages), 18)), axis=1)
-    table = pd.DataFrame(np.hstack([with_age_cuts(logits, years, (30, 60)), years]), columns=[*LOGIT_COLUMNS, *YEAR_COLUMNS])
+    table = pd.DataFrame(
+        np.hstack([with_age_cuts(logits, years, (30, 60)), years]), columns=[*LOGIT_COLUMNS, *YEAR_COLUMNS]
+    )
     return table.assign(label=encode_class(0, 0, bands))
 
 
@@ -104,15 +139,32 @@ def test_age_cuts_are_fitted_where_the_labels_change_band():
 def test_age_cuts_and_weights_are_fitted_on_the_other_folds_only(monkeypatch):
     rng = np.random.default_rng(1)
     ages, folds = rng.integers(18, 80, 300), np.repeat([0, 1, 2], 100)
-    by_model = {"years": years_table(ages, (29, 59), rng).assign(fold=folds),
-                "plain": pd.DataFrame(rng.normal(scale=5, size=(300, 18)), columns=list(LOGIT_COLUMNS)).assign(fold=folds)}
+    by_model = {
+        "years": years_table(ages, (29, 59), rng).assign(fold=folds),
+        "plain": pd.DataFrame(rng.normal(scale=5, size=(300, 18)), columns=list(LOGIT_COLUMNS)).assign(
+            fold=folds
+        ),
+    }
     by_model["plain"]["label"] = by_model["years"]["label"]
     fitted_on = []
-    fit_cuts, fit_weights = ensemble.fit_age_cuts, ensemble.fit_weights
-    monkeypatch.setattr(ensemble, "fit_age_cuts", lambda table, shares: fitted_on.append(set(table["fold"])) or fit_cuts(table, shares))
-    monkeypatch.setattr(ensemble, "fit_weights", lambda logits, labels, shares: fitted_on.append(len(labels)) or fit_weights(logits, labels, shares))
-    probabilities = ensemble.cross_fitted_vote(by_model, cut_models=["years"])
+    fit_cuts, fit_weights = oof_fit.fit_age_cuts, oof_fit.fit_weights
+    monkeypatch.setattr(
+        oof_fit,
+        "fit_age_cuts",
+        lambda table, shares: fitted_on.append(set(table["fold"])) or fit_cuts(table, shares),
+    )
+    monkeypatch.setattr(
+        oof_fit,
+        "fit_weights",
+        lambda logits, labels, shares: fitted_on.append(len(labels)) or fit_weights(logits, labels, shares),
+    )
+    probabilities = oof_fit.cross_fitted_vote(by_model, cut_models=["years"])
     assert fitted_on == [{1, 2}, 200, {0, 2}, 200, {0, 1}, 200]
-    others = ensemble.fit_vote({model: table[folds != 0] for model, table in by_model.items()}, cut_models=["years"])
-    np.testing.assert_allclose(probabilities[folds == 0], others.vote({model: table[folds == 0] for model, table in by_model.items()}))
+    others = oof_fit.fit_vote(
+        {model: table[folds != 0] for model, table in by_model.items()}, cut_models=["years"]
+    )
+    np.testing.assert_allclose(
+        probabilities[folds == 0],
+        others.vote({model: table[folds == 0] for model, table in by_model.items()}),
+    )
     assert others.age_cuts == {"years": (29, 59)} and others.weights["years"] > others.weights["plain"]

@@ -34,10 +34,12 @@ def edit_csv(path, change):
 
 def edit_train_csv(data, row, **values):
     """Set `values` in one row of train.csv."""
+
     def change(people):
         for column, value in values.items():
             people.loc[row, column] = value
         return people
+
     edit_csv(data / "train" / "train.csv", change)
 
 
@@ -49,6 +51,7 @@ def index_both(data, skip_unreadable=False, min_side=32):
 
 
 # photos ------------------------------------------------------------------------------------------
+
 
 def test_a_corrupt_jpeg_is_an_error_naming_it(data):
     bad = photo(data, "mask2")
@@ -101,7 +104,10 @@ def test_a_tiny_training_photo_can_be_skipped_and_is_counted_but_a_tiny_eval_pho
     tiny = photo(data, "normal", 3)
     Image.new("RGB", (1, 1), "red").save(tiny, format="PNG")
     train, _, report = index_both(data, skip_unreadable=True)
-    assert report.to_dict()["skipped_unreadable"] == {"count": 1, "files": [str(tiny)]} and len(train) == 7 * 12 - 1
+    assert (
+        report.to_dict()["skipped_unreadable"] == {"count": 1, "files": [str(tiny)]}
+        and len(train) == 7 * 12 - 1
+    )
     eval_photo = sorted((data / "eval" / "images").iterdir())[0]
     Image.new("RGB", (16, 16), "red").save(eval_photo, format="PNG")
     with pytest.raises(DataError, match=f"{eval_photo.name}: 16 x 16 pixels, too small"):
@@ -129,6 +135,7 @@ def test_an_exif_rotated_photo_is_turned_upright_and_counted(data):
 
 # person folders ---------------------------------------------------------------------------------
 
+
 def test_a_person_folder_missing_a_photo_is_an_error_naming_it(data):
     folder = person_folder(data)
     next(folder.glob("normal.*")).unlink()
@@ -147,16 +154,23 @@ def test_an_extra_unknown_file_is_ignored_and_counted(data):
 
 def test_two_files_for_one_photo_name_are_an_error(data):
     original = photo(data, "mask1")
-    Image.open(original).save(original.with_name("mask1.png") if original.suffix.lower() != ".png" else original.with_name("mask1.jpg"))
+    Image.open(original).save(
+        original.with_name("mask1.png")
+        if original.suffix.lower() != ".png"
+        else original.with_name("mask1.jpg")
+    )
     with pytest.raises(DataError, match="two photos named 'mask1'"):
         index_both(data)
 
 
-@pytest.mark.parametrize(("name", "fields", "problem"), [
-    ("000001_woman_Asian_45", {"gender": "woman"}, "gender 'woman'"),
-    ("000001_female_Asian_forty", {"age": "forty"}, "age 'forty'"),
-    ("000001_female_45", {"race": ""}, "expected <id>_<gender>_<race>_<age>"),
-])
+@pytest.mark.parametrize(
+    ("name", "fields", "problem"),
+    [
+        ("000001_woman_Asian_45", {"gender": "woman"}, "gender 'woman'"),
+        ("000001_female_Asian_forty", {"age": "forty"}, "age 'forty'"),
+        ("000001_female_45", {"race": ""}, "expected <id>_<gender>_<race>_<age>"),
+    ],
+)
 def test_a_folder_name_that_does_not_parse_is_an_error_naming_it(data, name, fields, problem):
     folder = person_folder(data)
     folder.rename(folder.with_name(name))
@@ -205,15 +219,22 @@ def test_a_train_csv_missing_a_column_is_an_error_naming_it(data):
 
 # info.csv ----------------------------------------------------------------------------------------
 
+
 def test_info_csv_naming_a_missing_photo_is_an_error(data):
-    edit_csv(data / "eval" / "info.csv", lambda info: pd.concat([info, pd.DataFrame({"ImageID": ["nothere.jpg"], "ans": ["0"]})]))
+    edit_csv(
+        data / "eval" / "info.csv",
+        lambda info: pd.concat([info, pd.DataFrame({"ImageID": ["nothere.jpg"], "ans": ["0"]})]),
+    )
     with pytest.raises(DataError, match="'nothere.jpg' not found"):
         index_both(data)
 
 
 @pytest.mark.parametrize("image_id", ["../train/train.csv", "sub/dir.jpg", "..", "a\\b.jpg"])
 def test_an_image_id_with_a_path_separator_or_dots_is_refused(data, image_id):
-    edit_csv(data / "eval" / "info.csv", lambda info: info.assign(ImageID=info["ImageID"].where(info.index != 1, image_id)))
+    edit_csv(
+        data / "eval" / "info.csv",
+        lambda info: info.assign(ImageID=info["ImageID"].where(info.index != 1, image_id)),
+    )
     with pytest.raises(DataError, match="not a plain file name"):
         index_both(data)
 
@@ -250,6 +271,7 @@ def test_an_info_csv_without_the_image_id_column_is_an_error_naming_it(data):
 
 
 # the workflow (dry runs: nothing trains) -----------------------------------------------------------
+
 
 def workflow_run(data, tmp_path, *args, **config):
     """Snakemake in a work folder on the data set `data`, with the demo config updated by `config`."""
@@ -291,8 +313,14 @@ def test_predict_dir_named_like_another_predict_set_is_an_error_naming_both(data
     photos = [data / "one" / "photos", data / "two" / "photos"]
     for folder in photos:
         shutil.copytree(data / "eval" / "images", folder)
-    run = workflow_run(data, tmp_path, "predict", "--dry-run", predict_sets={"photos": str(photos[0])},
-                       predict_dir=str(photos[1]))
+    run = workflow_run(
+        data,
+        tmp_path,
+        "predict",
+        "--dry-run",
+        predict_sets={"photos": str(photos[0])},
+        predict_dir=str(photos[1]),
+    )
     message = run.stdout + run.stderr
     assert run.returncode != 0 and f"predict_dir '{photos[1]}' would be the predict set 'photos'" in message
     assert f"predict_sets already gives to '{photos[0]}'" in message and "a name of its own" in message

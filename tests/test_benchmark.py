@@ -13,16 +13,24 @@ SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmark.py"
 
 def run_benchmark(tmp_path, *args) -> list[dict]:
     out = tmp_path / "results.json"
-    run = subprocess.run([sys.executable, str(SCRIPT), *args, "--repeats", "1", "--json", str(out)],
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--repeats", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(out.read_text())["results"]
 
 
 def test_the_input_benchmark_compares_the_peers_loader_with_the_cache_on_full_size_photos(tmp_path):
     [result] = run_benchmark(tmp_path, "input", "--people", "12", "--batch-size", "8", "--size", "64x48")
-    assert result["photos"] == 12 * 7 and result["baseline_images_per_s"] > 0 and result["ours_images_per_s"] > 0
-    assert result["ratio"] == pytest.approx(result["ours_images_per_s"] / result["baseline_images_per_s"], rel=0.05)
+    assert (
+        result["photos"] == 12 * 7 and result["baseline_images_per_s"] > 0 and result["ours_images_per_s"] > 0
+    )
+    assert result["ratio"] == pytest.approx(
+        result["ours_images_per_s"] / result["baseline_images_per_s"], rel=0.05
+    )
     assert result["ratio"] > 2  # the cache is sliced, the baseline decodes every photo (measured here: 7-18x)
 
 
@@ -39,10 +47,28 @@ def test_the_gpu_benchmark_says_clearly_that_it_needs_a_gpu(tmp_path):
 
 
 @pytest.mark.parametrize("jobs_per_gpu", [1, 2])
-def test_the_gpu_benchmark_measures_the_limit_and_end_to_end_and_extrapolates_the_ensemble(tmp_path, jobs_per_gpu):
-    results = run_benchmark(tmp_path, "gpu", "--device", "cpu", "--models", "resnet34", "--batch-size", "4", "--gpu-photos", "8",
-                            "--jobs-per-gpu", str(jobs_per_gpu))
-    assert results[0]["model"] == "resnet34" and results[0]["limit_images_per_s"] > 0 and results[0]["end_to_end_images_per_s"] > 0
+def test_the_gpu_benchmark_measures_the_limit_and_end_to_end_and_extrapolates_the_ensemble(
+    tmp_path, jobs_per_gpu
+):
+    results = run_benchmark(
+        tmp_path,
+        "gpu",
+        "--device",
+        "cpu",
+        "--models",
+        "resnet34",
+        "--batch-size",
+        "4",
+        "--gpu-photos",
+        "8",
+        "--jobs-per-gpu",
+        str(jobs_per_gpu),
+    )
+    assert (
+        results[0]["model"] == "resnet34"
+        and results[0]["limit_images_per_s"] > 0
+        and results[0]["end_to_end_images_per_s"] > 0
+    )
     assert results[0]["inference_images_per_s"] > 0 and results[0]["warmup_s"] >= 0
     assert results[-1]["benchmark"] == "default ensemble (extrapolated)" and results[-1]["minutes"] > 0
     assert results[0]["jobs_per_gpu"] == results[-1]["jobs_per_gpu"] == jobs_per_gpu
@@ -53,10 +79,29 @@ def test_the_ensembles_wall_time_is_extrapolated_from_the_measured_rates(jobs_pe
     spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))  # puts scripts/benchmarks/ on the path
     from benchmarks import gpu
-    rows = [{"end_to_end_images_per_s": 100, "cache_on_gpu_images_per_s": 50, "inference_images_per_s": 200, "warmup_s": 10},
-            {"end_to_end_images_per_s": 150, "cache_on_gpu_images_per_s": 200, "inference_images_per_s": 400, "warmup_s": 10}]
+
+    rows = [
+        {
+            "end_to_end_images_per_s": 100,
+            "cache_on_gpu_images_per_s": 50,
+            "inference_images_per_s": 200,
+            "warmup_s": 10,
+        },
+        {
+            "end_to_end_images_per_s": 150,
+            "cache_on_gpu_images_per_s": 200,
+            "inference_images_per_s": 400,
+            "warmup_s": 10,
+        },
+    ]
     # a fold of each model: 2 epochs of 500 training photos at its better training rate (10 s, 5 s), 2 x 500
-    # validation and 500 x 2 TTA views at its inference rate (10 s, 5 s), and its warm-up (10 s, shared by the jobs of a GPU)
-    result = gpu.extrapolate_ensemble([row | {"jobs_per_gpu": jobs_per_gpu} for row in rows],
-                                            train_photos=1000, eval_photos=500, epochs=2, folds=2)
+    # validation and 500 x 2 TTA views at its inference rate (10 s, 5 s), and its warm-up (10 s,
+    # shared by the jobs of a GPU)
+    result = gpu.extrapolate_ensemble(
+        [row | {"jobs_per_gpu": jobs_per_gpu} for row in rows],
+        train_photos=1000,
+        eval_photos=500,
+        epochs=2,
+        folds=2,
+    )
     assert result["minutes"] == round(seconds / 60, 1) and result["models"] == 2

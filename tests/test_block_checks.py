@@ -14,6 +14,7 @@ from snakemake.utils import update_config, validate
 
 from facemask.checks import check_block
 from facemask.errors import ConfigError
+from facemask.settings import ModelBlock
 
 from .conftest import model_settings
 
@@ -23,38 +24,64 @@ MIXUP = {"mixup_alpha": 1.0, "prob": 0.5}
 EVEN = "Mixup / CutMix (mix) need an even batch"
 #: the shipped config files as they are given over config.yaml (see their headers and the README)
 LAYERS = [
-    (), ("demo.yaml",), ("presets.yaml",), ("demo.yaml", "presets.yaml"),
+    (),
+    ("demo.yaml",),
+    ("presets.yaml",),
+    ("demo.yaml", "presets.yaml"),
     *((f"benchmarks/{path.name}",) for path in sorted((ROOT / "config" / "benchmarks").glob("*.yaml"))),
     ("benchmarks/utkmask_best.yaml", "benchmarks/utkmask_years.yaml", "benchmarks/utkmask_crop.yaml"),
     ("benchmarks/utkmask_lite_ensemble.yaml", "benchmarks/five_folds.yaml"),
 ]
 
 
-@pytest.mark.parametrize(("block", "message"), [
-    ({"batch_size": 33, "mix": MIXUP}, f"batch_size: {EVEN}, not 33"),
-    ({"batch_size": 1, "mix": {"cutmix_alpha": 1.0, "prob": 1.0}}, f"batch_size: {EVEN}, not 1"),
-    ({"loss": [{"name": "cross_entropy", "gamma": 2.0}]},
-     "loss[0].gamma: the cross_entropy loss takes no gamma (only focal)"),
-    ({"loss": [{"name": "focal", "gamma": 2.0}, {"name": "f1", "gamma": 2.0}]},
-     "loss[1].gamma: the f1 loss takes no gamma"),
-    ({"loss": [{"name": "f1", "class_weights": True}]},
-     "loss[0].class_weights: the f1 loss takes no class_weights (only cross_entropy and focal)"),
-    ({"head": "multi", "task_losses": {"age": [{"name": "f1", "label_smoothing": 0.1}]}},
-     "task_losses.age[0].label_smoothing: the f1 loss takes no label_smoothing"),
-    ({"task_losses": {"age": [{"name": "focal"}]}},
-     "task_losses: a single head has no tasks, so they would be ignored"),
-    ({"scheduler": {"name": "cosinus"}},
-     "scheduler: timm cannot build it (ValueError: Unknown scheduler 'cosinus'"),
-    ({"scheduler": {"name": "cosine", "cycle_limitt": 3}}, "scheduler: timm cannot build it (TypeError:"),
-    ({"optimizer": {"name": "adamm"}}, "optimizer: timm cannot build it"),
-    ({"optimizer": {"name": "adamw", "betaz": [0.9, 0.99]}}, "optimizer: timm cannot build it (TypeError:"),
-    ({"model_kwargs": {"drop_ratez": 0.1}},
-     "model_kwargs: timm cannot build resnet18 with {'drop_ratez': 0.1} (TypeError"),
-    ({"model_kwargs": {"num_classes": 5}}, "model_kwargs.num_classes: the head sets the number of outputs"),
-    ({"compile": "turbo"}, "compile: 'turbo' is not a torch.compile backend"),
-    ({"train_age_bins": [60, 30]}, "train_age_bins: [60, 30] are not two increasing ages"),
-    ({"age_years": {"fit_cuts": True}}, "age_years.fit_cuts: only a years head has age cuts to fit"),
-])
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"batch_size": 33, "mix": MIXUP}, f"batch_size: {EVEN}, not 33"),
+        ({"batch_size": 1, "mix": {"cutmix_alpha": 1.0, "prob": 1.0}}, f"batch_size: {EVEN}, not 1"),
+        (
+            {"loss": [{"name": "cross_entropy", "gamma": 2.0}]},
+            "loss[0].gamma: the cross_entropy loss takes no gamma (only focal)",
+        ),
+        (
+            {"loss": [{"name": "focal", "gamma": 2.0}, {"name": "f1", "gamma": 2.0}]},
+            "loss[1].gamma: the f1 loss takes no gamma",
+        ),
+        (
+            {"loss": [{"name": "f1", "class_weights": True}]},
+            "loss[0].class_weights: the f1 loss takes no class_weights (only cross_entropy and focal)",
+        ),
+        (
+            {"head": "multi", "task_losses": {"age": [{"name": "f1", "label_smoothing": 0.1}]}},
+            "task_losses.age[0].label_smoothing: the f1 loss takes no label_smoothing",
+        ),
+        (
+            {"task_losses": {"age": [{"name": "focal"}]}},
+            "task_losses: a single head has no tasks, so they would be ignored",
+        ),
+        (
+            {"scheduler": {"name": "cosinus"}},
+            "scheduler: timm cannot build it (ValueError: Unknown scheduler 'cosinus'",
+        ),
+        ({"scheduler": {"name": "cosine", "cycle_limitt": 3}}, "scheduler: timm cannot build it (TypeError:"),
+        ({"optimizer": {"name": "adamm"}}, "optimizer: timm cannot build it"),
+        (
+            {"optimizer": {"name": "adamw", "betaz": [0.9, 0.99]}},
+            "optimizer: timm cannot build it (TypeError:",
+        ),
+        (
+            {"model_kwargs": {"drop_ratez": 0.1}},
+            "model_kwargs: timm cannot build resnet18 with {'drop_ratez': 0.1} (TypeError",
+        ),
+        (
+            {"model_kwargs": {"num_classes": 5}},
+            "model_kwargs.num_classes: the head sets the number of outputs",
+        ),
+        ({"compile": "turbo"}, "compile: 'turbo' is not a torch.compile backend"),
+        ({"train_age_bins": [60, 30]}, "train_age_bins: [60, 30] are not two increasing ages"),
+        ({"age_years": {"fit_cuts": True}}, "age_years.fit_cuts: only a years head has age cuts to fit"),
+    ],
+)
 def test_a_setting_that_would_fail_or_be_ignored_is_refused_in_one_line_naming_its_key(block, message):
     with pytest.raises(ConfigError) as error:
         check_block("tiny", model_settings(arch="resnet18", **block))
@@ -62,24 +89,45 @@ def test_a_setting_that_would_fail_or_be_ignored_is_refused_in_one_line_naming_i
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("block", [
-    {"batch_size": 33},
-    {"batch_size": 33, "mix": {"mixup_alpha": 1.0, "prob": 0.0}},  # mixing off: any batch
-    {"batch_size": 6, "mix": {"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 1.0}, "accumulation_steps": 4},
-    {"loss": [{"name": "focal", "gamma": 1.5, "label_smoothing": 0.1, "class_weights": True},
-              {"name": "f1", "weight": 0.5}]},
-    {"head": "multi", "task_losses": {"age": [{"name": "cross_entropy", "label_smoothing": 0.1}]},
-     "train_age_bins": [30, 58]},
-    {"head": "multi", "age_years": {"sigma": 3.0, "fit_cuts": True}, "mix": MIXUP, "ema": {"decay": 0.999}},
-    {"age_years": {"sigma": 2.0}, "clip_grad_norm": 1.0, "sampler": "age"},
-    {"scheduler": {"name": "plateau"}},
-    {"scheduler": {"name": "none"}},
-    {"scheduler": {"name": "cosine", "warmup_epochs": 0.5, "cycle_limit": 3, "cycle_decay": 0.5}},
-    {"epochs": 3, "scheduler": {"name": "wsd", "decay_epochs": 0.1}},
-    {"optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}},
-    {"compile": True}, {"compile": "aot_eager"}, {"compile": "inductor"},
-    {"model_kwargs": {"drop_rate": 0.2}},
-])
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"batch_size": 33},
+        {"batch_size": 33, "mix": {"mixup_alpha": 1.0, "prob": 0.0}},  # mixing off: any batch
+        {
+            "batch_size": 6,
+            "mix": {"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 1.0},
+            "accumulation_steps": 4,
+        },
+        {
+            "loss": [
+                {"name": "focal", "gamma": 1.5, "label_smoothing": 0.1, "class_weights": True},
+                {"name": "f1", "weight": 0.5},
+            ]
+        },
+        {
+            "head": "multi",
+            "task_losses": {"age": [{"name": "cross_entropy", "label_smoothing": 0.1}]},
+            "train_age_bins": [30, 58],
+        },
+        {
+            "head": "multi",
+            "age_years": {"sigma": 3.0, "fit_cuts": True},
+            "mix": MIXUP,
+            "ema": {"decay": 0.999},
+        },
+        {"age_years": {"sigma": 2.0}, "clip_grad_norm": 1.0, "sampler": "age"},
+        {"scheduler": {"name": "plateau"}},
+        {"scheduler": {"name": "none"}},
+        {"scheduler": {"name": "cosine", "warmup_epochs": 0.5, "cycle_limit": 3, "cycle_decay": 0.5}},
+        {"epochs": 3, "scheduler": {"name": "wsd", "decay_epochs": 0.1}},
+        {"optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}},
+        {"compile": True},
+        {"compile": "aot_eager"},
+        {"compile": "inductor"},
+        {"model_kwargs": {"drop_rate": 0.2}},
+    ],
+)
 def test_a_block_that_trains_as_set_passes(block):
     check_block("tiny", model_settings(arch="resnet18", **block))
 
@@ -106,7 +154,8 @@ def shipped_blocks() -> dict:
         for name, block in config["models"].items():
             if (key := json.dumps([name, block, config["age_bins"]], sort_keys=True)) not in seen:
                 seen.add(key)
-                blocks[f"{'+'.join(layers) or 'config.yaml'}:{name}"] = (name, block, config["age_bins"])
+                model = ModelBlock.from_config(block, config["precision"])
+                blocks[f"{'+'.join(layers) or 'config.yaml'}:{name}"] = (name, model, config["age_bins"])
     return blocks
 
 

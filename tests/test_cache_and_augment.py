@@ -14,13 +14,14 @@ from timm.optim import create_optimizer_v2
 from facemask.augment import BatchAugment, BatchTransform, batch_transform
 from facemask.cache import prepare_photos
 from facemask.dataset import index_train_photos, read_photo
-from facemask.loader import CachedPhotos, load_cache, photo_loader
+from facemask.epoch import TrainStep, create_mixup, train_one_epoch
 from facemask.errors import DataError, PipelineError
 from facemask.faces import DETECTORS, FALLBACK_WIDTH, FaceFinder, Mtcnn, crop_box
 from facemask.inference import predict_logits
+from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config
-from facemask.training import create_mixup, train_one_epoch
+from facemask.settings import Augmentation, Mixing
 
 from .conftest import PORTRAIT, model_settings
 
@@ -34,7 +35,9 @@ def test_the_cache_holds_every_photo_upright_and_resized_in_index_order(demo_dir
     pixels = np.load(demo_cache["train"], mmap_mode="r")
     assert pixels.shape == (len(index), 36, 36, 3) and pixels.dtype == np.uint8
     for row in (0, 7, len(index) - 1):
-        expected = np.asarray(read_photo(demo_dir / index["path"][row]).resize((36, 36), Image.Resampling.BICUBIC))
+        expected = np.asarray(
+            read_photo(demo_dir / index["path"][row]).resize((36, 36), Image.Resampling.BICUBIC)
+        )
         assert np.abs(pixels[row].astype(int) - expected).mean() < 2, row
 
 
@@ -42,8 +45,9 @@ def masked_portrait() -> Image.Image:
     """The portrait with a drawn surgical mask from below the nose bridge to the chin, as the
     competition's masks and utkmask-dev's drawn ones hide the face."""
     photo = read_photo(PORTRAIT).copy()
-    ImageDraw.Draw(photo).polygon([(178, 225), (338, 225), (350, 290), (300, 345), (215, 345), (168, 290)],
-                                  fill=(170, 200, 225))
+    ImageDraw.Draw(photo).polygon(
+        [(178, 225), (338, 225), (350, 290), (300, 345), (215, 345), (168, 290)], fill=(170, 200, 225)
+    )
     return photo
 
 
@@ -53,13 +57,25 @@ def test_the_face_crop_finds_the_face_of_a_real_portrait_and_centres_the_crop_on
     assert found_by == detector
     assert all(left < x < left + width and top < y < top + height for x, y in FACE_POINTS.values())
     assert 100 < width < 300  # her face (about 180 px wide), not the whole photo or a badge
-    crops = prepare_photos(PORTRAIT.parent, [PORTRAIT.name], (64, 48), tmp_path / "crop.npy", face_crop=True,
-                           face_scale=1.2, face_detector=detector)
+    crops = prepare_photos(
+        PORTRAIT.parent,
+        [PORTRAIT.name],
+        (64, 48),
+        tmp_path / "crop.npy",
+        face_crop=True,
+        face_scale=1.2,
+        face_detector=detector,
+    )
     crop = crops.iloc[0]
     assert crop["face_found"] and crop["detector"] == detector
-    assert all(crop["left"] < x < crop["right"] and crop["top"] < y < crop["bottom"] for x, y in FACE_POINTS.values())
+    assert all(
+        crop["left"] < x < crop["right"] and crop["top"] < y < crop["bottom"] for x, y in FACE_POINTS.values()
+    )
     nose_x, nose_y = FACE_POINTS["nose tip"]
-    assert abs((crop["left"] + crop["right"]) / 2 - nose_x) < 30 and abs((crop["top"] + crop["bottom"]) / 2 - nose_y) < 30
+    assert (
+        abs((crop["left"] + crop["right"]) / 2 - nose_x) < 30
+        and abs((crop["top"] + crop["bottom"]) / 2 - nose_y) < 30
+    )
 
 
 def test_mtcnn_finds_a_masked_face_that_the_haar_cascade_misses(tmp_path):
@@ -79,7 +95,9 @@ def test_the_haar_cascade_takes_over_where_mtcnn_finds_no_face(monkeypatch):
 
 def test_an_mtcnn_crop_without_facenet_pytorch_names_the_package_and_the_way_out(monkeypatch):
     monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails as when it is not installed
-    with pytest.raises(PipelineError, match=r"facenet-pytorch.*pip install --no-deps facenet-pytorch.*face_detector: haar"):
+    with pytest.raises(
+        PipelineError, match=r"facenet-pytorch.*pip install --no-deps facenet-pytorch.*face_detector: haar"
+    ):
         FaceFinder("mtcnn")
 
 
@@ -89,12 +107,16 @@ def test_face_crop_falls_back_to_a_centre_crop_and_counts_it(tmp_path):
     crops = prepare_photos(tmp_path, ["blank.png"], (40, 30), tmp_path / "out.npy", face_crop=True)
     assert crops["face_found"].tolist() == [False] and crops["detector"].tolist() == [""]
     left, top, right, bottom = crops.loc[0, ["left", "top", "right", "bottom"]]
-    assert right - left == pytest.approx(120 * FALLBACK_WIDTH) and (bottom - top) / (right - left) == pytest.approx(40 / 30)
+    assert right - left == pytest.approx(120 * FALLBACK_WIDTH) and (bottom - top) / (
+        right - left
+    ) == pytest.approx(40 / 30)
     assert (left + right) / 2 == pytest.approx(60) and (top + bottom) / 2 == pytest.approx(80)
 
 
 def test_a_face_crop_box_keeps_the_models_aspect_and_stays_inside_the_photo():
-    assert crop_box(384, 512, (150, 180, 100, 100), 4 / 3, 2.0) == pytest.approx((100, 96.666, 300, 363.333), abs=1e-3)
+    assert crop_box(384, 512, (150, 180, 100, 100), 4 / 3, 2.0) == pytest.approx(
+        (100, 96.666, 300, 363.333), abs=1e-3
+    )
     left, top, right, bottom = crop_box(384, 512, (0, 0, 300, 300), 4 / 3, 2.0)  # too big and at the corner
     assert left >= 0 and top >= 0 and right <= 384 and bottom <= 512
     assert (bottom - top) / (right - left) == pytest.approx(4 / 3)
@@ -115,9 +137,16 @@ def test_a_cache_held_in_memory_gives_the_same_shuffled_batches_as_the_file(tmp_
     pixels = np.random.default_rng(0).integers(0, 256, (12, 4, 3, 3), dtype=np.uint8)
     np.save(tmp_path / "c.npy", pixels)
     rows, labels = [11, 3, 7, 0, 5, 8, 2], [1, 2, 3, 4, 5, 6, 7]
-    from_file = photo_loader(CachedPhotos(tmp_path / "c.npy", rows, labels), 3, workers=0, shuffle=True, seed=4)
-    held = photo_loader(CachedPhotos(tmp_path / "c.npy", rows, labels, torch.from_numpy(pixels)), 3, workers=2,
-                        shuffle=True, seed=4)
+    from_file = photo_loader(
+        CachedPhotos(tmp_path / "c.npy", rows, labels), 3, workers=0, shuffle=True, seed=4
+    )
+    held = photo_loader(
+        CachedPhotos(tmp_path / "c.npy", rows, labels, torch.from_numpy(pixels)),
+        3,
+        workers=2,
+        shuffle=True,
+        seed=4,
+    )
     assert held.num_workers == 0  # sliced from the held tensor in this process; workers would read the file
     for (file_images, file_labels), (held_images, held_labels) in zip(from_file, held, strict=True):
         assert torch.equal(file_images, held_images) and torch.equal(file_labels, held_labels)
@@ -145,16 +174,22 @@ def test_augmentation_without_crop_flip_or_jitter_is_a_plain_resize():
 
 def test_augmentation_flips_crops_and_jitters_each_photo_differently_and_repeatably():
     image = torch.randint(0, 256, (1, 40, 30, 3), dtype=torch.uint8).expand(16, -1, -1, -1)
-    augment = batch_transform({"input_size": (3, 32, 24), "mean": MEAN, "std": STD, "interpolation": "bicubic"},
-                              {"scale": [0.5, 1.0], "ratio": [0.75, 1.33], "hflip": 0.5, "color_jitter": 0.4})
+    augment = batch_transform(
+        {"input_size": (3, 32, 24), "mean": MEAN, "std": STD, "interpolation": "bicubic"},
+        Augmentation(scale=(0.5, 1.0), ratio=(0.75, 1.33), hflip=0.5, color_jitter=0.4),
+    )
     torch.manual_seed(0)
     first = augment(image)
     torch.manual_seed(0)
     assert torch.equal(first, augment(image))  # seeded by torch's generator: repeatable, resumable
     assert first.shape == (16, 3, 32, 24) and torch.isfinite(first).all()
     assert len({round(float(view.mean()), 4) for view in first}) == 16  # every photo its own draw
-    flipped = BatchAugment((3, 40, 30), MEAN, STD, scale=(1, 1), ratio=(0.75, 0.75), hflip=1.0, color_jitter=0)(image[:1])
-    torch.testing.assert_close(flipped, BatchTransform((3, 40, 30), MEAN, STD)(image[:1]).flip(-1), atol=1e-4, rtol=0)
+    flipped = BatchAugment(
+        (3, 40, 30), MEAN, STD, scale=(1, 1), ratio=(0.75, 0.75), hflip=1.0, color_jitter=0
+    )(image[:1])
+    torch.testing.assert_close(
+        flipped, BatchTransform((3, 40, 30), MEAN, STD)(image[:1]).flip(-1), atol=1e-4, rtol=0
+    )
 
 
 CLAIM = """
@@ -168,7 +203,9 @@ time.sleep(float(sys.argv[2]))
 
 def claim(lock_dir, hold_seconds: float) -> subprocess.Popen:
     """A job that takes a GPU and holds it for a while."""
-    return subprocess.Popen([sys.executable, "-c", CLAIM, str(lock_dir), str(hold_seconds)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLAIM, str(lock_dir), str(hold_seconds)], stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_concurrent_jobs_on_a_multi_gpu_host_spread_evenly_over_the_gpus(tmp_path, monkeypatch):
@@ -205,7 +242,9 @@ def test_a_single_gpu_or_a_cluster_assigned_gpu_is_left_as_it_is(tmp_path, monke
     assert claim_gpu(tmp_path) == "3" and not list(tmp_path.iterdir())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: on the CPU nothing runs ahead of Python")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU: on the CPU nothing runs ahead of Python"
+)
 def test_on_a_gpu_training_and_inference_wait_for_it_only_at_the_end(tmp_path):
     """A step that reads a value back from the GPU (or copies pageable memory without
     non_blocking) makes Python wait for it, and the GPU then idles while the next step is queued."""
@@ -213,23 +252,35 @@ def test_on_a_gpu_training_and_inference_wait_for_it_only_at_the_end(tmp_path):
     cache = tmp_path / "train.npy"
     np.save(cache, np.random.default_rng(0).integers(0, 256, (64, 40, 32, 3), dtype=np.uint8))
     labels = np.arange(64) % 18
-    settings = model_settings(arch="resnet18", loss=[{"name": "focal", "class_weights": True}, {"name": "f1"}], head="multi")
+    settings = model_settings(
+        arch="resnet18", loss=[{"name": "focal", "class_weights": True}, {"name": "f1"}], head="multi"
+    )
     model = create_classifier("resnet18", head="multi").to(device, memory_format=torch.channels_last)
     photos = CachedPhotos(cache, np.arange(64), labels, load_cache(cache, device))
     data_config = model_data_config(model, (32, 32))
-    augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
-    loss_fn, mixup = create_loss(settings, torch.tensor(labels)), create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5})
+    augment, plain = (
+        batch_transform(data_config, settings.augment).to(device),
+        batch_transform(data_config).to(device),
+    )
+    loss_fn, mixup = (
+        create_loss(settings, torch.tensor(labels)),
+        create_mixup(Mixing(mixup_alpha=1.0, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5)),
+    )
     optimizer = create_optimizer_v2(model, opt="adam", lr=1e-4)
     torch.cuda.synchronize()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            train_one_epoch(model, photo_loader(photos, 8, 0, shuffle=True), augment, loss_fn, optimizer, device, 1,
-                            mixup, clip_grad_norm=1.0, precision="bf16")
+            step = TrainStep(
+                model, augment, loss_fn, optimizer, device, mixup, clip_grad_norm=1.0, precision="bf16"
+            )
+            train_one_epoch(step, photo_loader(photos, 8, 0, shuffle=True), 1)
             trained = len(caught)
             predict_logits(model, photo_loader(photos, 8, 0), plain, device, "bf16")
         finally:
             torch.cuda.set_sync_debug_mode("default")
     messages = [str(warning.message) for warning in caught]
-    assert trained == 1 and len(messages) == 2, messages  # the epoch's losses read once; the logits copied once
+    assert trained == 1 and len(messages) == 2, (
+        messages
+    )  # the epoch's losses read once; the logits copied once

@@ -25,8 +25,14 @@ def config():
 def test_the_shipped_configs_are_valid_and_list_the_three_seed_models(config):
     validate(config, SCHEMA)
     assert [block["arch"] for block in config["models"].values()] == [
-        "vit_small_r26_s32_224.augreg_in21k", "efficientnetv2_rw_t.ra2_in1k", "resnet34.a1_in1k"]
-    validate(yaml.safe_load((ROOT / "config" / "demo.yaml").read_text()) | {"models": {"m": {"arch": "resnet18"}}}, SCHEMA)
+        "vit_small_r26_s32_224.augreg_in21k",
+        "efficientnetv2_rw_t.ra2_in1k",
+        "resnet34.a1_in1k",
+    ]
+    validate(
+        yaml.safe_load((ROOT / "config" / "demo.yaml").read_text()) | {"models": {"m": {"arch": "resnet18"}}},
+        SCHEMA,
+    )
 
 
 def test_defaults_are_filled_in_down_to_each_model_block():
@@ -37,7 +43,11 @@ def test_defaults_are_filled_in_down_to_each_model_block():
     assert config["models"]["tiny"]["optimizer"]["name"] == "adamw"
     assert config["models"]["tiny"]["augment"]["hflip"] == 0.5
     assert config["models"]["tiny"]["ensemble_weight"] == 1.0
-    assert (config["device"], config["precision"], config["models"]["tiny"]["precision"]) == ("auto", "auto", None)
+    assert (config["device"], config["precision"], config["models"]["tiny"]["precision"]) == (
+        "auto",
+        "auto",
+        None,
+    )
     assert config["models"]["tiny"]["age_years"] == {"sigma": None, "weight": 0.5, "fit_cuts": False}  # off
     assert config["models"]["tiny"]["ema"] == {"decay": None, "warmup": True}  # off
 
@@ -47,17 +57,24 @@ def test_the_real_run_wants_the_gpu_and_the_demo_and_cpu_benchmarks_let_the_cpu_
     configs = {path.stem: yaml.safe_load(path.read_text()) for path in paths}
     assert yaml.safe_load((ROOT / "config.yaml").read_text())["device"] == "cuda"
     assert configs["demo"]["device"] == "auto"
-    assert all(config["device"] == "cpu" for name, config in configs.items() if name.startswith("utkmask") and not name.endswith("gpu"))
+    assert all(
+        config["device"] == "cpu"
+        for name, config in configs.items()
+        if name.startswith("utkmask") and not name.endswith("gpu")
+    )
 
 
-@pytest.mark.parametrize(("change", "word"), [
-    (lambda c: c.update(foldz=3), "foldz"),
-    (lambda c: c["models"]["resnet34"].update(lr=0.1), "lr"),
-    (lambda c: c["models"]["resnet34"]["optimizer"].update(lr=-1.0), "-1.0"),
-    (lambda c: c["folds"].update(k=1), "1"),
-    (lambda c: c["models"]["resnet34"].update(batch_size="big"), "big"),
-    (lambda c: c["tta"].update(transforms=["Explode"]), "Explode"),
-])
+@pytest.mark.parametrize(
+    ("change", "word"),
+    [
+        (lambda c: c.update(foldz=3), "foldz"),
+        (lambda c: c["models"]["resnet34"].update(lr=0.1), "lr"),
+        (lambda c: c["models"]["resnet34"]["optimizer"].update(lr=-1.0), "-1.0"),
+        (lambda c: c["folds"].update(k=1), "1"),
+        (lambda c: c["models"]["resnet34"].update(batch_size="big"), "big"),
+        (lambda c: c["tta"].update(transforms=["Explode"]), "Explode"),
+    ],
+)
 def test_a_typo_or_wrong_value_fails_at_load_naming_it(config, change, word):
     bad = copy.deepcopy(config)
     change(bad)
@@ -65,23 +82,39 @@ def test_a_typo_or_wrong_value_fails_at_load_naming_it(config, change, word):
         validate(bad, SCHEMA)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda c: c["models"]["resnet34"].update(arch="resnet_nope"), "not in timm's registry: resnet34 (resnet_nope)"),
-    (lambda c: c.update(age_bins=[60, 30]), "age_bins must be two increasing ages"),
-    (lambda c: c["models"]["vit_small_r26"]["optimizer"].update(lr=-0.1), "-0.1"),
-    (lambda c: c["models"]["resnet34"]["optimizer"].update(name="adamm"),
-     "config: model resnet34: optimizer: timm cannot build"),
-    (lambda c: c["models"]["resnet34"]["scheduler"].update(name="cosinus"),
-     "config: model resnet34: scheduler: timm cannot build"),
-    (lambda c: c["models"]["resnet34"]["optimizer"].update(betaz=[0.9, 0.99]), "betaz"),
-    (lambda c: c["models"]["vit_small_r26"].update(batch_size=63),  # the seeds' Mixup / CutMix
-     "config: model vit_small_r26: batch_size: Mixup / CutMix (mix) need an even batch, not 63"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c["models"]["resnet34"].update(arch="resnet_nope"),
+            "not in timm's registry: resnet34 (resnet_nope)",
+        ),
+        (lambda c: c.update(age_bins=[60, 30]), "age_bins must be two increasing ages"),
+        (lambda c: c["models"]["vit_small_r26"]["optimizer"].update(lr=-0.1), "-0.1"),
+        (
+            lambda c: c["models"]["resnet34"]["optimizer"].update(name="adamm"),
+            "config: model resnet34: optimizer: timm cannot build",
+        ),
+        (
+            lambda c: c["models"]["resnet34"]["scheduler"].update(name="cosinus"),
+            "config: model resnet34: scheduler: timm cannot build",
+        ),
+        (lambda c: c["models"]["resnet34"]["optimizer"].update(betaz=[0.9, 0.99]), "betaz"),
+        (
+            lambda c: c["models"]["vit_small_r26"].update(batch_size=63),  # the seeds' Mixup / CutMix
+            "config: model vit_small_r26: batch_size: Mixup / CutMix (mix) need an even batch, not 63",
+        ),
+    ],
+)
 def test_a_bad_config_stops_the_workflow_before_any_job_runs(config, tmp_path, change, message):
     change(config)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "1", "--dry-run"],
-                         cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "1", "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode != 0
     assert message in run.stdout + run.stderr
     assert "Job stats" not in run.stdout
@@ -100,10 +133,10 @@ def schema_enums(schema: dict) -> dict[str, set]:
 
 
 def test_the_schema_allows_exactly_the_values_the_code_accepts():
+    from facemask.fold_data import SAMPLERS
     from facemask.inference import TTA_MERGE_MODES, TTA_TRANSFORMS
     from facemask.losses import LOSSES
     from facemask.models import HEADS
-    from facemask.training import SAMPLERS
 
     enums = schema_enums(yaml.safe_load(Path(SCHEMA).read_text()))
     assert enums["name"] == set(LOSSES)  # the loss terms' names
@@ -114,9 +147,18 @@ def test_the_schema_allows_exactly_the_values_the_code_accepts():
 
 
 def test_the_presets_add_their_models_to_a_run(tmp_path):
-    run = snakemake(demo_work_folder(tmp_path), "--dry-run", "submission", configs=("demo.yaml", str(ROOT / "config" / "presets.yaml")))
+    run = snakemake(
+        demo_work_folder(tmp_path),
+        "--dry-run",
+        "submission",
+        configs=("demo.yaml", str(ROOT / "config" / "presets.yaml")),
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     presets = yaml.safe_load((ROOT / "config" / "presets.yaml").read_text())["models"]
     for name in presets:
-        assert all(f"results/demo/train/{name}/fold{fold}/checkpoint.pt" in run.stdout for fold in range(3)), name
-    assert re.search(r"^train\s+(\d+)$", run.stdout, re.MULTILINE).group(1) == str(3 * (3 + len(presets)))  # 3 folds of every model
+        assert all(
+            f"results/demo/train/{name}/fold{fold}/checkpoint.pt" in run.stdout for fold in range(3)
+        ), name
+    assert re.search(r"^train\s+(\d+)$", run.stdout, re.MULTILINE).group(1) == str(
+        3 * (3 + len(presets))
+    )  # 3 folds of every model

@@ -24,15 +24,18 @@ echo "| NVIDIA-SMI 535.104.05   Driver Version: 535.104.05   CUDA Version: 12.2 
 """
 
 
-@pytest.mark.parametrize(("capability", "precision"), [
-    ((7, 0), "fp16"),  # V100
-    ((7, 5), "fp16"),  # T4
-    ((6, 0), "fp16"),  # P100
-    ((8, 0), "bf16"),  # A100
-    ((8, 9), "bf16"),  # L4, RTX 40
-    ((9, 0), "bf16"),  # H100
-    (None, "fp32"),    # the CPU
-])
+@pytest.mark.parametrize(
+    ("capability", "precision"),
+    [
+        ((7, 0), "fp16"),  # V100
+        ((7, 5), "fp16"),  # T4
+        ((6, 0), "fp16"),  # P100
+        ((8, 0), "bf16"),  # A100
+        ((8, 9), "bf16"),  # L4, RTX 40
+        ((9, 0), "bf16"),  # H100
+        (None, "fp32"),  # the CPU
+    ],
+)
 def test_auto_precision_is_bf16_from_sm80_fp16_before_and_fp32_on_the_cpu(capability, precision):
     assert resolve_precision("auto", capability) == precision
 
@@ -42,7 +45,9 @@ def test_a_precision_set_by_name_is_kept_on_every_device(setting):
     assert {resolve_precision(setting, capability) for capability in [(7, 0), (9, 0), None]} == {setting}
 
 
-@pytest.mark.parametrize(("capability", "precision"), [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+@pytest.mark.parametrize(
+    ("capability", "precision"), [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")]
+)
 def test_a_job_asks_its_gpu_for_its_compute_capability(monkeypatch, capability, precision):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     assert job_precision("auto", torch.device("cuda")) == precision
@@ -56,7 +61,8 @@ def test_bf16_asked_of_a_gpu_without_bf16_tensor_cores_is_kept_with_a_warning(mo
 
 
 def test_device_cuda_without_a_usable_gpu_stops_the_train_job_naming_torch_the_driver_and_the_fix(
-        demo_dir, demo_cache, monkeypatch, tmp_path):
+    demo_dir, demo_cache, monkeypatch, tmp_path
+):
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "nvidia-smi").write_text(NVIDIA_SMI)
     (tmp_path / "bin" / "nvidia-smi").chmod(0o755)
@@ -66,27 +72,50 @@ def test_device_cuda_without_a_usable_gpu_stops_the_train_job_naming_torch_the_d
     out.mkdir()
     index = index_train_photos(demo_dir, (30, 60))
     with pytest.raises(PipelineError) as stopped:
-        train_fold(index, make_folds(index, k=3, seed=0), 0, model_settings(arch="resnet18"), demo_cache["train"],
-                   TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv"), device="cuda")
+        train_fold(
+            index,
+            make_folds(index, k=3, seed=0),
+            0,
+            model_settings(arch="resnet18"),
+            demo_cache["train"],
+            TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv"),
+            device="cuda",
+        )
     message = str(stopped.value)
     assert f"torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}" in message
     assert "torch.cuda.is_available() False" in message and "driver 535.104.05" in message
-    assert "pip install --force-reinstall torch torchvision --index-url https://download.pytorch.org/whl/cu121" in message
+    assert (
+        "pip install --force-reinstall torch torchvision --index-url https://download.pytorch.org/whl/cu121"
+        in message
+    )
     assert list(out.iterdir()) == []
 
 
-@pytest.mark.parametrize(("driver_cuda", "fix"), [
-    ((12, 2), "whl/cu121"), ((12, 8), "whl/cu128"), ((13, 1), "whl/cu130"), ((11, 4), "update the NVIDIA driver"),
-])
+@pytest.mark.parametrize(
+    ("driver_cuda", "fix"),
+    [
+        ((12, 2), "whl/cu121"),
+        ((12, 8), "whl/cu128"),
+        ((13, 1), "whl/cu130"),
+        ((11, 4), "update the NVIDIA driver"),
+    ],
+)
 def test_the_fix_installs_the_newest_torch_build_the_driver_runs(driver_cuda, fix):
     assert fix in torch_install_command(driver_cuda)
 
 
 def test_device_auto_without_a_gpu_runs_on_the_cpu_with_a_warning_on_the_console():
-    job = ("from facemask.devices import pick_device; from facemask.logs import run_job; "
-           "run_job(lambda: print(pick_device('auto')))")
-    run = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, timeout=300,
-                         env=os.environ | {"CUDA_VISIBLE_DEVICES": ""})
+    job = (
+        "from facemask.devices import pick_device; from facemask.logs import run_job; "
+        "run_job(lambda: print(pick_device('auto')))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", job],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"CUDA_VISIBLE_DEVICES": ""},
+    )
     assert run.returncode == 0 and run.stdout.strip() == "cpu"
     assert "WARNING torch sees no GPU, so this job runs on the CPU" in run.stderr
 
@@ -138,4 +167,5 @@ def test_a_jobs_threads_are_capped_at_its_cpus_saying_so_once(node_of_128_cores,
     assert [job_threads(12), job_threads(12)] == [6, 6]
     assert [record.getMessage() for record in caplog.records] == [
         "using 6 threads, not the 12 asked: this process may use 6 CPUs (SLURM_CPUS_PER_TASK or its CPU "
-        "affinity)"]
+        "affinity)"
+    ]

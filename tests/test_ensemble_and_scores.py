@@ -1,4 +1,5 @@
-"""Soft vote, member weights, submission order, the scores, and progress lines."""
+"""Soft vote, member weights, the decision, submission order, the scores, and progress lines (what
+a vote fits on out-of-fold predictions: test_oof_fit.py)."""
 
 import io
 import logging
@@ -8,15 +9,24 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
+from facemask.bundle import decide_as_bundle
 from facemask.errors import PipelineError
-from facemask import ensemble
-from facemask.ensemble import (class_share_offsets, class_shares, cross_fitted_vote, decide_classes, fit_vote,
-                               fit_weights, fold_weights, log_probabilities, oof_by_model, soft_vote,
-                               vote_eval_predictions)
+from facemask.files import Member, read_member_tables
 from facemask.labels import LOGIT_COLUMNS
 from facemask.logs import Progress
 from facemask.report import cv_summary, eval_scores_by_model, score_submission
 from facemask.scores import macro_f1, task_scores
+from facemask.vote import (
+    class_share_offsets,
+    class_shares,
+    class_shares_to_match,
+    decide_classes,
+    fold_weights,
+    log_probabilities,
+    read_class_shares,
+    soft_vote,
+    vote_eval_predictions,
+)
 
 
 def test_soft_vote_with_equal_weights_is_the_mean_of_the_softmax_probabilities():
@@ -44,12 +54,14 @@ def test_matching_class_shares_restores_a_rare_class_that_averaging_hides():
     rng = np.random.default_rng(3)
     labels = rng.choice(18, size=3000, p=np.r_[np.full(12, 0.9 / 12), np.full(6, 0.1 / 6)])
     # members see the truth faintly and every photo as a bit likelier common than rare
-    members = [np.eye(18)[labels] * 1.5 + rng.normal(size=(3000, 18)) * 1.2 + np.r_[np.full(12, 1.5), np.zeros(6)]
-               for _ in range(3)]
+    members = [
+        np.eye(18)[labels] * 1.5 + rng.normal(size=(3000, 18)) * 1.2 + np.r_[np.full(12, 1.5), np.zeros(6)]
+        for _ in range(3)
+    ]
     probabilities = soft_vote(members)
     plain, matched = decide_classes(probabilities), decide_classes(probabilities, class_shares(labels))
     rare = labels >= 12
-    assert np.isin(plain, range(12, 18)).mean() < 0.5 * rare.mean()   # the plain argmax all but drops them
+    assert np.isin(plain, range(12, 18)).mean() < 0.5 * rare.mean()  # the plain argmax all but drops them
     assert np.abs(class_shares(matched) - class_shares(labels)).sum() < 0.02
     assert macro_f1(labels, matched) > macro_f1(labels, plain) + 0.05
     np.testing.assert_array_equal(decide_classes(probabilities, None), probabilities.argmax(axis=1))
@@ -67,6 +79,38 @@ def test_the_submission_follows_info_csv_order_whatever_the_logit_row_order():
     assert list(submission["ans"]) == list(range(18))[::-1]
 
 
+def test_member_tables_are_keyed_by_member_whether_given_members_or_workflow_pairs(tmp_path):
+    paths = []
+    for fold in range(2):
+        paths.append(tmp_path / f"fold{fold}.csv")
+        pd.DataFrame({"ImageID": ["007", "010"], "logit_00": [fold, 1.0]}).to_csv(paths[-1], index=False)
+    from_params = read_member_tables([["vit", 0], ["vit", "1"]], paths)  # Snakemake params: plain lists
+    assert list(from_params) == [Member("vit", 0), Member("vit", 1)] == [("vit", 0), ("vit", 1)]
+    assert list(from_params[Member("vit", 1)]["ImageID"]) == ["007", "010"]  # ImageIDs stay text
+    assert list(read_member_tables([Member("vit", 0), Member("vit", 1)], paths)) == list(from_params)
+    assert str(Member("vit", 1)) == "vit fold 1"
+
+
+def test_the_bundle_decides_with_its_class_offsets_or_by_the_plain_argmax_without_them():
+    probabilities = softmax(np.random.default_rng(4).normal(size=(50, 18)), axis=1)
+    offsets = np.linspace(-1, 1, 18)
+    np.testing.assert_array_equal(
+        decide_as_bundle({"class_offsets": offsets.tolist()}, probabilities),
+        decide_classes(probabilities, offsets=offsets),
+    )
+    np.testing.assert_array_equal(
+        decide_as_bundle({"class_offsets": None}, probabilities), probabilities.argmax(axis=1)
+    )
+
+
+def test_the_class_shares_to_match_are_the_training_photos_or_none(tmp_path):
+    index = tmp_path / "train_photos.csv"
+    pd.DataFrame({"path": ["a", "b", "c", "d"], "label": [0, 0, 5, 17]}).to_csv(index, index=False)
+    np.testing.assert_array_equal(class_shares_to_match(index, True), read_class_shares(index))
+    assert class_shares_to_match(index, True)[[0, 5, 17]].tolist() == [0.5, 0.25, 0.25]
+    assert class_shares_to_match(index, False) is None
+
+
 def test_logits_missing_an_eval_photo_are_refused():
     table = pd.DataFrame(np.zeros((2, 18)), columns=list(LOGIT_COLUMNS)).assign(ImageID=["a", "b"])
     with pytest.raises(PipelineError, match="ImageIDs"):
@@ -75,7 +119,13 @@ def test_logits_missing_an_eval_photo_are_refused():
 
 def test_task_scores_split_the_18_classes_into_mask_gender_and_age():
     truth = np.array([0, 7, 17, 3])
-    assert task_scores(truth, truth) == {"macro_f1": 1.0, "accuracy": 1.0, "mask_f1": 1.0, "gender_f1": 1.0, "age_f1": 1.0}
+    assert task_scores(truth, truth) == {
+        "macro_f1": 1.0,
+        "accuracy": 1.0,
+        "mask_f1": 1.0,
+        "gender_f1": 1.0,
+        "age_f1": 1.0,
+    }
     wrong_age = truth - truth % 3 + (truth % 3 + 1) % 3
     scores = task_scores(truth, wrong_age)
     assert scores["mask_f1"] == scores["gender_f1"] == 1.0
@@ -98,85 +148,13 @@ def test_cv_summary_scores_each_fold_each_model_and_the_ensemble():
         for fold in (0, 1):
             rows = slice(fold * 20, fold * 20 + 20)
             oof[(model, fold)] = pd.DataFrame(logits[rows], columns=list(LOGIT_COLUMNS)).assign(
-                path=[f"p{i}" for i in range(40)][rows], label=labels[rows])
+                path=[f"p{i}" for i in range(40)][rows], label=labels[rows]
+            )
     summary = cv_summary(oof, {"good": 1.0, "bad": 1.0}).set_index(["model", "fold"])
     assert summary.loc[("good", "all"), "macro_f1"] == 1.0
     assert summary.loc[("good", "0"), "n_photos"] == 20
     assert summary.loc[("ensemble", "all"), "n_photos"] == 40
     assert summary.loc[("bad", "all"), "macro_f1"] < summary.loc[("ensemble", "all"), "macro_f1"]
-
-
-def test_fitted_ensemble_rows_score_each_fold_by_weights_fitted_on_the_other_folds():
-    rng = np.random.default_rng(3)
-    labels = rng.integers(0, 18, size=90)
-    oof = {(model, fold): pd.DataFrame(np.eye(18)[labels[fold::3]] * 2 + rng.normal(scale=noise, size=(30, 18)),
-                                       columns=list(LOGIT_COLUMNS)).assign(path=[f"p{fold}_{i:02d}" for i in range(30)], label=labels[fold::3])
-           for model, noise in (("a", 1.0), ("b", 2.0), ("c", 4.0)) for fold in range(3)}
-    summary = cv_summary(oof, dict.fromkeys("abc", 1.0), fit_weights=True).set_index("model")
-    by_model = oof_by_model(oof)
-    honest = decide_classes(cross_fitted_vote(by_model))
-    assert summary.loc["ensemble_fitted", "macro_f1"] == pytest.approx(macro_f1(by_model["a"]["label"], honest))
-    in_sample = fit_vote(by_model)
-    assert summary.loc["ensemble_fitted", "weights"] == " ".join(f"{m}={in_sample.weights[m]:.2f}" for m in "abc")
-
-
-def test_cv_summary_fits_no_weights_and_has_no_fitted_row_unless_asked(monkeypatch):
-    rng = np.random.default_rng(4)
-    labels = rng.integers(0, 18, size=60)
-    oof = {(model, fold): pd.DataFrame(np.eye(18)[labels[fold::2]] * 2 + rng.normal(size=(30, 18)),
-                                       columns=list(LOGIT_COLUMNS))
-           .assign(path=[f"p{fold}_{i:02d}" for i in range(30)], label=labels[fold::2])
-           for model in "ab" for fold in range(2)}
-    fitted = []
-    monkeypatch.setattr(ensemble, "fit_weights", lambda *args: fitted.append(1) or {"a": 0.5, "b": 0.5})
-    assert "ensemble_fitted" not in set(cv_summary(oof, dict.fromkeys("ab", 1.0))["model"]) and not fitted
-    summary = cv_summary(oof, dict.fromkeys("ab", 1.0), fit_weights=True)
-    assert list(summary["model"][-2:]) == ["ensemble", "ensemble_fitted"]
-    assert len(fitted) == 3  # on all photos, and on each of the 2 folds' others
-
-
-def informative(labels: np.ndarray, rng, signal: float = 3.0, noise: float = 1.5) -> np.ndarray:
-    return np.eye(18)[labels] * signal + rng.normal(scale=noise, size=(len(labels), 18))
-
-
-def test_weight_search_puts_nearly_all_weight_on_the_informative_model_among_noise():
-    rng = np.random.default_rng(5)
-    labels = rng.integers(0, 18, size=600)
-    logits = {"noise1": rng.normal(scale=3, size=(600, 18)), "good": informative(labels, rng),
-              **{f"noise{i}": rng.normal(scale=3, size=(600, 18)) for i in (2, 3)}}
-    weights = fit_weights(logits, labels, class_shares(labels))
-    assert list(weights) == list(logits) and sum(weights.values()) == pytest.approx(1)
-    assert weights["good"] >= 0.85
-
-
-def test_weight_search_votes_two_complementary_models_above_either_alone():
-    rng = np.random.default_rng(6)
-    labels = rng.integers(0, 18, size=900)
-    same_mask = (np.arange(18)[None, :] // 6 == labels[:, None] // 6)  # knows the mask only
-    same_gender_age = (np.arange(18)[None, :] % 6 == labels[:, None] % 6)  # knows gender and age only
-    logits = {"mask": same_mask * 4.0 + rng.normal(scale=0.5, size=(900, 18)),
-              "person": same_gender_age * 4.0 + rng.normal(scale=0.5, size=(900, 18))}
-    shares = class_shares(labels)
-    alone = {name: macro_f1(labels, decide_classes(softmax(l, axis=1), shares)) for name, l in logits.items()}
-    weights = fit_weights(logits, labels, shares)
-    voted = macro_f1(labels, decide_classes(soft_vote(list(logits.values()), list(weights.values())), shares))
-    assert min(weights.values()) >= 0.2
-    assert voted > max(alone.values()) + 0.2
-
-
-def test_weight_search_scores_a_number_of_votes_linear_in_the_number_of_models(monkeypatch):
-    rng = np.random.default_rng(7)
-    labels = rng.integers(0, 18, size=300)
-    decided, decide = [], ensemble.decide_classes
-    monkeypatch.setattr(ensemble, "decide_classes", lambda *args: decided.append(1) or decide(*args))
-    votes = {}
-    for models in (3, 6):
-        decided.clear()
-        fit_weights({f"m{i}": informative(labels, rng, noise=1.0 + i / 2) for i in range(models)}, labels,
-                    class_shares(labels), rounds=20)
-        votes[models] = len(decided)
-    # the best model alone, then 20 rounds of one vote per model (a 0.1 grid: 66 and 3003 votes)
-    assert 3 <= votes[3] <= 21 * 3 and 6 <= votes[6] <= 21 * 6
 
 
 def test_class_share_offsets_equal_those_of_the_plain_iteration_over_every_photo():
@@ -194,7 +172,8 @@ def test_class_share_offsets_equal_those_of_the_plain_iteration_over_every_photo
     rng = np.random.default_rng(8)
     for trial in range(12):
         labels = rng.choice(18, size=500 + 100 * trial, p=rng.dirichlet(np.ones(18)))
-        logits = informative(labels, rng, signal=trial % 4, noise=0.3 + trial / 3) + rng.normal(size=18)
+        logits = np.eye(18)[labels] * (trial % 4) + rng.normal(scale=0.3 + trial / 3, size=(len(labels), 18))
+        logits += rng.normal(size=18)
         logits = np.round(logits) if trial % 3 == 0 else logits  # equal maxima: the first class wins
         log_p = log_probabilities(softmax(logits, axis=1))
         shares = class_shares(labels if trial % 2 else rng.integers(0, 18, 1000))
@@ -207,13 +186,17 @@ def test_eval_scores_rate_each_model_on_its_own_folds_and_the_submission():
     right = np.eye(18)[answers["ans"]] * 5
     shifted = np.roll(right, 1, axis=1)  # every answer one class off
     eval_logits = {("right", 0): right, ("right", 1): right, ("wrong", 0): shifted, ("wrong", 1): right * 0.5}
-    eval_logits = {member: pd.DataFrame(logits, columns=list(LOGIT_COLUMNS)).assign(ImageID=ids)
-                   for member, logits in eval_logits.items()}
+    eval_logits = {
+        member: pd.DataFrame(logits, columns=list(LOGIT_COLUMNS)).assign(ImageID=ids)
+        for member, logits in eval_logits.items()
+    }
     submission = answers.assign(ans=0)
     scores = eval_scores_by_model(eval_logits, ids, answers, submission).set_index("model")
     assert list(scores.index) == ["right", "wrong", "ensemble"]
     assert scores.loc["right", "macro_f1"] == 1.0
-    assert scores.loc["wrong", "macro_f1"] == 0.0  # its folds vote 5 for the shifted class, 2.5 for the right one
+    assert (
+        scores.loc["wrong", "macro_f1"] == 0.0
+    )  # its folds vote 5 for the shifted class, 2.5 for the right one
     assert scores.loc["ensemble", "accuracy"] == pytest.approx(2 / 36)
     assert scores.loc["ensemble", "n_images"] == 36
 

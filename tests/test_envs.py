@@ -13,9 +13,19 @@ import yaml
 ROOT = Path(__file__).parents[1]
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 CONDA_NAMES = {"torch": "pytorch", "matplotlib": "matplotlib-base"}  # pip name -> conda-forge name
-# under the environment's `pip:`: ttach is not on conda-forge; conda-forge's opencv lacks cv2.data's Haar cascades
+# under the environment's `pip:`: ttach is not on conda-forge; conda-forge's opencv lacks cv2.data's
+# Haar cascades
 PIP_ONLY = {"ttach", "opencv-python-headless"}
-HOST_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "jsonschema", "pytest", "snakefmt"}  # the Snakemake process's, not the jobs'
+#: the Snakemake process's and the developer's, not the jobs'
+HOST_ONLY = {
+    "snakemake",
+    "snakemake-executor-plugin-slurm",
+    "jsonschema",
+    "pytest",
+    "snakefmt",
+    "ruff",
+    "mypy",
+}
 TORCH = {"torch", "torchvision", "timm", "ttach"}
 
 
@@ -34,7 +44,9 @@ def job_requirements() -> dict[str, str]:
     """What the jobs need: requirements.txt, and torch and torchvision from pyproject.toml
     (requirements.txt leaves them out, to be installed first for a CUDA version)."""
     specs = requirement_specs((ROOT / "requirements.txt").read_text().splitlines())
-    project = requirement_specs(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    project = requirement_specs(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    )
     specs |= {name: project[name] for name in ("torch", "torchvision")}
     return {name: spec for name, spec in specs.items() if name not in HOST_ONLY}
 
@@ -43,7 +55,12 @@ def env_specs(env: dict) -> dict[str, str]:
     """{pip name: version spec} of an environment's packages, conda-forge names turned to pip's."""
     pip_names = {conda: pip for pip, conda in CONDA_NAMES.items()}
     conda = [dependency for dependency in env["dependencies"] if isinstance(dependency, str)]
-    pip = [line for dependency in env["dependencies"] if isinstance(dependency, dict) for line in dependency["pip"]]
+    pip = [
+        line
+        for dependency in env["dependencies"]
+        if isinstance(dependency, dict)
+        for line in dependency["pip"]
+    ]
     specs = {pip_names.get(name, name): spec for name, spec in requirement_specs(conda).items()}
     pip_specs = requirement_specs(pip)
     assert set(pip_specs) <= PIP_ONLY, f"on conda-forge, not for pip: {set(pip_specs) - PIP_ONLY}"
@@ -60,7 +77,9 @@ def test_each_environment_is_valid_yaml_from_conda_forge_only(path):
     env = yaml.safe_load(path.read_text())
     assert env["channels"] == ["conda-forge", "nodefaults"]
     assert "python=3.11" in env["dependencies"]
-    assert path.with_name(path.stem + ".post-deploy.sh").is_file(), "installs the package (src/facemask) into it"
+    assert path.with_name(path.stem + ".post-deploy.sh").is_file(), (
+        "installs the package (src/facemask) into it"
+    )
 
 
 def test_the_gpu_environment_has_every_job_requirement_with_its_pip_version():
@@ -96,7 +115,9 @@ def rule_environments() -> dict[str, tuple[str, str]]:
     """{rule: (its conda environment file, its script)} of every rule in workflow/rules."""
     rules = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        for rule, body in re.findall(r"^rule (\w+):\n((?:(?:    .*)?\n)+)", smk.read_text() + "\n", re.MULTILINE):
+        for rule, body in re.findall(
+            r"^rule (\w+):\n((?:(?:    .*)?\n)+)", smk.read_text() + "\n", re.MULTILINE
+        ):
             conda = re.search(r'conda:\n\s+(?:"\.\./\.\./envs/([\w.]+)"|(get_cache_env)\(\))', body)
             script = re.search(r'script:\n\s+"\.\./\.\./scripts/([\w.]+)"', body)
             # the image cache's environment is chosen by its settings: the CPU one unless MTCNN crops
@@ -109,15 +130,24 @@ def test_each_rule_runs_in_an_environment_with_what_its_script_imports():
     assert len(rules) >= 11, rules
     for rule, (env, script) in rules.items():
         assert env in {"cpu.yaml", "gpu.yaml"} and script, f"rule {rule}: conda {env}, script {script}"
-        needs_torch = bool(imported_modules(ROOT / "scripts" / script) & {"torch", "timm", "ttach", "torchvision"})
-        assert (env == "gpu.yaml") == needs_torch, f"rule {rule} ({script}) imports torch: {needs_torch}, runs in {env}"
+        needs_torch = bool(
+            imported_modules(ROOT / "scripts" / script) & {"torch", "timm", "ttach", "torchvision"}
+        )
+        assert (env == "gpu.yaml") == needs_torch, (
+            f"rule {rule} ({script}) imports torch: {needs_torch}, runs in {env}"
+        )
 
 
-@pytest.mark.parametrize("face_crop, detector, env", [(False, "mtcnn", "cpu.yaml"), (True, "haar", "cpu.yaml"),
-                                                      (True, "mtcnn", "gpu.yaml")])
+@pytest.mark.parametrize(
+    "face_crop, detector, env",
+    [(False, "mtcnn", "cpu.yaml"), (True, "haar", "cpu.yaml"), (True, "mtcnn", "gpu.yaml")],
+)
 def test_the_image_cache_runs_where_torch_is_only_for_an_mtcnn_face_crop(face_crop, detector, env):
-    source = re.search(r"^def get_cache_env\(\):\n(?:    .*\n)+", (ROOT / "workflow/rules/common.smk").read_text(),
-                       re.MULTILINE)[0]
+    source = re.search(
+        r"^def get_cache_env\(\):\n(?:    .*\n)+",
+        (ROOT / "workflow/rules/common.smk").read_text(),
+        re.MULTILINE,
+    )[0]
     namespace = {"config": {"cache": {"face_crop": face_crop, "face_detector": detector}}}
     exec(source, namespace)
     assert namespace["get_cache_env"]() == f"../../envs/{env}"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,20 +16,26 @@ import torch
 
 from facemask.cache import prepare_cache
 from facemask.dataset import index_eval_photos, index_train_photos
-from facemask.ensemble import check_submission
+from facemask.epoch import TrainStep, train_one_epoch
 from facemask.errors import PipelineError
 from facemask.files import atomic_output, write_csv
 from facemask.folds import make_folds
-from facemask.inference import predict_eval_photos
+from facemask.inference import PredictOptions, predict_eval_photos
 from facemask.models import load_checkpoint
-from facemask.training import TrainOutputs, train_fold, train_one_epoch
+from facemask.training import TrainOutputs, train_fold
+from facemask.vote import check_submission
 
 from .conftest import model_settings
 
-SETTINGS = model_settings(
-    arch="resnet18", image_size=[32, 32], batch_size=8, epochs=4, optimizer={"lr": 1e-3},
-    mix={"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 0.5},
-)
+BLOCK = {
+    "arch": "resnet18",
+    "image_size": [32, 32],
+    "batch_size": 8,
+    "epochs": 4,
+    "optimizer": {"lr": 1e-3},
+    "mix": {"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 0.5},
+}
+SETTINGS = model_settings(**BLOCK)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +52,12 @@ def outputs_in(folder: Path) -> TrainOutputs:
 TRAIN_IN_SUBPROCESS = """
 import pandas as pd, sys, json
 from pathlib import Path
+from facemask.settings import ModelBlock
 from facemask.training import TrainOutputs, train_fold
-index, folds, out = pd.read_csv(sys.argv[1], dtype={"person": str}), pd.read_csv(sys.argv[2], dtype={"person": str}), Path(sys.argv[4])
-train_fold(index, folds, 0, json.loads(sys.argv[5]), sys.argv[3], TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv"))
+index, folds = (pd.read_csv(path, dtype={"person": str}) for path in sys.argv[1:3])
+out = Path(sys.argv[4])
+outputs = TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv")
+train_fold(index, folds, 0, ModelBlock.from_config(json.loads(sys.argv[5])), sys.argv[3], outputs)
 """
 
 
@@ -55,15 +65,29 @@ AVERAGED_YEARS = {"ema": {"decay": 0.9, "warmup": True}, "age_years": {"sigma": 
 
 
 # fp16: autocast and the loss scaler, on the CPU too; ema_and_years: the weight average and the years head
-@pytest.mark.parametrize("changes", [{}, {"precision": "fp16"}, AVERAGED_YEARS], ids=["plain", "fp16", "ema_and_years"])
-def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tables, demo_cache, tmp_path, changes):
+@pytest.mark.parametrize(
+    "changes", [{}, {"precision": "fp16"}, AVERAGED_YEARS], ids=["plain", "fp16", "ema_and_years"]
+)
+def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(
+    tables, demo_cache, tmp_path, changes
+):
     index, folds = tables
-    settings = SETTINGS | changes
+    settings = model_settings(**BLOCK | changes)
     write_csv(index, tmp_path / "index.csv")
     write_csv(folds, tmp_path / "folds.csv")
     killed = outputs_in(tmp_path / "killed")
-    job = subprocess.Popen([sys.executable, "-c", TRAIN_IN_SUBPROCESS, str(tmp_path / "index.csv"), str(tmp_path / "folds.csv"),
-                            str(demo_cache["train"]), str(tmp_path / "killed"), json.dumps(settings)])
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            TRAIN_IN_SUBPROCESS,
+            str(tmp_path / "index.csv"),
+            str(tmp_path / "folds.csv"),
+            str(demo_cache["train"]),
+            str(tmp_path / "killed"),
+            json.dumps(settings.as_config()),
+        ]
+    )
     deadline = time.monotonic() + 300
     while not killed.resume_state.exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -71,18 +95,24 @@ def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(tab
     job.wait()
     assert killed.resume_state.exists() and not killed.checkpoint.exists(), "the job was not killed mid-run"
     saved = torch.load(killed.resume_state, weights_only=True)
-    assert 1 <= saved["progress"]["epoch"] < settings["epochs"]
-    assert ("scale" in saved["scaler"]) == (settings["precision"] == "fp16")  # the loss scaler's state joins the resume state
+    assert 1 <= saved["progress"]["epoch"] < settings.epochs
+    # the loss scaler's state joins the resume state
+    assert ("scale" in saved["scaler"]) == (settings.precision == "fp16")
 
     resumed = train_fold(index, folds, 0, settings, demo_cache["train"], killed)
     uninterrupted = train_fold(index, folds, 0, settings, demo_cache["train"], outputs_in(tmp_path / "whole"))
     assert list(resumed["epoch"]) == [1, 2, 3, 4]
     assert list(resumed["lr"]) == list(uninterrupted["lr"])
-    pd.testing.assert_frame_equal(resumed.drop(columns="train_images_per_s"), uninterrupted.drop(columns="train_images_per_s"))
+    pd.testing.assert_frame_equal(
+        resumed.drop(columns="train_images_per_s"), uninterrupted.drop(columns="train_images_per_s")
+    )
     assert not killed.resume_state.exists()
-    kept, whole = (torch.load(path, weights_only=True)["state_dict"] for path in (killed.checkpoint, tmp_path / "whole" / "checkpoint.pt"))
+    kept, whole = (
+        torch.load(path, weights_only=True)["state_dict"]
+        for path in (killed.checkpoint, tmp_path / "whole" / "checkpoint.pt")
+    )
     assert all(torch.equal(kept[key], whole[key]) for key in whole)
-    if settings["ema"]["decay"]:  # each epoch keeps the better of the raw and the averaged weights
+    if settings.ema.decay:  # each epoch keeps the better of the raw and the averaged weights
         assert (resumed["val_f1"] == resumed[["val_f1_raw", "val_f1_ema"]].max(axis=1)).all()
 
 
@@ -90,7 +120,7 @@ def test_resume_state_of_other_settings_is_ignored(tables, demo_cache, tmp_path)
     index, folds = tables
     outputs = outputs_in(tmp_path)
     torch.save({"fingerprint": "another run"}, outputs.resume_state)
-    history = train_fold(index, folds, 1, SETTINGS | {"epochs": 1}, demo_cache["train"], outputs)
+    history = train_fold(index, folds, 1, replace(SETTINGS, epochs=1), demo_cache["train"], outputs)
     assert list(history["epoch"]) == [1]
 
 
@@ -110,18 +140,34 @@ def test_a_loss_that_becomes_nan_stops_training_naming_epoch_and_step():
 
     def loss_fn(logits, labels):
         return logits.sum() * 0 + next(calls)
+
     with pytest.raises(PipelineError, match="loss became nan at epoch 3, step 3"):
-        train_one_epoch(model, loader, torch.nn.Identity(), loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), epoch=3)
+        step = TrainStep(
+            model,
+            torch.nn.Identity(),
+            loss_fn,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            torch.device("cpu"),
+        )
+        train_one_epoch(step, loader, epoch=3)
 
 
 def test_running_out_of_gpu_memory_suggests_a_smaller_batch():
     class Hungry(Constant):
         def forward(self, images):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
     model = Hungry()
     loader = [(torch.zeros(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))]
-    with pytest.raises(PipelineError, match="out of GPU memory at epoch 1, step 1 with batch size 4: lower the model's batch_size"):
-        train_one_epoch(model, loader, torch.nn.Identity(), torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), 1)
+    with pytest.raises(
+        PipelineError,
+        match="out of GPU memory at epoch 1, step 1 with batch size 4: lower the model's batch_size",
+    ):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        step = TrainStep(
+            model, torch.nn.Identity(), torch.nn.CrossEntropyLoss(), optimizer, torch.device("cpu")
+        )
+        train_one_epoch(step, loader, 1)
 
 
 def test_a_crash_while_writing_leaves_the_previous_file_and_no_partial_one(tmp_path):
@@ -134,15 +180,18 @@ def test_a_crash_while_writing_leaves_the_previous_file_and_no_partial_one(tmp_p
     assert list(tmp_path.iterdir()) == [target]
 
 
-@pytest.mark.parametrize(("submission", "problem"), [
-    (pd.DataFrame({"ImageID": ["a", "b"], "ans": [1, 2]}), None),
-    (pd.DataFrame({"ImageID": ["b", "a"], "ans": [1, 2]}), "order or content"),
-    (pd.DataFrame({"ImageID": ["a"], "ans": [1]}), "order or content"),
-    (pd.DataFrame({"ImageID": ["a", "b"], "ans": [1, 18]}), "not an integer 0..17"),
-    (pd.DataFrame({"ImageID": ["a", "b"], "ans": [1.5, 2]}), "not an integer 0..17"),
-    (pd.DataFrame({"ImageID": ["a", "b"], "ans": [None, 2]}), "not an integer 0..17"),
-    (pd.DataFrame({"ImageID": ["a", "b"], "class": [1, 2]}), "columns"),
-])
+@pytest.mark.parametrize(
+    ("submission", "problem"),
+    [
+        (pd.DataFrame({"ImageID": ["a", "b"], "ans": [1, 2]}), None),
+        (pd.DataFrame({"ImageID": ["b", "a"], "ans": [1, 2]}), "order or content"),
+        (pd.DataFrame({"ImageID": ["a"], "ans": [1]}), "order or content"),
+        (pd.DataFrame({"ImageID": ["a", "b"], "ans": [1, 18]}), "not an integer 0..17"),
+        (pd.DataFrame({"ImageID": ["a", "b"], "ans": [1.5, 2]}), "not an integer 0..17"),
+        (pd.DataFrame({"ImageID": ["a", "b"], "ans": [None, 2]}), "not an integer 0..17"),
+        (pd.DataFrame({"ImageID": ["a", "b"], "class": [1, 2]}), "columns"),
+    ],
+)
 def test_a_submission_is_checked_before_it_is_written(submission, problem):
     if problem is None:
         check_submission(submission, ["a", "b"])
@@ -161,7 +210,9 @@ def test_checkpoints_load_without_unpickling_code(tmp_path):
         load_checkpoint(tmp_path / "evil.pt")
 
 
-def test_the_same_seed_gives_byte_identical_index_folds_cache_checkpoint_and_predictions(tables, demo_dir, tmp_path):
+def test_the_same_seed_gives_byte_identical_index_folds_cache_checkpoint_and_predictions(
+    tables, demo_dir, tmp_path
+):
     index, _ = tables
     runs = []
     for run in ("a", "b"):
@@ -172,9 +223,19 @@ def test_the_same_seed_gives_byte_identical_index_folds_cache_checkpoint_and_pre
         eval_photos = index_eval_photos(demo_dir)
         prepare_cache(demo_dir, {"train": index, "eval": eval_photos}, (36, 36), cache, face_crop=True)
         outputs = outputs_in(folder)
-        train_fold(index, pd.read_csv(folder / "folds.csv", dtype={"person": str}), 2, SETTINGS | {"epochs": 2}, cache["train"], outputs)
+        train_fold(
+            index,
+            pd.read_csv(folder / "folds.csv", dtype={"person": str}),
+            2,
+            replace(SETTINGS, epochs=2),
+            cache["train"],
+            outputs,
+        )
         tta = {"transforms": ["HorizontalFlip"], "merge": "mean", "batch_size": 16}
-        write_csv(predict_eval_photos(outputs.checkpoint, eval_photos, cache["eval"], tta), folder / "eval_logits.csv")
+        write_csv(
+            predict_eval_photos(outputs.checkpoint, eval_photos, cache["eval"], PredictOptions(tta)),
+            folder / "eval_logits.csv",
+        )
         runs.append(folder)
     for name in ("index.csv", "folds.csv", "train.npy", "eval.npy", "oof_logits.csv", "eval_logits.csv"):
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name

@@ -14,19 +14,30 @@ import pytest
 import torch
 
 from facemask import cache
-from facemask.bundle import write_bundle
+from facemask.bundle import BundleMember, write_bundle
 from facemask.cache import prepare_photos
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.errors import PipelineError
-from facemask.files import partial_path, write_csv
-from facemask.inference import predict_eval_photos
+from facemask.files import Member, partial_path, write_csv
+from facemask.inference import PredictOptions, predict_eval_photos
 from facemask.labels import LOGIT_COLUMNS
 from facemask.models import create_classifier, save_checkpoint
 
 from .conftest import ROOT, demo_work_folder
 
-META = {"arch": "resnet18", "head": "single", "model_kwargs": {}, "epoch": 1, "fold": 0,
-        "data_config": {"input_size": (3, 32, 32), "interpolation": "bicubic", "mean": (0.5,) * 3, "std": (0.25,) * 3}}
+META = {
+    "arch": "resnet18",
+    "head": "single",
+    "model_kwargs": {},
+    "epoch": 1,
+    "fold": 0,
+    "data_config": {
+        "input_size": (3, 32, 32),
+        "interpolation": "bicubic",
+        "mean": (0.5,) * 3,
+        "std": (0.25,) * 3,
+    },
+}
 TTA = {"transforms": [], "merge": "mean", "batch_size": 8}
 
 
@@ -39,13 +50,22 @@ def fill_the_disk_under(path):
 
 WRITERS = {
     "checkpoint": lambda demo_dir, path: save_checkpoint(path, create_classifier("resnet18"), META),
-    "image cache": lambda demo_dir, path: prepare_photos(demo_dir, list(index_eval_photos(demo_dir)["path"]), (36, 36), path),
-    "submission": lambda demo_dir, path: write_csv(pd.DataFrame({"ImageID": ["a.jpg"] * 5000, "ans": 3}), path),
+    "image cache": lambda demo_dir, path: prepare_photos(
+        demo_dir, list(index_eval_photos(demo_dir)["path"]), (36, 36), path
+    ),
+    "submission": lambda demo_dir, path: write_csv(
+        pd.DataFrame({"ImageID": ["a.jpg"] * 5000, "ans": 3}), path
+    ),
 }
 
 
-@pytest.mark.parametrize(("output", "name"), [("checkpoint", "checkpoint.pt"), ("image cache", "eval.npy"), ("submission", "submission.csv")])
-def test_a_full_disk_while_writing_is_a_clear_error_and_leaves_the_previous_file(demo_dir, tmp_path, output, name):
+@pytest.mark.parametrize(
+    ("output", "name"),
+    [("checkpoint", "checkpoint.pt"), ("image cache", "eval.npy"), ("submission", "submission.csv")],
+)
+def test_a_full_disk_while_writing_is_a_clear_error_and_leaves_the_previous_file(
+    demo_dir, tmp_path, output, name
+):
     target = tmp_path / "out" / name
     fill_the_disk_under(target)
     with pytest.raises(PipelineError, match=f"{target}: the disk is full"):
@@ -86,18 +106,23 @@ def write_checkpoint(path, kind):
         save_checkpoint(path, create_classifier("resnet34"), META)
 
 
-@pytest.mark.parametrize(("kind", "problem"), [
-    ("truncated", "not a readable checkpoint"),
-    ("empty", "not a readable checkpoint"),
-    ("text", "not a readable checkpoint"),
-    ("weights alone", "not a checkpoint written by a train job"),
-    ("weights of another model", "its weights do not fit its model resnet18"),
-])
-def test_a_truncated_or_foreign_checkpoint_at_predict_time_is_an_error_naming_it(demo_dir, demo_cache, tmp_path, kind, problem):
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("truncated", "not a readable checkpoint"),
+        ("empty", "not a readable checkpoint"),
+        ("text", "not a readable checkpoint"),
+        ("weights alone", "not a checkpoint written by a train job"),
+        ("weights of another model", "its weights do not fit its model resnet18"),
+    ],
+)
+def test_a_truncated_or_foreign_checkpoint_at_predict_time_is_an_error_naming_it(
+    demo_dir, demo_cache, tmp_path, kind, problem
+):
     checkpoint = tmp_path / "checkpoint.pt"
     write_checkpoint(checkpoint, kind)
     with pytest.raises(PipelineError, match=f"{checkpoint}: {problem}"):
-        predict_eval_photos(checkpoint, index_eval_photos(demo_dir), demo_cache["eval"], TTA)
+        predict_eval_photos(checkpoint, index_eval_photos(demo_dir), demo_cache["eval"], PredictOptions(TTA))
 
 
 # Snakemake killed during the vote ----------------------------------------------------------------
@@ -116,27 +141,52 @@ def vote_folder(workdir, demo_dir):
     rng = np.random.default_rng(0)
     for model in ("resnet34", "efficientnetv2_rw_t"):
         for fold in (0, 1):
-            for table, name in ((evaluation[["ImageID"]], "predict/{}/fold{}/eval_logits.csv"),
-                                (train[["path", "person", "label"]].assign(fold=fold), "train/{}/fold{}/oof_logits.csv")):
+            for table, name in (
+                (evaluation[["ImageID"]], "predict/{}/fold{}/eval_logits.csv"),
+                (train[["path", "person", "label"]].assign(fold=fold), "train/{}/fold{}/oof_logits.csv"),
+            ):
                 logits = pd.DataFrame(rng.normal(size=(len(table), 18)), columns=list(LOGIT_COLUMNS))
                 write_csv(table.join(logits), workdir / "results" / name.format(model, fold))
-    members = [(model, fold) for model in ("resnet34", "efficientnetv2_rw_t") for fold in (0, 1)]
+    members = [Member(model, fold) for model in ("resnet34", "efficientnetv2_rw_t") for fold in (0, 1)]
     checkpoints = [workdir / f"results/train/{model}/fold{fold}/checkpoint.pt" for model, fold in members]
     for checkpoint in checkpoints:
         checkpoint.write_bytes(b"a stand-in")
     meta = {"arch": "resnet34", "head": "single", "epoch": 1, "data_config": {"input_size": [3, 64, 48]}}
-    settings = {"model_weights": {"resnet34": 1.0, "efficientnetv2_rw_t": 1.0}, "weights_fitted": False, "tta": TTA,
-                "cache": {"margin": 1.125, "face_crop": False, "face_scale": 2.0, "face_detector": "mtcnn"}, "age_bins": [30, 60],
-                "age_cuts_of_models": {}, "offsets_fitted_on": "a test"}
-    write_bundle(workdir / "results/ensemble/ensemble.json", members, checkpoints, [meta] * 4, [0.25] * 4, settings,
-                 rng.normal(size=18))
+    settings = {
+        "model_weights": {"resnet34": 1.0, "efficientnetv2_rw_t": 1.0},
+        "weights_fitted": False,
+        "tta": TTA,
+        "cache": {"margin": 1.125, "face_crop": False, "face_scale": 2.0, "face_detector": "mtcnn"},
+        "age_bins": [30, 60],
+        "age_cuts_of_models": {},
+        "offsets_fitted_on": "a test",
+    }
+    trained = [
+        BundleMember(member, checkpoint, meta, 0.25)
+        for member, checkpoint in zip(members, checkpoints, strict=True)
+    ]
+    write_bundle(workdir / "results/ensemble/ensemble.json", trained, settings, rng.normal(size=18))
     return workdir
 
 
 def vote_command(*options):
     """Snakemake building only the submission from the prepared folder (no other rule may run)."""
-    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "results/submission.csv", "--cores", "1",
-            "--allowed-rules", "soft_vote", *options, "--configfile", "demo.yaml", "vote.yaml"]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "results/submission.csv",
+        "--cores",
+        "1",
+        "--allowed-rules",
+        "soft_vote",
+        *options,
+        "--configfile",
+        "demo.yaml",
+        "vote.yaml",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +200,19 @@ def uninterrupted_vote(demo_dir, tmp_path_factory):
 def kill_when_the_vote_starts(workdir, whole_group: bool) -> None:
     """Start Snakemake, and SIGKILL it once the vote job has begun (its log exists): Snakemake alone,
     leaving its job to finish as an orphan, or with its job, as a lost node or `kill -9 -- -PGID`."""
-    snakemake = subprocess.Popen(vote_command(), cwd=workdir, start_new_session=True,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    snakemake = subprocess.Popen(
+        vote_command(),
+        cwd=workdir,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
-    while not (workdir / "results/logs/soft_vote.log").exists() and snakemake.poll() is None and time.monotonic() < deadline:
+    while (
+        not (workdir / "results/logs/soft_vote.log").exists()
+        and snakemake.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
     if whole_group:
         os.killpg(snakemake.pid, signal.SIGKILL)
@@ -169,14 +228,23 @@ def kill_when_the_vote_starts(workdir, whole_group: bool) -> None:
 
 
 @pytest.mark.parametrize("whole_group", [False, True], ids=["snakemake alone", "snakemake and its job"])
-def test_snakemake_killed_during_the_vote_reruns_to_the_uninterrupted_submission(demo_dir, tmp_path, uninterrupted_vote, whole_group):
+def test_snakemake_killed_during_the_vote_reruns_to_the_uninterrupted_submission(
+    demo_dir, tmp_path, uninterrupted_vote, whole_group
+):
     workdir = vote_folder(tmp_path, demo_dir)
     kill_when_the_vote_starts(workdir, whole_group)
     submission = workdir / "results/submission.csv"
-    assert not submission.exists() or submission.read_bytes() == uninterrupted_vote  # never a partial file under its name
+    assert (
+        not submission.exists() or submission.read_bytes() == uninterrupted_vote
+    )  # never a partial file under its name
     # what Snakemake's messages ask for after a kill: remove its lock, rerun the incomplete job
-    assert subprocess.run(vote_command("--unlock"), cwd=workdir, capture_output=True, timeout=300).returncode == 0
-    rerun = subprocess.run(vote_command("--rerun-incomplete"), cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert (
+        subprocess.run(vote_command("--unlock"), cwd=workdir, capture_output=True, timeout=300).returncode
+        == 0
+    )
+    rerun = subprocess.run(
+        vote_command("--rerun-incomplete"), cwd=workdir, capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert submission.read_bytes() == uninterrupted_vote
     assert not partial_path(submission).exists()

@@ -33,12 +33,22 @@ def test_the_18_classes_round_trip_through_the_three_tasks():
 
 
 def test_person_folder_names_parse_into_id_gender_race_age():
-    assert parse_person_folder("000001_female_Asian_45") == {"id": "000001", "gender": "female", "race": "Asian", "age": 45}
+    assert parse_person_folder("000001_female_Asian_45") == {
+        "id": "000001",
+        "gender": "female",
+        "race": "Asian",
+        "age": 45,
+    }
 
 
-@pytest.mark.parametrize(("name", "problem"), [
-    ("000001_woman_Asian_45", "gender"), ("000001_female_Asian_4x", "age"), ("000001_female_45", "expected"),
-])
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("000001_woman_Asian_45", "gender"),
+        ("000001_female_Asian_4x", "age"),
+        ("000001_female_45", "expected"),
+    ],
+)
 def test_unparsable_person_folders_are_named_in_the_error(name, problem):
     with pytest.raises(DataError, match=problem):
         parse_person_folder(name)
@@ -61,4 +71,3 @@ def test_index_has_seven_labelled_photos_per_person_in_any_extension(demo_dir):
 def test_eval_index_keeps_the_order_of_info_csv(demo_dir):
     info = pd.read_csv(demo_dir / "eval" / "info.csv", dtype=str)
     assert list(index_eval_photos(demo_dir)["ImageID"]) == list(info["ImageID"])
-

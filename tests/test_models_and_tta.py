@@ -2,10 +2,9 @@
 
 import pytest
 import torch
-
-from facemask.errors import PipelineError, WeightsError
 import ttach
 
+from facemask.errors import PipelineError, WeightsError
 from facemask.inference import BatchedTTA, tta_transforms
 from facemask.models import create_backbone, create_classifier, load_checkpoint, save_checkpoint
 
@@ -39,7 +38,13 @@ def test_local_weights_load_into_the_backbone_with_a_fresh_18_class_head(tmp_pat
 
 def test_a_checkpoint_reloads_the_same_model(tmp_path):
     model = create_classifier("resnet18").eval()
-    meta = {"arch": "resnet18", "head": "single", "model_kwargs": {}, "data_config": {"input_size": (3, 32, 32)}, "epoch": 1}
+    meta = {
+        "arch": "resnet18",
+        "head": "single",
+        "model_kwargs": {},
+        "data_config": {"input_size": (3, 32, 32)},
+        "epoch": 1,
+    }
     save_checkpoint(tmp_path / "checkpoint.pt", model, meta)
     loaded, loaded_meta = load_checkpoint(tmp_path / "checkpoint.pt")
     images = torch.randn(2, 3, 32, 32)
@@ -52,7 +57,13 @@ class Scorer(torch.nn.Module):
 
     def forward(self, images):
         width = images.shape[-1]
-        return torch.stack([images[..., : width // 2].mean((1, 2, 3)), images[..., width // 2:].mean((1, 2, 3))], 1) * 10 - 3
+        return (
+            torch.stack(
+                [images[..., : width // 2].mean((1, 2, 3)), images[..., width // 2 :].mean((1, 2, 3))], 1
+            )
+            * 10
+            - 3
+        )
 
 
 def test_flip_tta_is_the_log_of_the_mean_probability_of_both_views():
@@ -69,17 +80,22 @@ class NegativeScorer(Scorer):
         return super().forward(images) - 100
 
 
-@pytest.mark.parametrize(("merge", "merged"), [
-    ("mean", lambda views: views.mean(0)),
-    ("gmean", lambda views: views.log().mean(0).exp()),
-    ("tsharpen", lambda views: views.sqrt().mean(0)),
-])
+@pytest.mark.parametrize(
+    ("merge", "merged"),
+    [
+        ("mean", lambda views: views.mean(0)),
+        ("gmean", lambda views: views.log().mean(0).exp()),
+        ("tsharpen", lambda views: views.sqrt().mean(0)),
+    ],
+)
 def test_every_merge_mode_merges_the_views_probabilities_even_on_negative_logits(merge, merged):
     images = torch.rand(3, 3, 8, 8)
     out = BatchedTTA(NegativeScorer(), ["HorizontalFlip"], merge)(images)
     views = torch.stack([Scorer()(images).double().softmax(1), Scorer()(images.flip(-1)).double().softmax(1)])
     expected = merged(views)
-    torch.testing.assert_close(out.softmax(1).double(), expected / expected.sum(1, keepdim=True), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        out.softmax(1).double(), expected / expected.sum(1, keepdim=True), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_unknown_tta_transforms_and_merge_modes_are_refused():
@@ -91,27 +107,40 @@ def test_unknown_tta_transforms_and_merge_modes_are_refused():
 
 @pytest.mark.parametrize("one_pass", [True, False])
 @pytest.mark.parametrize("merge", ["mean", "gmean", "tsharpen"])
-@pytest.mark.parametrize("transforms", [
-    ["HorizontalFlip"],
-    ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}],
-    ["HorizontalFlip", {"Scale": {"scales": [1, 0.75]}}],  # views of two sizes: two forward passes
-])
+@pytest.mark.parametrize(
+    "transforms",
+    [
+        ["HorizontalFlip"],
+        ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}],
+        ["HorizontalFlip", {"Scale": {"scales": [1, 0.75]}}],  # views of two sizes: two forward passes
+    ],
+)
 def test_batched_tta_equals_ttachs_one_pass_per_view(merge, transforms, one_pass):
     model = create_classifier("resnet18").eval()
     images = torch.randn(3, 3, 32, 32)
-    sequential = ttach.ClassificationTTAWrapper(torch.nn.Sequential(model, torch.nn.Softmax(1)), tta_transforms(transforms), merge)
+    sequential = ttach.ClassificationTTAWrapper(
+        torch.nn.Sequential(model, torch.nn.Softmax(1)), tta_transforms(transforms), merge
+    )
     with torch.no_grad():
-        torch.testing.assert_close(BatchedTTA(model, transforms, merge, one_pass)(images).exp(), sequential(images), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            BatchedTTA(model, transforms, merge, one_pass)(images).exp(),
+            sequential(images),
+            atol=1e-5,
+            rtol=1e-4,
+        )
 
 
 @pytest.mark.parametrize(("one_pass", "passes"), [(True, [5 * 6]), (False, [5] * 6)])
-def test_batched_tta_sends_all_views_of_a_batch_through_the_model_at_once_or_one_view_at_a_time(one_pass, passes):
+def test_batched_tta_sends_all_views_of_a_batch_through_the_model_at_once_or_one_view_at_a_time(
+    one_pass, passes
+):
     batches = []
 
     class Recorder(Scorer):
         def forward(self, images):
             batches.append(len(images))
             return super().forward(images)
+
     spec = ["HorizontalFlip", {"Multiply": {"factors": [0.9, 1.1]}}]
     BatchedTTA(Recorder(), spec, one_pass=one_pass)(torch.rand(5, 3, 8, 8))
     assert len(tta_transforms(spec)) == 6  # ttach keeps the identity: 2 flips x 3 factors

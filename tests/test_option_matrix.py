@@ -18,16 +18,28 @@ pytestmark = pytest.mark.workflow
 
 #: a tiny run: 24 + 6 people of the demo generator, 2 folds, timm's test network at 32 x 32
 TINY = {
-    "data_dir": "data/demo", "results_dir": "results/matrix", "eval_labels": "data/demo/eval/labels.csv", "device": "cpu",
-    "folds": {"k": 2}, "threads": {"train": 1, "predict": 1, "prepare": 1}, "tta": {"batch_size": 32},
+    "data_dir": "data/demo",
+    "results_dir": "results/matrix",
+    "eval_labels": "data/demo/eval/labels.csv",
+    "device": "cpu",
+    "folds": {"k": 2},
+    "threads": {"train": 1, "predict": 1, "prepare": 1},
+    "tta": {"batch_size": 32},
     "demo": {"train_people": 24, "eval_people": 6, "width": 48, "height": 64, "seed": 5},
 }
 
 
 def block(**options) -> dict:
     """A model block of timm's smallest test network, 2 epochs at 32 x 32."""
-    return {"arch": "test_efficientnet", "pretrained": False, "image_size": [32, 32], "batch_size": 16, "epochs": 2,
-            "optimizer": {"lr": 2e-3}, "scheduler": {"warmup_epochs": 0.5}} | options
+    return {
+        "arch": "test_efficientnet",
+        "pretrained": False,
+        "image_size": [32, 32],
+        "batch_size": 16,
+        "epochs": 2,
+        "optimizer": {"lr": 2e-3},
+        "scheduler": {"warmup_epochs": 0.5},
+    } | options
 
 
 def years(fit_cuts: bool, **options) -> dict:
@@ -39,8 +51,12 @@ CASES = {
     "years heads, fitted weights, safetensors, compile, fp16": lambda weights: {
         "ensemble": {"fit_weights": True},
         "models": {
-            "years_fitted_cuts": years(True, head="multi", pretrained=str(weights),
-                                       task_losses={"age": [{"name": "focal", "gamma": 2.0}]}),
+            "years_fitted_cuts": years(
+                True,
+                head="multi",
+                pretrained=str(weights),
+                task_losses={"age": [{"name": "focal", "gamma": 2.0}]},
+            ),
             "years_training_cuts": years(False, compile="aot_eager", precision="fp16"),
         },
     },
@@ -48,7 +64,9 @@ CASES = {
         "ensemble": {"match_class_shares": False},
         "models": {
             "single": block(mix={"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 0.5}),
-            "multi": block(head="multi", task_losses={"mask": [{"name": "cross_entropy", "label_smoothing": 0.1}]}),
+            "multi": block(
+                head="multi", task_losses={"mask": [{"name": "cross_entropy", "label_smoothing": 0.1}]}
+            ),
         },
     },
 }
@@ -67,10 +85,17 @@ def test_the_bundle_answers_the_eval_photos_as_the_submission_for_every_option(t
     results = tmp_path / "results/matrix"
     submission = pd.read_csv(results / "submission.csv", dtype={"ImageID": str}).set_index("ImageID")["ans"]
 
-    cli = facemask_predict(tmp_path, "data/demo/eval/images", "--ensemble", results, "--out", tmp_path / "cli.csv")
+    cli = facemask_predict(
+        tmp_path, "data/demo/eval/images", "--ensemble", results, "--out", tmp_path / "cli.csv"
+    )
     assert cli.returncode == 0, cli.stderr[-3000:]
-    for answers in (pd.read_csv(tmp_path / "cli.csv"), pd.read_csv(results / "predictions/eval_photos/predictions.csv")):
-        by_photo = answers.assign(ImageID=[Path(path).name for path in answers["path"]]).set_index("ImageID")["ans"]
+    for answers in (
+        pd.read_csv(tmp_path / "cli.csv"),
+        pd.read_csv(results / "predictions/eval_photos/predictions.csv"),
+    ):
+        by_photo = answers.assign(ImageID=[Path(path).name for path in answers["path"]]).set_index("ImageID")[
+            "ans"
+        ]
         assert len(by_photo) == len(submission) == 42
         pd.testing.assert_series_equal(by_photo.loc[submission.index], submission, check_names=False)
     # a years head's bundle entry cuts its bands where its predict jobs do: at fitted cuts only with fit_cuts

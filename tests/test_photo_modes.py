@@ -25,7 +25,9 @@ def grey_of(rgb: np.ndarray) -> np.ndarray:
 
 def alpha_ramp(rgb: np.ndarray) -> Image.Image:
     """Alpha from 0 (transparent, left) to 255 (opaque, right)."""
-    return Image.fromarray(np.broadcast_to(np.linspace(0, 255, rgb.shape[1]).round().astype(np.uint8), rgb.shape[:2]).copy())
+    return Image.fromarray(
+        np.broadcast_to(np.linspace(0, 255, rgb.shape[1]).round().astype(np.uint8), rgb.shape[:2]).copy()
+    )
 
 
 def sixteen_bit(rgb: np.ndarray) -> np.ndarray:
@@ -58,8 +60,18 @@ MAKE = {
     "RGBA": (lambda rgb: with_alpha(Image.fromarray(rgb), rgb), "PNG"),
     "CMYK": (cmyk, "JPEG"),
     "YCbCr": (lambda rgb: Image.fromarray(rgb).convert("YCbCr"), "TIFF"),
-    "I;16": (lambda rgb: Image.frombytes("I;16", (rgb.shape[1], rgb.shape[0]), sixteen_bit(rgb).astype("<u2").tobytes()), "PNG"),
-    "I;16B": (lambda rgb: Image.frombytes("I;16B", (rgb.shape[1], rgb.shape[0]), sixteen_bit(rgb).astype(">u2").tobytes()), "TIFF"),
+    "I;16": (
+        lambda rgb: Image.frombytes(
+            "I;16", (rgb.shape[1], rgb.shape[0]), sixteen_bit(rgb).astype("<u2").tobytes()
+        ),
+        "PNG",
+    ),
+    "I;16B": (
+        lambda rgb: Image.frombytes(
+            "I;16B", (rgb.shape[1], rgb.shape[0]), sixteen_bit(rgb).astype(">u2").tobytes()
+        ),
+        "TIFF",
+    ),
     "I": (lambda rgb: Image.fromarray(sixteen_bit(rgb).astype(np.int32)), "TIFF"),
     "F": (lambda rgb: Image.fromarray((grey_of(rgb) / 255).astype(np.float32)), "TIFF"),
 }
@@ -88,7 +100,11 @@ def ycbcr_to_rgb(s: np.ndarray) -> np.ndarray:
 def reference_rgb(image: Image.Image) -> np.ndarray:
     """What the photo's samples, as PIL opens them in their own mode, mean in 8-bit RGB (floats)."""
     s = np.asarray(image).astype(np.float64)
-    palette = np.array(image.getpalette() or [0], dtype=np.float64).reshape(-1, 3)[:256] if "P" in image.mode else None
+    palette = (
+        np.array(image.getpalette() or [0], dtype=np.float64).reshape(-1, 3)[:256]
+        if "P" in image.mode
+        else None
+    )
     grey = {"1": s * 255, "L": s, "I;16": s / 257, "I;16B": s / 257, "I": s / 257, "F": s * 255}
     if image.mode in grey:
         return np.repeat(grey[image.mode][..., None], 3, axis=2)
@@ -126,7 +142,9 @@ def test_a_16_bit_photo_decodes_as_its_8_bit_copy_not_clipped_to_white(portrait,
     assert np.array_equal(np.asarray(deep), np.asarray(shallow))
 
 
-@pytest.mark.parametrize(("mode", "samples"), [("I", [0, 100, 255]), ("F", [0.0, 100.0, 255.0]), ("I", [0, 25700, 65535])])
+@pytest.mark.parametrize(
+    ("mode", "samples"), [("I", [0, 100, 255]), ("F", [0.0, 100.0, 255.0]), ("I", [0, 25700, 65535])]
+)
 def test_integer_and_float_photos_are_read_on_the_scale_that_holds_their_values(tmp_path, mode, samples):
     path = tmp_path / "photo.tif"
     Image.fromarray(np.array([samples] * 3, dtype=np.int32 if mode == "I" else np.float32)).save(path)

@@ -23,8 +23,16 @@ from .test_workflow import planned_jobs
 pytestmark = pytest.mark.workflow
 
 #: what an eval-side data change reruns: the eval index and cache, every member's TTA logits, the vote
-EVAL_SIDE = {"index_photos": 1, "prepare_images": 1, "predict_eval": 9, "ensemble_bundle": 1, "soft_vote": 1,
-             "score_submission": 1, "plot_class_distribution": 1, "submission": 1}
+EVAL_SIDE = {
+    "index_photos": 1,
+    "prepare_images": 1,
+    "predict_eval": 9,
+    "ensemble_bundle": 1,
+    "soft_vote": 1,
+    "score_submission": 1,
+    "plot_class_distribution": 1,
+    "submission": 1,
+}
 
 
 @contextmanager
@@ -72,9 +80,17 @@ def test_replacing_one_eval_photo_reruns_only_the_eval_side(demo_run):
 
 
 def test_changing_the_tta_reruns_the_predictions_and_the_vote_only(demo_run):
-    (demo_run / "tta.yaml").write_text(yaml.safe_dump({"tta": {"transforms": ["HorizontalFlip", "VerticalFlip"]}}))
-    assert dry_run(demo_run, "tta.yaml") == {"predict_eval": 9, "ensemble_bundle": 1, "soft_vote": 1,
-                                             "score_submission": 1, "plot_class_distribution": 1, "submission": 1}
+    (demo_run / "tta.yaml").write_text(
+        yaml.safe_dump({"tta": {"transforms": ["HorizontalFlip", "VerticalFlip"]}})
+    )
+    assert dry_run(demo_run, "tta.yaml") == {
+        "predict_eval": 9,
+        "ensemble_bundle": 1,
+        "soft_vote": 1,
+        "score_submission": 1,
+        "plot_class_distribution": 1,
+        "submission": 1,
+    }
 
 
 def test_replacing_one_training_photo_retrains_every_member(demo_run):
@@ -88,7 +104,8 @@ def test_replacing_one_training_photo_retrains_every_member(demo_run):
 def test_the_bundle_lists_every_member_with_what_a_prediction_needs(demo_run):
     bundle = json.loads((demo_run / "results/demo/ensemble/ensemble.json").read_text())
     assert [(m["model"], m["fold"]) for m in bundle["members"]] == [
-        (model, fold) for model in ("vit_small_r26", "efficientnetv2_rw_t", "resnet34") for fold in range(3)]
+        (model, fold) for model in ("vit_small_r26", "efficientnetv2_rw_t", "resnet34") for fold in range(3)
+    ]
     for member in bundle["members"]:
         assert member["image_size"] == [64, 48] and member["cache"]["size"] == [72, 54]
         assert len(member["data_config"]["mean"]) == 3 and len(member["sha256"]) == 64
@@ -100,7 +117,9 @@ def test_the_bundle_lists_every_member_with_what_a_prediction_needs(demo_run):
 def test_the_bundle_predicts_the_submission_from_the_eval_photos(demo_run, tmp_path):
     image_ids = pd.read_csv(demo_run / "data/demo/eval/info.csv", dtype=str)["ImageID"]
     photos = [f"data/demo/eval/images/{image_id}" for image_id in image_ids]
-    run = facemask_predict(demo_run, *photos, "--ensemble", "results/demo", "--out", tmp_path / "eval.csv", "--threads", "1")
+    run = facemask_predict(
+        demo_run, *photos, "--ensemble", "results/demo", "--out", tmp_path / "eval.csv", "--threads", "1"
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     predicted = pd.read_csv(tmp_path / "eval.csv")
     submission = pd.read_csv(demo_run / "results/demo/submission.csv", dtype={"ImageID": str})
@@ -121,18 +140,32 @@ def nested_photos(demo_run, tmp_path) -> Path:
     for source, target in zip(sources, targets, strict=True):
         (folder / target).parent.mkdir(parents=True, exist_ok=True)
         with Image.open(source) as image:
-            image.save(folder / target, format="PNG" if target.lower().endswith(".png") else "JPEG", quality=95)
+            image.save(
+                folder / target, format="PNG" if target.lower().endswith(".png") else "JPEG", quality=95
+            )
     (folder / "sub" / "notes.txt").write_text("not a photo")
     return folder
 
 
 def test_facemask_predict_writes_one_row_per_photo_of_a_nested_folder(demo_run, nested_photos, tmp_path):
-    run = facemask_predict(demo_run, nested_photos, "--ensemble", "results/demo/ensemble/ensemble.json",
-                           "--out", tmp_path / "out.csv")
+    run = facemask_predict(
+        demo_run,
+        nested_photos,
+        "--ensemble",
+        "results/demo/ensemble/ensemble.json",
+        "--out",
+        tmp_path / "out.csv",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     predicted = pd.read_csv(tmp_path / "out.csv")
     assert sorted(Path(p).relative_to(nested_photos).as_posix() for p in predicted["path"]) == [
-        "a.jpg", "b.JPEG", "sub/c.png", "sub/d.jpg", "sub/deeper/e.PNG", "sub/deeper/f.jpeg"]
+        "a.jpg",
+        "b.JPEG",
+        "sub/c.png",
+        "sub/d.jpg",
+        "sub/deeper/e.PNG",
+        "sub/deeper/f.jpeg",
+    ]
     assert predicted["ans"].between(0, 17).all()
 
 
@@ -144,9 +177,12 @@ def test_the_predict_target_predicts_a_folder_without_retraining(demo_run, neste
     assert run.returncode == 0, run.stderr[-3000:]
     predicted = pd.read_csv(demo_run / "results/demo/predictions/new_photos/predictions.csv")
     assert len(predicted) == 6
-    cli = facemask_predict(demo_run, nested_photos, "--ensemble", "results/demo", "--out", tmp_path / "cli.csv")
+    cli = facemask_predict(
+        demo_run, nested_photos, "--ensemble", "results/demo", "--out", tmp_path / "cli.csv"
+    )
     assert cli.returncode == 0, cli.stderr[-3000:]
-    # the same answers; the probabilities to float rounding (the job ran on 1 thread, the command on all cores)
+    # the same answers; the probabilities to float rounding (the job ran on 1 thread, the command on
+    # all cores)
     pd.testing.assert_frame_equal(predicted, pd.read_csv(tmp_path / "cli.csv"), rtol=1e-4)
 
 
@@ -158,7 +194,9 @@ def test_the_predict_target_without_photos_says_how_to_give_them(demo_run):
 
 def test_an_unreadable_photo_is_named(demo_run, nested_photos, tmp_path):
     (nested_photos / "sub" / "broken.jpg").write_bytes(b"not a JPEG at all")
-    run = facemask_predict(demo_run, nested_photos, "--ensemble", "results/demo", "--out", tmp_path / "out.csv")
+    run = facemask_predict(
+        demo_run, nested_photos, "--ensemble", "results/demo", "--out", tmp_path / "out.csv"
+    )
     assert run.returncode == 1
     assert f"{nested_photos / 'sub' / 'broken.jpg'}: not a readable image" in run.stderr
     assert "Traceback" not in run.stderr and not (tmp_path / "out.csv").exists()
@@ -166,9 +204,14 @@ def test_an_unreadable_photo_is_named(demo_run, nested_photos, tmp_path):
 
 def test_an_empty_folder_is_a_clear_error(demo_run, tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
-    run = facemask_predict(demo_run, tmp_path / "empty", "--ensemble", "results/demo", "--out", tmp_path / "out.csv")
+    run = facemask_predict(
+        demo_run, tmp_path / "empty", "--ensemble", "results/demo", "--out", tmp_path / "out.csv"
+    )
     assert run.returncode == 1
-    assert f"no photos (.jpg, .jpeg, .png) in {tmp_path / 'empty'}" in run.stderr and "Traceback" not in run.stderr
+    assert (
+        f"no photos (.jpg, .jpeg, .png) in {tmp_path / 'empty'}" in run.stderr
+        and "Traceback" not in run.stderr
+    )
 
 
 def test_a_checkpoint_changed_since_the_bundle_was_written_is_refused(demo_run, tmp_path):
@@ -178,7 +221,16 @@ def test_a_checkpoint_changed_since_the_bundle_was_written_is_refused(demo_run, 
     shutil.copy(demo_run / "results/demo/ensemble" / member["checkpoint"], checkpoint)
     with open(checkpoint, "ab") as handle:
         handle.write(b"\0")
-    (tmp_path / "ensemble.json").write_text(json.dumps(bundle | {"members": [member | {"checkpoint": "checkpoint.pt"}]}))
-    run = facemask_predict(demo_run, "data/demo/eval/images", "--ensemble", tmp_path / "ensemble.json", "--out", tmp_path / "out.csv")
+    (tmp_path / "ensemble.json").write_text(
+        json.dumps(bundle | {"members": [member | {"checkpoint": "checkpoint.pt"}]})
+    )
+    run = facemask_predict(
+        demo_run,
+        "data/demo/eval/images",
+        "--ensemble",
+        tmp_path / "ensemble.json",
+        "--out",
+        tmp_path / "out.csv",
+    )
     assert run.returncode == 1
     assert f"{checkpoint}: changed since the bundle" in run.stderr and "Traceback" not in run.stderr

@@ -11,14 +11,18 @@ from timm.optim import create_optimizer_v2
 
 from facemask import optim, selection
 from facemask.dataset import index_train_photos
+from facemask.epoch import TrainStep, create_mixup, train_one_epoch
+from facemask.fold_data import sample_weights, training_labels
 from facemask.folds import make_folds
-from facemask.ensemble import fit_weights, soft_vote
 from facemask.labels import decode_class, encode_class
 from facemask.loader import CachedPhotos, photo_loader
 from facemask.losses import CompositeLoss, create_loss, cross_entropy, focal, soft_f1, task_marginals
 from facemask.models import create_classifier, load_checkpoint
+from facemask.oof_fit import fit_weights
 from facemask.scores import macro_f1, task_scores
-from facemask.training import TrainOutputs, create_mixup, sample_weights, train_fold, train_one_epoch, training_labels
+from facemask.settings import Mixing, ModelBlock
+from facemask.training import TrainOutputs, train_fold
+from facemask.vote import soft_vote
 
 from .conftest import model_settings
 
@@ -34,8 +38,14 @@ def batch():
 def test_cross_entropy_matches_torch_with_label_smoothing_and_class_weights(batch):
     log_probs, labels, targets = batch
     weights = torch.rand(18) + 0.5
-    torch.testing.assert_close(cross_entropy(log_probs, targets, 0.1), F.nll_loss(log_probs, labels) * 0.9 + 0.1 * -log_probs.mean(1).mean())
-    torch.testing.assert_close(cross_entropy(log_probs, targets, class_weights=weights), F.nll_loss(log_probs, labels, weight=weights))
+    torch.testing.assert_close(
+        cross_entropy(log_probs, targets, 0.1),
+        F.nll_loss(log_probs, labels) * 0.9 + 0.1 * -log_probs.mean(1).mean(),
+    )
+    torch.testing.assert_close(
+        cross_entropy(log_probs, targets, class_weights=weights),
+        F.nll_loss(log_probs, labels, weight=weights),
+    )
 
 
 def test_focal_loss_is_cross_entropy_at_gamma_0_and_smaller_above(batch):
@@ -55,31 +65,39 @@ def test_f1_loss_is_lower_for_better_predictions(batch):
 
 def test_a_weighted_sum_of_terms_adds_the_weighted_losses(batch):
     log_probs, labels, targets = batch
-    loss = CompositeLoss({None: [{"name": "focal", "weight": 0.5, "gamma": 2.0}, {"name": "f1", "weight": 0.5}]}, {})
-    torch.testing.assert_close(loss(log_probs, targets), 0.5 * focal(log_probs, targets, 2.0) + 0.5 * soft_f1(log_probs, targets))
+    loss = CompositeLoss(
+        {None: [{"name": "focal", "weight": 0.5, "gamma": 2.0}, {"name": "f1", "weight": 0.5}]}, {}
+    )
+    torch.testing.assert_close(
+        loss(log_probs, targets), 0.5 * focal(log_probs, targets, 2.0) + 0.5 * soft_f1(log_probs, targets)
+    )
 
 
 def test_class_weights_come_from_the_training_folds_counts():
     labels = torch.tensor([0] * 30 + [1] * 10)
-    loss = create_loss(model_settings(arch="resnet18", loss=[{"name": "cross_entropy", "class_weights": True}]), labels)
+    loss = create_loss(
+        model_settings(arch="resnet18", loss=[{"name": "cross_entropy", "class_weights": True}]), labels
+    )
     weights = loss.terms[None][0][2]["class_weights"]
     assert weights[1] == pytest.approx(3 * weights[0])
 
 
 def test_mixup_and_cutmix_targets_sum_to_1_and_keep_the_per_task_structure():
     np.random.seed(0)
-    mixup = create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 1.0, "switch_prob": 0.5})
+    mixup = create_mixup(Mixing(mixup_alpha=1.0, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5))
     labels = torch.tensor([encode_class(0, 1, 2), encode_class(2, 0, 0)] * 4)
     for _ in range(4):
         images, targets = mixup(torch.rand(8, 3, 16, 16), labels)
         torch.testing.assert_close(targets.sum(1), torch.ones(8))
         lam = targets[0, labels[0]]
-        assert 0 <= lam <= 1 and torch.isclose(targets[0, labels[0]] + targets[0, labels[-1]], torch.tensor(1.0))
-        for task, (a, b) in zip(("mask", "gender", "age"), ((0, 2), (1, 0), (2, 0))):
+        assert 0 <= lam <= 1 and torch.isclose(
+            targets[0, labels[0]] + targets[0, labels[-1]], torch.tensor(1.0)
+        )
+        for task, (a, b) in zip(("mask", "gender", "age"), ((0, 2), (1, 0), (2, 0)), strict=True):
             _, task_targets = task_marginals(torch.zeros(8, 18), targets, task)
             torch.testing.assert_close(task_targets.sum(1), torch.ones(8))
             assert torch.isclose(task_targets[0, a], lam) and torch.isclose(task_targets[0, b], 1 - lam)
-    assert create_mixup({"mixup_alpha": 1.0, "cutmix_alpha": 0.0, "prob": 0.0, "switch_prob": 0.5}) is None
+    assert create_mixup(Mixing(mixup_alpha=1.0, prob=0.0)) is None
 
 
 def test_three_heads_give_a_valid_18_way_distribution_that_is_the_product_of_the_tasks():
@@ -89,7 +107,11 @@ def test_three_heads_give_a_valid_18_way_distribution_that_is_the_product_of_the
     torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(3))
     task_logits = model.backbone(images)
     mask, gender, age = (int(x) for x in decode_class(13))
-    expected = task_logits[:, :3].softmax(1)[:, mask] * task_logits[:, 3:5].softmax(1)[:, gender] * task_logits[:, 5:].softmax(1)[:, age]
+    expected = (
+        task_logits[:, :3].softmax(1)[:, mask]
+        * task_logits[:, 3:5].softmax(1)[:, gender]
+        * task_logits[:, 5:].softmax(1)[:, age]
+    )
     torch.testing.assert_close(log_probs[:, 13].exp(), expected)
     marginal, _ = task_marginals(log_probs, torch.zeros(3, 18), "gender")
     torch.testing.assert_close(marginal.exp(), task_logits[:, 3:5].softmax(1))
@@ -108,8 +130,13 @@ def test_the_age_sampler_draws_each_age_band_equally_often_and_leaves_the_rest_a
     masks = np.where(np.arange(300) % 5 == 0, 2, 0)  # 80 % of the photos with a mask worn, in every band
     labels = pd.Series(encode_class(masks, np.arange(300) % 2, bands))
     np.save(tmp_path / "cache.npy", np.zeros((300, 2, 2, 3), dtype=np.uint8))
-    loader = photo_loader(CachedPhotos(tmp_path / "cache.npy", np.arange(300), labels), 50, 0, shuffle=True,
-                          sample_weights=sample_weights(labels, "age"))
+    loader = photo_loader(
+        CachedPhotos(tmp_path / "cache.npy", np.arange(300), labels),
+        50,
+        0,
+        shuffle=True,
+        sample_weights=sample_weights(labels, "age"),
+    )
     drawn = torch.cat([batch_labels for _ in range(10) for _, batch_labels in loader]).numpy()
     assert len(drawn) == 3000
     assert np.bincount(drawn % 3, minlength=3) / len(drawn) == pytest.approx([1 / 3] * 3, abs=0.03)
@@ -117,7 +144,9 @@ def test_the_age_sampler_draws_each_age_band_equally_often_and_leaves_the_rest_a
 
 
 def test_a_training_age_cut_of_58_relabels_58_and_59_for_training_only():
-    photos = pd.DataFrame({"age": [57, 58, 59, 60], "mask_label": 0, "gender_label": 1, "age_label": [1, 1, 1, 2]})
+    photos = pd.DataFrame(
+        {"age": [57, 58, 59, 60], "mask_label": 0, "gender_label": 1, "age_label": [1, 1, 1, 2]}
+    )
     photos["label"] = encode_class(photos["mask_label"], photos["gender_label"], photos["age_label"])
     assert list(training_labels(photos, None)) == [4, 4, 4, 5]
     assert list(training_labels(photos, [30, 58])) == [4, 5, 5, 5]
@@ -139,8 +168,14 @@ def test_fitted_ensemble_weights_favour_the_better_model_and_never_score_below_e
 def test_a_short_run_of_each_head_type_learns_the_demo_well_above_chance(learnable, tmp_path, head):
     cache, index, folds = learnable
     settings = model_settings(
-        arch="resnet18", head=head, image_size=[48, 36], batch_size=16, epochs=12,
-        optimizer={"lr": 2e-3}, scheduler={"warmup_epochs": 0}, early_stopping_patience=3,
+        arch="resnet18",
+        head=head,
+        image_size=[48, 36],
+        batch_size=16,
+        epochs=12,
+        optimizer={"lr": 2e-3},
+        scheduler={"warmup_epochs": 0},
+        early_stopping_patience=3,
         loss=[{"name": "cross_entropy", "weight": 0.7}, {"name": "f1", "weight": 0.3}],
     )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
@@ -157,33 +192,54 @@ def demo_folds(demo_dir):
     return index, make_folds(index, k=3, seed=0)
 
 
-def quick_settings(**block) -> dict:
+def quick_settings(**block) -> ModelBlock:
     """A model block of timm's smallest test network (100k weights, batch norm) at 32 x 32."""
     return model_settings(arch="test_efficientnet", image_size=[32, 32], batch_size=16, **block)
 
 
-@pytest.mark.parametrize(("optimizer", "scheduler", "epochs", "lrs"), [
-    ({"name": "sgd", "lr": 0.1, "momentum": 0.8}, {"name": "step", "decay_epochs": 2, "decay_rate": 0.5, "warmup_epochs": 0},
-     5, [0.1, 0.1, 0.05, 0.05, 0.025]),
-    ({"name": "adam", "lr": 1e-3, "weight_decay": 0.0}, {"name": "cosine", "warmup_epochs": 0, "min_lr": 0.0, "cycle_limit": 3,
-                                                         "cycle_decay": 0.5},
-     3, [1e-3, 7.5e-4, 2.5e-4, 5e-4, 3.75e-4, 1.25e-4, 2.5e-4, 1.875e-4, 6.25e-5]),  # 3 cycles of 3 epochs, each at half the lr
-], ids=["SGD with step decay", "Adam with cosine warm restarts"])
-def test_the_configured_optimizer_trains_with_the_configured_lr_schedule(demo_folds, demo_cache, tmp_path, monkeypatch,
-                                                                        optimizer, scheduler, epochs, lrs):
+@pytest.mark.parametrize(
+    ("optimizer", "scheduler", "epochs", "lrs"),
+    [
+        (
+            {"name": "sgd", "lr": 0.1, "momentum": 0.8},
+            {"name": "step", "decay_epochs": 2, "decay_rate": 0.5, "warmup_epochs": 0},
+            5,
+            [0.1, 0.1, 0.05, 0.05, 0.025],
+        ),
+        (
+            {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
+            {"name": "cosine", "warmup_epochs": 0, "min_lr": 0.0, "cycle_limit": 3, "cycle_decay": 0.5},
+            3,
+            [1e-3, 7.5e-4, 2.5e-4, 5e-4, 3.75e-4, 1.25e-4, 2.5e-4, 1.875e-4, 6.25e-5],
+        ),  # 3 cycles of 3 epochs, each at half the lr
+    ],
+    ids=["SGD with step decay", "Adam with cosine warm restarts"],
+)
+def test_the_configured_optimizer_trains_with_the_configured_lr_schedule(
+    demo_folds, demo_cache, tmp_path, monkeypatch, optimizer, scheduler, epochs, lrs
+):
     created = []
 
     def record_optimizer(*args, **options):
         created.append(create_optimizer_v2(*args, **options))
         return created[-1]
+
     monkeypatch.setattr(optim, "create_optimizer_v2", record_optimizer)
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
-    history = train_fold(*demo_folds, 0, quick_settings(epochs=epochs, optimizer=optimizer, scheduler=scheduler), demo_cache["train"], outputs)
+    history = train_fold(
+        *demo_folds,
+        0,
+        quick_settings(epochs=epochs, optimizer=optimizer, scheduler=scheduler),
+        demo_cache["train"],
+        outputs,
+    )
     assert history["lr"].tolist() == pytest.approx(lrs)
     [used] = created
     assert type(used).__name__ == {"sgd": "SGD", "adam": "Adam"}[optimizer["name"]]
     assert used.defaults.get("momentum", 0.8) == 0.8
-    assert all(used.state[p] for p in used.param_groups[0]["params"])  # every weight stepped (momentum buffers kept)
+    assert all(
+        used.state[p] for p in used.param_groups[0]["params"]
+    )  # every weight stepped (momentum buffers kept)
 
 
 def test_two_batches_of_8_with_accumulation_2_make_the_same_step_as_one_batch_of_16():
@@ -193,20 +249,28 @@ def test_two_batches_of_8_with_accumulation_2_make_the_same_step_as_one_batch_of
 
     def weights_after(batches, accumulation_steps):
         torch.manual_seed(1)
-        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 32), torch.nn.ReLU(), torch.nn.Linear(32, 18))  # no batch norm
+        model = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(48, 32), torch.nn.ReLU(), torch.nn.Linear(32, 18)
+        )  # no batch norm
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-        train_one_epoch(model, batches, torch.nn.Identity(), cross_entropy, optimizer, torch.device("cpu"), 1,
-                        accumulation_steps=accumulation_steps)
+        step = TrainStep(model, torch.nn.Identity(), cross_entropy, optimizer, torch.device("cpu"))
+        step.accumulation_steps = accumulation_steps
+        train_one_epoch(step, batches, 1)
         return torch.cat([parameter.detach().flatten() for parameter in model.parameters()])
+
     whole = weights_after([(images, labels)], 1)
     torch.testing.assert_close(weights_after(halves, 2), whole)
     assert not torch.allclose(weights_after(halves, 1), whole, atol=1e-3)  # two steps are not one
 
 
-def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_the_best_epoch(demo_folds, demo_cache, tmp_path, monkeypatch):
+def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_the_best_epoch(
+    demo_folds, demo_cache, tmp_path, monkeypatch
+):
     val_f1 = iter([0.2, 0.5, 0.4, 0.5, 0.9, 0.9])
     monkeypatch.setattr(selection, "macro_f1", lambda labels, predicted: next(val_f1))
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
-    history = train_fold(*demo_folds, 0, quick_settings(epochs=6, early_stopping_patience=2), demo_cache["train"], outputs)
+    history = train_fold(
+        *demo_folds, 0, quick_settings(epochs=6, early_stopping_patience=2), demo_cache["train"], outputs
+    )
     assert list(history["epoch"]) == [1, 2, 3, 4]  # best at 2; 3 and 4 no better
     assert load_checkpoint(outputs.checkpoint)[1]["epoch"] == 2

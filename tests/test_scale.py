@@ -16,15 +16,32 @@ pytestmark = pytest.mark.scale
 SCRIPT = ROOT / "scripts" / "scale_test.py"
 #: (training people, eval photos) of the two runs compared
 SIZES = ((675, 3150), (2700, 12_600)) if os.environ.get("CI") == "true" else ((10, 30), (50, 150))
-#: what a job's peak memory may grow by per photo (its index rows); one decoded photo is 576 KB, 36 KB at the check's 1/4 scale
+#: what a job's peak memory may grow by per photo (its index rows); one decoded photo is 576 KB,
+#: 36 KB at the check's 1/4 scale
 GROWTH_PER_PHOTO_KB = 8
 
 
 def scale_run(tmp_path, people: int, eval_photos: int) -> dict:
     out = tmp_path / f"{people}.json"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--people", str(people), "--eval-photos", str(eval_photos),
-                          "--drawn-people", "10", "--tmpdir", str(tmp_path), "--json", str(out)],
-                         capture_output=True, text=True, timeout=1800)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--people",
+            str(people),
+            "--eval-photos",
+            str(eval_photos),
+            "--drawn-people",
+            "10",
+            "--tmpdir",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -34,5 +51,11 @@ def test_the_check_and_the_cache_hold_a_few_photos_in_memory_however_many_there_
     assert large["photos"] == SIZES[1][0] * 7 + SIZES[1][1]
     assert large["cache_mb"] == round(large["photos"] * 252 * 252 * 3 / 2**20)  # every photo, once
     for stage in ("check", "cache"):
-        growth = (large[stage]["peak_rss_mb"] - small[stage]["peak_rss_mb"]) * 1024 / (large["photos"] - small["photos"])
-        assert growth < GROWTH_PER_PHOTO_KB, f"{stage}: {small[stage]} at {small['photos']} photos, {large[stage]} at {large['photos']}"
+        growth = (
+            (large[stage]["peak_rss_mb"] - small[stage]["peak_rss_mb"])
+            * 1024
+            / (large["photos"] - small["photos"])
+        )
+        assert growth < GROWTH_PER_PHOTO_KB, (
+            f"{stage}: {small[stage]} at {small['photos']} photos, {large[stage]} at {large['photos']}"
+        )

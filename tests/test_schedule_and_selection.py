@@ -9,25 +9,36 @@ from scipy.special import softmax
 
 from facemask import resume, training
 from facemask.dataset import index_train_photos
-from facemask.ensemble import class_shares, decide_classes
 from facemask.folds import make_folds
 from facemask.optim import LearningRateSchedule, updates_per_epoch
 from facemask.scores import macro_f1
-from facemask.selection import validate
+from facemask.selection import ValidationFold, validate
+from facemask.settings import ModelBlock
 from facemask.training import TrainOutputs, build_model, train_fold
+from facemask.vote import class_shares, decide_classes
 
 from .conftest import model_settings
 
 LR = 1e-3
 
 
-def schedule_of(scheduler: dict, epochs: int = 10, updates: int = 10) -> tuple[LearningRateSchedule, torch.optim.Optimizer]:
+def schedule_of(
+    scheduler: dict, epochs: int = 10, updates: int = 10
+) -> tuple[LearningRateSchedule, torch.optim.Optimizer]:
     """A schedule of `scheduler` settings on SGD at lr 1e-3 over one weight, `updates` per epoch."""
     optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=LR)
-    return LearningRateSchedule(optimizer, {"scheduler": scheduler, "epochs": epochs}, updates), optimizer
+    return LearningRateSchedule(
+        optimizer, ModelBlock("x", scheduler=scheduler, epochs=epochs), updates
+    ), optimizer
 
 
-def run_epoch(schedule: LearningRateSchedule, optimizer: torch.optim.Optimizer, updates: int, epoch: int, f1: float = 0.5):
+def run_epoch(
+    schedule: LearningRateSchedule,
+    optimizer: torch.optim.Optimizer,
+    updates: int,
+    epoch: int,
+    f1: float = 0.5,
+):
     for _ in range(updates):
         optimizer.step()
     return schedule.end_epoch(epoch, f1)
@@ -37,8 +48,12 @@ def test_warm_up_is_counted_in_updates_so_the_first_epoch_is_not_spent_at_one_pe
     schedule, optimizer = schedule_of({"name": "cosine", "warmup_epochs": 1, "min_lr": 0.0})
     assert schedule.lr == pytest.approx(1e-5)  # timm's warmup_lr at the first update
     first_epoch_mean = run_epoch(schedule, optimizer, 10, 1)
-    assert 0.4 * LR < first_epoch_mean < 0.6 * LR  # a linear ramp from 1e-5 to the lr (per epoch: 1e-5 throughout)
-    assert schedule.lr == pytest.approx(LR, rel=0.03)  # warm-up done after one epoch of updates (cosine from t 0)
+    assert (
+        0.4 * LR < first_epoch_mean < 0.6 * LR
+    )  # a linear ramp from 1e-5 to the lr (per epoch: 1e-5 throughout)
+    assert schedule.lr == pytest.approx(
+        LR, rel=0.03
+    )  # warm-up done after one epoch of updates (cosine from t 0)
     second_epoch_mean = run_epoch(schedule, optimizer, 10, 2)
     assert 0.9 * LR < second_epoch_mean < LR
     assert schedule.epochs == 10
@@ -52,8 +67,13 @@ def test_a_fraction_of_an_epoch_of_warm_up_ends_mid_epoch():
 
 
 def test_plateau_lowers_the_lr_when_the_validation_f1_stops_improving():
-    schedule, optimizer = schedule_of({"name": "plateau", "warmup_epochs": 0, "patience_epochs": 1, "decay_rate": 0.5})
-    lrs = [run_epoch(schedule, optimizer, 3, epoch, f1) for epoch, f1 in enumerate([0.5, 0.6, 0.6, 0.6, 0.6], start=1)]
+    schedule, optimizer = schedule_of(
+        {"name": "plateau", "warmup_epochs": 0, "patience_epochs": 1, "decay_rate": 0.5}
+    )
+    lrs = [
+        run_epoch(schedule, optimizer, 3, epoch, f1)
+        for epoch, f1 in enumerate([0.5, 0.6, 0.6, 0.6, 0.6], start=1)
+    ]
     assert lrs[0] == pytest.approx(LR) and schedule.lr < LR / 1.9
 
 
@@ -75,7 +95,7 @@ class Fixed(torch.nn.Module):
         self.logits, self.seen, self.weight = logits, 0, torch.nn.Parameter(torch.zeros(1))
 
     def forward(self, images):
-        batch = self.logits[self.seen:self.seen + len(images)]
+        batch = self.logits[self.seen : self.seen + len(images)]
         self.seen += len(images)
         return batch + 0 * self.weight
 
@@ -83,27 +103,36 @@ class Fixed(torch.nn.Module):
 def test_the_epoch_kept_is_scored_as_the_submission_decides_classes_matched_to_the_training_shares():
     rng = np.random.default_rng(0)
     labels = rng.choice(18, 400, p=np.r_[np.full(6, 0.12), np.full(12, 0.28 / 12)])
-    logits = torch.tensor(np.eye(18)[labels] * 1.0 + rng.normal(size=(400, 18)) * 1.2 + np.r_[np.full(6, 1.5), np.zeros(12)],
-                          dtype=torch.float32)
+    logits = torch.tensor(
+        np.eye(18)[labels] * 1.0 + rng.normal(size=(400, 18)) * 1.2 + np.r_[np.full(6, 1.5), np.zeros(12)],
+        dtype=torch.float32,
+    )
     shares = class_shares(labels)
     loader = [(torch.zeros(len(part), 3, 4, 4), torch.tensor(part)) for part in np.array_split(labels, 4)]
-    kept = validate(Fixed(logits), None, loader, torch.nn.Identity(), torch.device("cpu"), labels, False, "fp32", shares)
+    fold = ValidationFold(loader, torch.nn.Identity(), labels, torch.device("cpu"), shares=shares)
+    kept, _ = validate(Fixed(logits), None, fold)
     matched = macro_f1(labels, decide_classes(softmax(logits.double().numpy(), axis=1), shares))
     plain = macro_f1(labels, logits.argmax(1).numpy())
-    assert kept["val_f1"] == pytest.approx(matched) and abs(matched - plain) > 0.02
+    assert kept.val_f1 == pytest.approx(matched) and abs(matched - plain) > 0.02
 
 
 @pytest.mark.parametrize("years", [False, True], ids=["18-way head", "years head"])
 def test_compile_reaches_the_backbone_that_every_head_goes_through(years):
-    settings = model_settings(arch="test_efficientnet", image_size=[32, 32], compile="eager",
-                              age_years={"sigma": 3.0} if years else {})
+    settings = model_settings(
+        arch="test_efficientnet",
+        image_size=[32, 32],
+        compile="eager",
+        age_years={"sigma": 3.0} if years else {},
+    )
     model, _ = build_model(settings, torch.device("cpu"), [30, 60] if years else None)
     backbone = getattr(model, "backbone", model)
     assert backbone._compiled_call_impl is not None
 
 
 @pytest.mark.parametrize("code_changed", [False, True], ids=["same code", "code changed"])
-def test_a_resume_state_is_taken_up_only_by_a_run_of_the_same_code(demo_dir, demo_cache, tmp_path, monkeypatch, code_changed):
+def test_a_resume_state_is_taken_up_only_by_a_run_of_the_same_code(
+    demo_dir, demo_cache, tmp_path, monkeypatch, code_changed
+):
     index = index_train_photos(demo_dir, (30, 60))
     folds = make_folds(index, k=3, seed=0)
     settings = model_settings(arch="test_efficientnet", image_size=[32, 32], batch_size=16, epochs=1)
@@ -111,6 +140,7 @@ def test_a_resume_state_is_taken_up_only_by_a_run_of_the_same_code(demo_dir, dem
 
     def killed_before_the_checkpoint(*args):
         raise KeyboardInterrupt
+
     with monkeypatch.context() as patched:
         patched.setattr(training, "save_best_checkpoint", killed_before_the_checkpoint)
         with pytest.raises(KeyboardInterrupt):
@@ -121,6 +151,7 @@ def test_a_resume_state_is_taken_up_only_by_a_run_of_the_same_code(demo_dir, dem
     def recording_resume(*args):
         taken.append(resume.resume(*args))
         return taken[-1]
+
     monkeypatch.setattr(training, "resume", recording_resume)
     if code_changed:
         monkeypatch.setattr(training, "code_digest", lambda path: "the code after a fix")
@@ -129,13 +160,19 @@ def test_a_resume_state_is_taken_up_only_by_a_run_of_the_same_code(demo_dir, dem
 
 
 def test_a_resumed_plateau_schedule_keeps_its_patience():
-    schedule, optimizer = schedule_of({"name": "plateau", "warmup_epochs": 0, "patience_epochs": 2, "decay_rate": 0.5})
+    schedule, optimizer = schedule_of(
+        {"name": "plateau", "warmup_epochs": 0, "patience_epochs": 2, "decay_rate": 0.5}
+    )
     for epoch, f1 in enumerate([0.5, 0.6, 0.6], start=1):
         run_epoch(schedule, optimizer, 3, epoch, f1)
     saved = schedule.state_dict()
-    resumed, resumed_optimizer = schedule_of({"name": "plateau", "warmup_epochs": 0, "patience_epochs": 2, "decay_rate": 0.5})
+    resumed, resumed_optimizer = schedule_of(
+        {"name": "plateau", "warmup_epochs": 0, "patience_epochs": 2, "decay_rate": 0.5}
+    )
     resumed.load_state_dict(saved)
     for epoch in (4, 5):
         run_epoch(schedule, optimizer, 3, epoch, 0.6)
         run_epoch(resumed, resumed_optimizer, 3, epoch, 0.6)
-    assert resumed.lr == schedule.lr == pytest.approx(LR / 2)  # the third epoch without progress lowers it in both
+    assert (
+        resumed.lr == schedule.lr == pytest.approx(LR / 2)
+    )  # the third epoch without progress lowers it in both

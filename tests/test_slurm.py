@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from facemask.ensemble import read_class_shares, vote_eval_predictions
-from facemask.files import read_member_tables
+from facemask.files import Member, read_member_tables
+from facemask.vote import read_class_shares, vote_eval_predictions
 
 from .conftest import ROOT, demo_work_folder, snakemake
 
@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slurm
 SLURM_TESTS = ROOT / "tests" / "slurm"
 PROFILES = ("--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(SLURM_TESTS / "profile"))
 MODEL = "resnet34"
-# the jobs of one model's demo that go to SLURM; the small CPU rules are `localrules` (workflow/rules/common.smk)
+# the jobs of one model's demo that go to SLURM; the small CPU rules are `localrules`
+# (workflow/rules/common.smk)
 DEMO_JOBS = {"prepare_images": 2, "train": 3, "predict_eval": 3}
 
 
@@ -36,12 +37,17 @@ def slurm_cluster(tmp_path_factory):
     (tests/slurm/start_cluster.sh), and the cluster's folder; its daemons stop afterwards."""
     missing = [name for name in ("munged", "slurmctld", "slurmd", "sbatch") if shutil.which(name) is None]
     if (missing or os.geteuid() != 0) and os.environ.get("CI") != "true":
-        pytest.skip(f"a SLURM cluster needs root and {' '.join(missing) or 'its daemons'} "
-                    "(apt-get install slurmctld slurmd slurm-client munge); CI installs them")
+        pytest.skip(
+            f"a SLURM cluster needs root and {' '.join(missing) or 'its daemons'} "
+            "(apt-get install slurmctld slurmd slurm-client munge); CI installs them"
+        )
     folder = tmp_path_factory.mktemp("slurm_cluster")
     try:
-        start = subprocess.run(["timeout", "-s", "KILL", "120", SLURM_TESTS / "start_cluster.sh", folder],
-                               capture_output=True, text=True)
+        start = subprocess.run(
+            ["timeout", "-s", "KILL", "120", SLURM_TESTS / "start_cluster.sh", folder],
+            capture_output=True,
+            text=True,
+        )
         assert start.returncode == 0, start.stdout + start.stderr
         print(start.stdout.strip())
         yield {**os.environ, "SLURM_CONF": str(folder / "slurm.conf")}, folder
@@ -51,10 +57,17 @@ def slurm_cluster(tmp_path_factory):
 
 def slurm_jobs(env) -> list[tuple[str, str]]:
     """(rule, state) of every job SLURM knows (finished ones stay for MinJobAge), from squeue."""
-    listing = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%k|%T"], env=env,
-                             capture_output=True, text=True, check=True).stdout
-    return [(re.fullmatch(r"rule_(\w+?)(_wildcards_.*)?", comment)[1], state)
-            for comment, state in (line.split("|") for line in listing.splitlines())]
+    listing = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "--format=%k|%T"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [
+        (re.fullmatch(r"rule_(\w+?)(_wildcards_.*)?", comment)[1], state)
+        for comment, state in (line.split("|") for line in listing.splitlines())
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +78,9 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     workdir = demo_work_folder(tmp_path_factory.mktemp("slurm_run"))
     (workdir / "one_model.yaml").write_text(yaml.safe_dump({"run_models": [MODEL]}))
     started = time.monotonic()
-    run = snakemake(workdir, *PROFILES, "submission", configs=("demo.yaml", "one_model.yaml"), env=env, timeout=1500)
+    run = snakemake(
+        workdir, *PROFILES, "submission", configs=("demo.yaml", "one_model.yaml"), env=env, timeout=1500
+    )
     assert run.returncode == 0, run.stderr[-5000:]
     print(f"SLURM: the demo through profiles/slurm in {time.monotonic() - started:.0f} s")
     return workdir, slurm_jobs(env)
@@ -79,32 +94,49 @@ def test_every_demo_job_ran_as_a_slurm_job(slurm_run):
 
 def test_the_results_equal_the_local_runs(slurm_run, demo_run):
     workdir, _ = slurm_run
-    logits = sorted(path.relative_to(workdir) for path in workdir.glob(f"results/demo/*/{MODEL}/fold*/*_logits.csv"))
+    logits = sorted(
+        path.relative_to(workdir) for path in workdir.glob(f"results/demo/*/{MODEL}/fold*/*_logits.csv")
+    )
     assert len(logits) == 6  # out-of-fold and eval logits of 3 folds
     for path in logits:
         assert (workdir / path).read_bytes() == (demo_run / path).read_bytes(), path
-    members = [f"{MODEL}/{fold}" for fold in range(3)]
-    eval_logits = read_member_tables(members, [demo_run / f"results/demo/predict/{MODEL}/fold{fold}/eval_logits.csv"
-                                               for fold in range(3)])
+    members = [Member(MODEL, fold) for fold in range(3)]
+    eval_logits = read_member_tables(
+        members, [demo_run / f"results/demo/predict/{MODEL}/fold{fold}/eval_logits.csv" for fold in range(3)]
+    )
     image_ids = pd.read_csv(demo_run / "results/demo/index/eval_photos.csv", dtype=str)["ImageID"]
     shares = read_class_shares(demo_run / "results/demo/index/train_photos.csv")
     local_vote = vote_eval_predictions(eval_logits, {MODEL: 1.0}, image_ids, shares)
-    pd.testing.assert_frame_equal(pd.read_csv(workdir / "results/demo/submission.csv", dtype={"ImageID": str}), local_vote)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(workdir / "results/demo/submission.csv", dtype={"ImageID": str}), local_vote
+    )
 
 
-def test_cluster_jobs_write_the_same_logs_as_local_jobs_and_their_slurm_output_to_logs_slurm(slurm_run, demo_run):
+def test_cluster_jobs_write_the_same_logs_as_local_jobs_and_their_slurm_output_to_logs_slurm(
+    slurm_run, demo_run
+):
     workdir, _ = slurm_run
 
     def job_logs(folder: Path) -> list[str]:
-        return sorted(str(log.relative_to(folder)) for log in [*folder.glob("results/demo/logs/**/*.log"),
-                                                                 folder / "data/demo/demo_data.log"])
+        return sorted(
+            str(log.relative_to(folder))
+            for log in [*folder.glob("results/demo/logs/**/*.log"), folder / "data/demo/demo_data.log"]
+        )
 
     other_models = set(yaml.safe_load((ROOT / "config.yaml").read_text())["models"]) - {MODEL}
-    # the local run's folder may also hold the log of a `predict` target run there (tests/test_predict_many.py)
-    local = [log for log in job_logs(demo_run) if not any(part in log for part in (*other_models, "predict_photos"))]
+    # the local run's folder may also hold the log of a `predict` target run there
+    # (tests/test_predict_many.py)
+    local = [
+        log
+        for log in job_logs(demo_run)
+        if not any(part in log for part in (*other_models, "predict_photos"))
+    ]
     assert job_logs(workdir) == local
     slurm_logs = workdir.glob("logs/slurm/**/*.log")  # logs/slurm/rule_<rule>/[<wildcards>/]<jobid>.log
-    assert Counter(log.relative_to(workdir / "logs/slurm").parts[0].removeprefix("rule_") for log in slurm_logs) == DEMO_JOBS
+    assert (
+        Counter(log.relative_to(workdir / "logs/slurm").parts[0].removeprefix("rule_") for log in slurm_logs)
+        == DEMO_JOBS
+    )
 
 
 def test_a_failed_cluster_job_is_reported_with_its_logs(slurm_cluster, slurm_run):
@@ -113,8 +145,14 @@ def test_a_failed_cluster_job_is_reported_with_its_logs(slurm_cluster, slurm_run
     # an option resnet34 does not take: the train job stops, after the index, the folds and the image cache
     broken = {"results_dir": "results/failed", "models": {MODEL: {"model_kwargs": {"no_such_option": 1}}}}
     (workdir / "broken_model.yaml").write_text(yaml.safe_dump(broken))
-    run = snakemake(workdir, *PROFILES, f"results/failed/train/{MODEL}/fold0/checkpoint.pt",
-                    configs=("demo.yaml", "one_model.yaml", "broken_model.yaml"), env=env, timeout=600)
+    run = snakemake(
+        workdir,
+        *PROFILES,
+        f"results/failed/train/{MODEL}/fold0/checkpoint.pt",
+        configs=("demo.yaml", "one_model.yaml", "broken_model.yaml"),
+        env=env,
+        timeout=600,
+    )
     assert run.returncode == 1, run.stderr[-5000:]
     assert "Error in rule train" in run.stderr
     assert f"results/failed/logs/train/{MODEL}/fold0.log" in run.stderr

@@ -15,7 +15,7 @@ from PIL import Image
 from scipy.special import softmax
 from sklearn.metrics import f1_score
 
-from facemask.ensemble import decide_classes, read_class_shares
+from facemask.vote import decide_classes, read_class_shares
 
 from .conftest import ROOT, demo_work_folder, snakemake
 
@@ -25,7 +25,11 @@ pytestmark = pytest.mark.workflow
 def planned_jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
     """The 'Job stats' table of a dry run as {rule: count} (empty when nothing is to be done)."""
     assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", dry_run.stdout, re.MULTILINE) if rule != "total"}
+    return {
+        rule: int(n)
+        for rule, n in re.findall(r"^(\w+)\s+(\d+)$", dry_run.stdout, re.MULTILINE)
+        if rule != "total"
+    }
 
 
 def with_changed_config(workdir: Path, name: str, change) -> tuple[str, str]:
@@ -64,9 +68,11 @@ def test_eval_scores_name_each_model_and_the_ensemble(demo_run):
 
 def test_cv_scores_cover_every_fold_model_and_the_ensemble(demo_run):
     scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str})
-    rows = set(zip(scores["model"], scores["fold"]))
+    rows = set(zip(scores["model"], scores["fold"], strict=True))
     models = ("vit_small_r26", "efficientnetv2_rw_t", "resnet34")
-    assert rows == {(m, f) for m in models for f in ("0", "1", "2", "all")} | {("ensemble", "all")}  # no fit_weights
+    assert rows == {(m, f) for m in models for f in ("0", "1", "2", "all")} | {
+        ("ensemble", "all")
+    }  # no fit_weights
     assert scores.set_index(["model", "fold"]).loc[("ensemble", "all"), "n_photos"] == 60 * 7
     history = pd.read_csv(demo_run / "results/demo/train/resnet34/fold0/history.csv")
     assert list(history.columns[:6]) == ["epoch", "lr", "train_loss", "val_loss", "val_f1", "val_accuracy"]
@@ -80,22 +86,47 @@ def test_nothing_runs_when_nothing_changed(demo_run):
 
 
 def test_changing_one_models_lr_reruns_only_that_models_jobs(demo_run):
-    configs = with_changed_config(demo_run, "lr.yaml", lambda models: models["resnet34"]["optimizer"].update(lr=1e-3))
+    configs = with_changed_config(
+        demo_run, "lr.yaml", lambda models: models["resnet34"]["optimizer"].update(lr=1e-3)
+    )
     assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == {
-        "train": 3, "predict_eval": 3, "ensemble_bundle": 1, "soft_vote": 1, "cv_summary": 1, "score_submission": 1,
-        "plot_training_curves": 1, "plot_oof": 1, "plot_class_distribution": 1, "submission": 1}
+        "train": 3,
+        "predict_eval": 3,
+        "ensemble_bundle": 1,
+        "soft_vote": 1,
+        "cv_summary": 1,
+        "score_submission": 1,
+        "plot_training_curves": 1,
+        "plot_oof": 1,
+        "plot_class_distribution": 1,
+        "submission": 1,
+    }
 
 
 def test_adding_a_model_runs_only_its_jobs_and_the_ensemble(demo_run):
-    configs = with_changed_config(demo_run, "added.yaml", lambda models: models.update(
-        resnet18={"arch": "resnet18", "image_size": [64, 48], "epochs": 1}))
+    configs = with_changed_config(
+        demo_run,
+        "added.yaml",
+        lambda models: models.update(resnet18={"arch": "resnet18", "image_size": [64, 48], "epochs": 1}),
+    )
     assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == {
-        "train": 3, "predict_eval": 3, "ensemble_bundle": 1, "soft_vote": 1, "cv_summary": 1, "score_submission": 1,
-        "plot_training_curves": 1, "plot_oof": 1, "plot_class_distribution": 1, "submission": 1}
+        "train": 3,
+        "predict_eval": 3,
+        "ensemble_bundle": 1,
+        "soft_vote": 1,
+        "cv_summary": 1,
+        "score_submission": 1,
+        "plot_training_curves": 1,
+        "plot_oof": 1,
+        "plot_class_distribution": 1,
+        "submission": 1,
+    }
 
 
 def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_settings_change(demo_run):
-    assert [p.name for p in (demo_run / "results/demo/cache").iterdir()] == ["72x54"]  # the three models share 64 x 48
+    assert [p.name for p in (demo_run / "results/demo/cache").iterdir()] == [
+        "72x54"
+    ]  # the three models share 64 x 48
     for split, photos in (("train", 60 * 7), ("eval", 30 * 7)):
         report = json.loads((demo_run / f"results/demo/cache/72x54/{split}_report.json").read_text())
         assert report[f"{split}_photos"] == photos
@@ -105,9 +136,17 @@ def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_
 
 
 def test_one_fold_is_a_target_of_its_own(tmp_path):
-    dry_run = snakemake(demo_work_folder(tmp_path), "results/demo/train/resnet34/fold2/checkpoint.pt", "--dry-run")
+    dry_run = snakemake(
+        demo_work_folder(tmp_path), "results/demo/train/resnet34/fold2/checkpoint.pt", "--dry-run"
+    )
     # the training side only: training waits for nothing of the eval side
-    assert planned_jobs(dry_run) == {"demo_data": 1, "index_photos": 1, "make_folds": 1, "prepare_images": 1, "train": 1}
+    assert planned_jobs(dry_run) == {
+        "demo_data": 1,
+        "index_photos": 1,
+        "make_folds": 1,
+        "prepare_images": 1,
+        "train": 1,
+    }
 
 
 def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
@@ -115,21 +154,44 @@ def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
     assert summary.returncode == 0, summary.stdout + summary.stderr
     rows = [line.split("\t") for line in summary.stdout.splitlines()]
     columns = rows[0]
-    return {row[columns.index("rule")] for row in rows[1:] if row[columns.index("status")] == "params changed"}
+    return {
+        row[columns.index("rule")] for row in rows[1:] if row[columns.index("status")] == "params changed"
+    }
 
 
-@pytest.mark.parametrize(("module", "rules"), [
-    ("loader.py", {"train", "predict_eval"}),  # reached through training.py and inference.py
-    ("plots.py", {"plot_training_curves", "plot_oof", "plot_class_distribution"}),
-    ("ensemble.py", {"ensemble_bundle", "soft_vote", "cv_summary", "plot_oof", "score_submission"}),
-    ("files.py", {"demo_data", "index_photos", "prepare_images", "make_folds", "train", "predict_eval", "ensemble_bundle",
-                  "soft_vote", "cv_summary", "score_submission", "plot_training_curves", "plot_oof", "plot_class_distribution"}),
-])
+@pytest.mark.parametrize(
+    ("module", "rules"),
+    [
+        ("loader.py", {"train", "predict_eval"}),  # reached through training.py and inference.py
+        ("plots.py", {"plot_training_curves", "plot_oof", "plot_class_distribution"}),
+        ("oof_fit.py", {"ensemble_bundle", "cv_summary", "plot_oof", "score_submission"}),
+        (
+            "files.py",
+            {
+                "demo_data",
+                "index_photos",
+                "prepare_images",
+                "make_folds",
+                "train",
+                "predict_eval",
+                "ensemble_bundle",
+                "soft_vote",
+                "cv_summary",
+                "score_submission",
+                "plot_training_curves",
+                "plot_oof",
+                "plot_class_distribution",
+            },
+        ),
+    ],
+)
 def test_editing_a_module_reruns_exactly_the_rules_whose_scripts_reach_it(demo_run, tmp_path, module, rules):
     code = copy_of_the_code(tmp_path)
     with open(code / "src" / "facemask" / module, "a") as source:
         source.write("\nEDITED = True\n")
-    assert params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == rules
+    assert (
+        params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == rules
+    )
 
 
 def test_a_comment_or_docstring_edit_reruns_nothing(demo_run, tmp_path):
@@ -138,7 +200,9 @@ def test_a_comment_or_docstring_edit_reruns_nothing(demo_run, tmp_path):
     source = losses.read_text().replace('"""Cross-entropy', '"""A reworded docstring. Cross-entropy', 1)
     losses.write_text(source.replace("\nimport torch\n", "\n# a comment\nimport torch  # and another\n", 1))
     assert losses.read_text().count("comment") == 1 and "reworded" in losses.read_text()
-    assert params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == set()
+    assert (
+        params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == set()
+    )
 
 
 def copy_of_the_code(tmp_path: Path) -> Path:
@@ -152,29 +216,40 @@ def copy_of_the_code(tmp_path: Path) -> Path:
 
 def test_running_more_folds_trains_only_the_new_ones(demo_run):
     (demo_run / "two_folds.yaml").write_text("folds: {run: [0, 1]}\n")
-    assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "two_folds.yaml"))).get("train", 0) == 0
+    assert (
+        planned_jobs(
+            snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "two_folds.yaml"))
+        ).get("train", 0)
+        == 0
+    )
     (demo_run / "all_folds.yaml").write_text("folds: {run: [0, 1, 2]}\n")
-    assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "all_folds.yaml"))) == {}
+    assert (
+        planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "all_folds.yaml")))
+        == {}
+    )
 
 
 def test_the_workflow_passes_snakemakes_linter():
-    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--configfile", "config/demo.yaml"],
-                          cwd=ROOT, capture_output=True, text=True)
+    lint = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--configfile", "config/demo.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
-
-
-def test_the_rule_files_are_formatted_with_snakefmt():
-    check = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
-                           cwd=ROOT, capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_the_plots_are_real_images(demo_run):
     plots = sorted((demo_run / "results/demo/plots").glob("*.png"))
     assert [p.name for p in plots] == [
-        "class_distribution.png", "oof_class_f1.png", "oof_confusion_matrix.png",
-        "training_curves_efficientnetv2_rw_t.png", "training_curves_resnet34.png", "training_curves_vit_small_r26.png"]
+        "class_distribution.png",
+        "oof_class_f1.png",
+        "oof_confusion_matrix.png",
+        "training_curves_efficientnetv2_rw_t.png",
+        "training_curves_resnet34.png",
+        "training_curves_vit_small_r26.png",
+    ]
     for plot in plots:
         with Image.open(plot) as image:
             assert image.format == "PNG" and image.width >= 600 and image.height >= 300, plot.name
@@ -183,31 +258,55 @@ def test_the_plots_are_real_images(demo_run):
 
 
 def test_cv_scores_equal_those_recomputed_from_the_stored_out_of_fold_logits(demo_run):
-    scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str}).set_index(["model", "fold"])
+    scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str}).set_index(
+        ["model", "fold"]
+    )
     logit_columns = [f"logit_{c:02d}" for c in range(18)]
-    shares = read_class_shares(demo_run / "results/demo/index/train_photos.csv")  # ensemble.match_class_shares
+    shares = read_class_shares(
+        demo_run / "results/demo/index/train_photos.csv"
+    )  # ensemble.match_class_shares
     by_model = {}
     for model in ("vit_small_r26", "efficientnetv2_rw_t", "resnet34"):
         folds = []
         for fold in range(3):
             oof = pd.read_csv(demo_run / f"results/demo/train/{model}/fold{fold}/oof_logits.csv")
             predicted = decide_classes(softmax(oof[logit_columns].to_numpy(), axis=1), shares)
-            assert scores.loc[(model, str(fold)), "macro_f1"] == pytest.approx(f1_score(oof["label"], predicted, average="macro"))
-            assert scores.loc[(model, str(fold)), "accuracy"] == pytest.approx((oof["label"] == predicted).mean())
+            assert scores.loc[(model, str(fold)), "macro_f1"] == pytest.approx(
+                f1_score(oof["label"], predicted, average="macro")
+            )
+            assert scores.loc[(model, str(fold)), "accuracy"] == pytest.approx(
+                (oof["label"] == predicted).mean()
+            )
             history = pd.read_csv(demo_run / f"results/demo/train/{model}/fold{fold}/history.csv")
-            assert scores.loc[(model, str(fold)), "best_epoch"] == history["epoch"][history["val_f1"].idxmax()]
+            assert (
+                scores.loc[(model, str(fold)), "best_epoch"] == history["epoch"][history["val_f1"].idxmax()]
+            )
             folds.append(oof)
         by_model[model] = pd.concat(folds).sort_values("path").reset_index(drop=True)
     labels = by_model["resnet34"]["label"]
-    voted = decide_classes(np.mean([softmax(t[logit_columns].to_numpy(), axis=1) for t in by_model.values()], axis=0), shares)
-    assert scores.loc[("ensemble", "all"), "macro_f1"] == pytest.approx(f1_score(labels, voted, average="macro"))
-    assert scores.loc[("ensemble", "all"), "age_f1"] == pytest.approx(f1_score(labels % 3, voted % 3, average="macro"))
+    voted = decide_classes(
+        np.mean([softmax(t[logit_columns].to_numpy(), axis=1) for t in by_model.values()], axis=0), shares
+    )
+    assert scores.loc[("ensemble", "all"), "macro_f1"] == pytest.approx(
+        f1_score(labels, voted, average="macro")
+    )
+    assert scores.loc[("ensemble", "all"), "age_f1"] == pytest.approx(
+        f1_score(labels % 3, voted % 3, average="macro")
+    )
 
 
 def test_the_snakemake_report_collects_the_scores_and_plots(demo_run):
     run = snakemake(demo_run, "--report", "report.html")
     assert run.returncode == 0, run.stderr[-3000:]
     html = (demo_run / "report.html").read_text(errors="replace")
-    for expected in ("Cross-validation", "Training curves", "Submission", "cv_scores.csv", "oof_confusion_matrix.png",
-                     "training_curves_resnet34.png", "class_distribution.png", "eval_scores.json"):
+    for expected in (
+        "Cross-validation",
+        "Training curves",
+        "Submission",
+        "cv_scores.csv",
+        "oof_confusion_matrix.png",
+        "training_curves_resnet34.png",
+        "class_distribution.png",
+        "eval_scores.json",
+    ):
         assert expected in html, expected

@@ -1,4 +1,5 @@
-"""What the benchmarks share: the defaults they take from the workflow's schema and config, and timing helpers."""
+"""What the benchmarks share: the defaults they take from the workflow's schema and config, and timing
+helpers."""
 
 import time
 from pathlib import Path
@@ -62,4 +63,8 @@ def timed_passes(run, device: torch.device, together=lambda: None) -> dict:
         synchronize(device)
         spans.append((started, time.monotonic()))
     (first_start, first_end), (started, ended) = spans
-    return {"warmup_s": max((first_end - first_start) - (ended - started), 0.0), "started": started, "ended": ended}
+    return {
+        "warmup_s": max((first_end - first_start) - (ended - started), 0.0),
+        "started": started,
+        "ended": ended,
+    }

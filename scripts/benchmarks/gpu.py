@@ -10,17 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from benchmarks.common import images_per_second, seed_models, timed_passes, workflow_defaults
+
 from facemask.augment import batch_transform
 from facemask.devices import job_precision, pick_device
+from facemask.epoch import TrainStep, create_mixup, train_one_epoch
 from facemask.inference import predict_logits, tta_transforms
 from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config
-from facemask.training import create_mixup, train_one_epoch
+from facemask.settings import ModelBlock
 
-TTA_VIEWS = len(tta_transforms(workflow_defaults()["tta"]["transforms"]))  # the default TTA's views (photo and flip)
+TTA_VIEWS = len(
+    tta_transforms(workflow_defaults()["tta"]["transforms"])
+)  # the default TTA's views (photo and flip)
 _barrier = None  # in a concurrent job's process: where it waits for the other jobs (set by _start_job)
 
 
@@ -29,8 +32,8 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     augmentation, at 224 x 224): the CPU loader alone (images/s), and the timed passes of training
     on random tensors already on the GPU (the limit), end to end from loader workers and from the
     cache held on the GPU, and flip-TTA inference, each with its images."""
-    block = seed_models()[name]
-    arch, batch_size = block["arch"], args.batch_size or block["batch_size"]
+    block = ModelBlock.from_config(seed_models()[name])
+    arch, batch_size = block.arch, args.batch_size or block.batch_size
     precision = job_precision(args.precision, device)
     photos = args.gpu_photos
     labels = np.random.default_rng(1).integers(0, 18, photos)
@@ -39,25 +42,46 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
         model.compile()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     loss_fn = create_loss(block, torch.tensor(labels))
-    augment = batch_transform(model_data_config(model, (224, 224)), block["augment"]).to(device)
-    mixup = create_mixup(block["mix"])
+    augment = batch_transform(model_data_config(model, (224, 224)), block.augment).to(device)
+    mixup = create_mixup(block.mix)
     images = torch.randn(batch_size, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
     targets = torch.randint(0, 18, (batch_size,), device=device)
     synthetic = [(images, targets)] * (photos // batch_size)
-    views = [(torch.cat([images] * TTA_VIEWS), targets)] * (photos // batch_size)  # the flip TTA's one pass of both views
-    loader = photo_loader(CachedPhotos(cache_file, np.arange(photos), labels), batch_size, args.workers, shuffle=True)
-    on_gpu = photo_loader(CachedPhotos(cache_file, np.arange(photos), labels, load_cache(cache_file, device)),
-                          batch_size, 0, shuffle=True)
+    views = [(torch.cat([images] * TTA_VIEWS), targets)] * (
+        photos // batch_size
+    )  # the flip TTA's one pass of both views
+    loader = photo_loader(
+        CachedPhotos(cache_file, np.arange(photos), labels), batch_size, args.workers, shuffle=True
+    )
+    on_gpu = photo_loader(
+        CachedPhotos(cache_file, np.arange(photos), labels, load_cache(cache_file, device)),
+        batch_size,
+        0,
+        shuffle=True,
+    )
     together()  # the jobs' loaders read at the same time, so that their rates add up
-    job = {"batch_size": batch_size, "precision": precision,
-           "loader_images_per_s": images_per_second(loader, len(loader))}  # no GPU work
-    for run, (batches, transform) in {"limit": (synthetic, torch.nn.Identity()), "end_to_end": (loader, augment),
-                                      "end_to_end_cache_on_gpu": (on_gpu, augment)}.items():
-        job[run] = timed_passes(lambda: train_one_epoch(model, batches, transform, loss_fn, optimizer, device, 1, mixup,
-                                                        precision=precision),
-                                device, together) | {"images": len(batches) * batch_size}
-    job["inference"] = (timed_passes(lambda: predict_logits(model, views, torch.nn.Identity(), device, precision), device, together)
-                        | {"images": len(views) * batch_size * TTA_VIEWS})
+    job = {
+        "batch_size": batch_size,
+        "precision": precision,
+        "loader_images_per_s": images_per_second(loader, len(loader)),
+    }  # no GPU work
+    for run, (batches, transform) in {
+        "limit": (synthetic, torch.nn.Identity()),
+        "end_to_end": (loader, augment),
+        "end_to_end_cache_on_gpu": (on_gpu, augment),
+    }.items():
+        job[run] = timed_passes(
+            lambda batches=batches, transform=transform: train_one_epoch(
+                TrainStep(model, transform, loss_fn, optimizer, device, mixup, precision=precision),
+                batches,
+                1,
+            ),
+            device,
+            together,
+        ) | {"images": len(batches) * batch_size}
+    job["inference"] = timed_passes(
+        lambda: predict_logits(model, views, torch.nn.Identity(), device, precision), device, together
+    ) | {"images": len(views) * batch_size * TTA_VIEWS}
     return job
 
 
@@ -84,8 +108,12 @@ def concurrent_jobs(name: str, args, cache_file: Path, device: torch.device) -> 
     jobs = args.jobs_per_gpu
     context = torch.multiprocessing.get_context("spawn")
     barrier = context.Barrier(jobs, timeout=1800)
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job,
-                             initargs=(barrier, max(torch.get_num_threads() // jobs, 1))) as pool:
+    with ProcessPoolExecutor(
+        jobs,
+        mp_context=context,
+        initializer=_start_job,
+        initargs=(barrier, max(torch.get_num_threads() // jobs, 1)),
+    ) as pool:
         running = [pool.submit(_measure_in_job, name, args, cache_file, device) for _ in range(jobs)]
         return [job.result() for job in running]
 
@@ -94,7 +122,9 @@ def aggregate_rate(jobs: list[dict], run: str) -> float:
     """Images/s of the jobs' second passes of `run` together: their images over the time from the
     first start to the last end."""
     passes = [job[run] for job in jobs]
-    return sum(p["images"] for p in passes) / (max(p["ended"] for p in passes) - min(p["started"] for p in passes))
+    return sum(p["images"] for p in passes) / (
+        max(p["ended"] for p in passes) - min(p["started"] for p in passes)
+    )
 
 
 def bench_gpu(args) -> list[dict]:
@@ -102,41 +132,81 @@ def bench_gpu(args) -> list[dict]:
     and the ensemble's wall time; with `--jobs-per-gpu N`, of N jobs sharing the GPU."""
     device = torch.device(args.device) if args.device else pick_device()
     if device.type != "cuda" and not args.device:
-        raise SystemExit("the gpu benchmark needs a GPU (torch.cuda.is_available() is False); --device cpu only checks the script")
+        raise SystemExit(
+            "the gpu benchmark needs a GPU (torch.cuda.is_available() is False); "
+            "--device cpu only checks the script"
+        )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache_file = Path(tmp) / "train.npy"
-        cache = np.lib.format.open_memmap(cache_file, mode="w+", dtype=np.uint8, shape=(args.gpu_photos, 252, 252, 3))
+        cache = np.lib.format.open_memmap(
+            cache_file, mode="w+", dtype=np.uint8, shape=(args.gpu_photos, 252, 252, 3)
+        )
         cache[:] = np.random.default_rng(0).integers(0, 256, cache.shape, dtype=np.uint8)
         cache.flush()
         for name in args.models:
-            jobs = (concurrent_jobs(name, args, cache_file, device) if args.jobs_per_gpu > 1
-                    else [measure_model(name, args, cache_file, device)])
-            rates = {run: aggregate_rate(jobs, run) for run in ("limit", "end_to_end", "end_to_end_cache_on_gpu", "inference")}
-            rows.append({"benchmark": "GPU training", "model": name, "arch": seed_models()[name]["arch"],
-                         "batch_size": jobs[0]["batch_size"], "precision": jobs[0]["precision"], "jobs_per_gpu": args.jobs_per_gpu,
-                         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "compile": args.compile,
-                         "workers": args.workers, "loader_images_per_s": round(sum(j["loader_images_per_s"] for j in jobs), 1),
-                         "limit_images_per_s": round(rates["limit"], 1), "end_to_end_images_per_s": round(rates["end_to_end"], 1),
-                         "end_to_end_share_of_limit": round(rates["end_to_end"] / rates["limit"], 3),
-                         "cache_on_gpu_images_per_s": round(rates["end_to_end_cache_on_gpu"], 1),
-                         "cache_on_gpu_share_of_limit": round(rates["end_to_end_cache_on_gpu"] / rates["limit"], 3),
-                         "inference_images_per_s": round(rates["inference"], 1),
-                         "warmup_s": round(max(j["limit"]["warmup_s"] + j["inference"]["warmup_s"] for j in jobs), 1)})
+            jobs = (
+                concurrent_jobs(name, args, cache_file, device)
+                if args.jobs_per_gpu > 1
+                else [measure_model(name, args, cache_file, device)]
+            )
+            rates = {
+                run: aggregate_rate(jobs, run)
+                for run in ("limit", "end_to_end", "end_to_end_cache_on_gpu", "inference")
+            }
+            rows.append(
+                {
+                    "benchmark": "GPU training",
+                    "model": name,
+                    "arch": seed_models()[name]["arch"],
+                    "batch_size": jobs[0]["batch_size"],
+                    "precision": jobs[0]["precision"],
+                    "jobs_per_gpu": args.jobs_per_gpu,
+                    "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                    "compile": args.compile,
+                    "workers": args.workers,
+                    "loader_images_per_s": round(sum(j["loader_images_per_s"] for j in jobs), 1),
+                    "limit_images_per_s": round(rates["limit"], 1),
+                    "end_to_end_images_per_s": round(rates["end_to_end"], 1),
+                    "end_to_end_share_of_limit": round(rates["end_to_end"] / rates["limit"], 3),
+                    "cache_on_gpu_images_per_s": round(rates["end_to_end_cache_on_gpu"], 1),
+                    "cache_on_gpu_share_of_limit": round(
+                        rates["end_to_end_cache_on_gpu"] / rates["limit"], 3
+                    ),
+                    "inference_images_per_s": round(rates["inference"], 1),
+                    "warmup_s": round(
+                        max(j["limit"]["warmup_s"] + j["inference"]["warmup_s"] for j in jobs), 1
+                    ),
+                }
+            )
     rows.append(extrapolate_ensemble(rows))
     return rows
 
 
-def extrapolate_ensemble(rows: list[dict], train_photos: int = 18_900, eval_photos: int = 12_600, epochs: int = 10,
-                         folds: int = 5) -> dict:
+def extrapolate_ensemble(
+    rows: list[dict], train_photos: int = 18_900, eval_photos: int = 12_600, epochs: int = 10, folds: int = 5
+) -> dict:
     """Minutes of the default ensemble from the measured rates: per model and fold, the epochs'
     training (at the better end-to-end rate) and validation, the flip-TTA prediction of the eval
     photos, and one first-pass warm-up of training and inference (compiling, with --compile).
     With N jobs per GPU the rates are those of N jobs together, and N warm-ups overlap."""
     seconds = 0.0
     for row in rows:
-        training = epochs * train_photos * (folds - 1) / folds / max(row["end_to_end_images_per_s"], row["cache_on_gpu_images_per_s"])
+        training = (
+            epochs
+            * train_photos
+            * (folds - 1)
+            / folds
+            / max(row["end_to_end_images_per_s"], row["cache_on_gpu_images_per_s"])
+        )
         inference = (epochs * train_photos / folds + eval_photos * TTA_VIEWS) / row["inference_images_per_s"]
         seconds += folds * (training + inference + row["warmup_s"] / row["jobs_per_gpu"])
-    return {"benchmark": "default ensemble (extrapolated)", "models": len(rows), "folds": folds, "epochs": epochs,
-            "jobs_per_gpu": rows[0]["jobs_per_gpu"], "train_photos": train_photos, "minutes": round(seconds / 60, 1)}
+    return {
+        "benchmark": "default ensemble (extrapolated)",
+        "models": len(rows),
+        "folds": folds,
+        "epochs": epochs,
+        "jobs_per_gpu": rows[0]["jobs_per_gpu"],
+        "train_photos": train_photos,
+        "minutes": round(seconds / 60, 1),
+    }

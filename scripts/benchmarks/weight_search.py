@@ -1,5 +1,5 @@
 """The fitted vote's weight search at the competition's size (`ensemble: {fit_weights: true}`): the
-greedy ensemble selection of ensemble.fit_weights against the 0.1 grid on the simplex it replaced,
+greedy ensemble selection of oof_fit.fit_weights against the 0.1 grid on the simplex it replaced,
 each with the class-share offsets of its time, timed as the workflow runs the fit (cv_summary:
 a fit on all out-of-fold photos and one per held-out fold; ensemble_bundle fits on all once more).
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from facemask import ensemble
+from facemask import oof_fit, vote
 from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, decode_class, encode_class
 from facemask.scores import macro_f1
 
@@ -38,34 +38,43 @@ def synthetic_oof(people: int, folds: int, models: int, seed: int = 0) -> dict[s
     rng = np.random.default_rng(seed)
     gender, age = (rng.random(people) < FEMALE).astype(int), rng.choice(3, size=people, p=AGE_BANDS)
     fold = rng.permutation(np.arange(people) % folds)
-    tasks = {"mask": np.tile([0, 0, 0, 0, 0, 1, 2], people), "gender": np.repeat(gender, 7),
-             "age": np.repeat(age, 7)}
+    tasks = {
+        "mask": np.tile([0, 0, 0, 0, 0, 1, 2], people),
+        "gender": np.repeat(gender, 7),
+        "age": np.repeat(age, 7),
+    }
     labels, classes = encode_class(*tasks.values()), decode_class(np.arange(NUM_CLASSES))
-    truth = sum(SIGNAL[task] * (codes[:, None] == class_codes[None, :])
-                for (task, codes), class_codes in zip(tasks.items(), classes))
+    truth = sum(
+        SIGNAL[task] * (codes[:, None] == class_codes[None, :])
+        for (task, codes), class_codes in zip(tasks.items(), classes, strict=True)
+    )
     shared = rng.normal(scale=SHARED_NOISE, size=truth.shape)
-    return {f"m{i}": pd.DataFrame(truth + shared + rng.normal(scale=NOISE_SCALES[i], size=truth.shape),
-                                  columns=list(LOGIT_COLUMNS)).assign(label=labels, fold=np.repeat(fold, 7))
-            for i in range(models)}
+    return {
+        f"m{i}": pd.DataFrame(
+            truth + shared + rng.normal(scale=NOISE_SCALES[i], size=truth.shape), columns=list(LOGIT_COLUMNS)
+        ).assign(label=labels, fold=np.repeat(fold, 7))
+        for i in range(models)
+    }
 
 
 def grid_fit_weights(member_logits, labels, shares=None, step: float = GRID_STEP) -> dict[str, float]:
     """The search before greedy selection: every point of a `step` grid on the simplex; ties to
     the most even weights."""
     names = list(member_logits)
-    probabilities = np.stack([softmax(np.asarray(member_logits[name], dtype=np.float64), axis=1)
-                              for name in names])
+    probabilities = np.stack(
+        [softmax(np.asarray(member_logits[name], dtype=np.float64), axis=1) for name in names]
+    )
     ticks = round(1 / step)
     best, best_key = None, None
     for combo in itertools.product(range(ticks + 1), repeat=len(names) - 1):
         if sum(combo) > ticks:
             continue
         weights = np.array([*combo, ticks - sum(combo)], dtype=float) / ticks
-        predicted = ensemble.decide_classes(np.tensordot(weights, probabilities, axes=1), shares)
+        predicted = vote.decide_classes(np.tensordot(weights, probabilities, axes=1), shares)
         key = (macro_f1(labels, predicted), -np.abs(weights - 1 / len(names)).sum())
         if best_key is None or key > best_key:
             best, best_key = weights, key
-    return {name: float(weight) for name, weight in zip(names, best)}
+    return {name: float(weight) for name, weight in zip(names, best, strict=True)}
 
 
 def full_argmax_offsets(log_probabilities, shares, steps: int = 300, step_size: float = 0.2):
@@ -74,7 +83,7 @@ def full_argmax_offsets(log_probabilities, shares, steps: int = 300, step_size: 
     wanted = np.log(np.maximum(shares, floor))
     offsets, best, best_gap = np.zeros(log_probabilities.shape[1]), None, np.inf
     for _ in range(steps):
-        predicted = ensemble.class_shares((log_probabilities + offsets).argmax(axis=1))
+        predicted = vote.class_shares((log_probabilities + offsets).argmax(axis=1))
         gap = np.abs(predicted - shares).sum()
         if gap < best_gap:
             best, best_gap = offsets.copy(), gap
@@ -82,10 +91,12 @@ def full_argmax_offsets(log_probabilities, shares, steps: int = 300, step_size: 
     return best
 
 
-#: search name -> (weight search, class-share offsets) patched into facemask.ensemble
-SEARCHES = {"grid 0.1, offsets before": (grid_fit_weights, full_argmax_offsets),
-            "grid 0.1, offsets now": (grid_fit_weights, ensemble.class_share_offsets),
-            "greedy 20 rounds, offsets now": (ensemble.fit_weights, ensemble.class_share_offsets)}
+#: search name -> (weight search, class-share offsets) patched into facemask.oof_fit and facemask.vote
+SEARCHES = {
+    "grid 0.1, offsets before": (grid_fit_weights, full_argmax_offsets),
+    "grid 0.1, offsets now": (grid_fit_weights, vote.class_share_offsets),
+    "greedy 20 rounds, offsets now": (oof_fit.fit_weights, vote.class_share_offsets),
+}
 
 
 def grid_votes(models: int, folds: int) -> int:
@@ -98,26 +109,35 @@ def fitted_vote(by_model: dict[str, pd.DataFrame], search: str) -> dict:
     cross-fitted out-of-fold macro F1 and the weights fitted on all photos."""
     fit, offsets = SEARCHES[search]
     labels = next(iter(by_model.values()))["label"]
-    shares, scored, decide = ensemble.class_shares(labels), [], ensemble.decide_classes
+    shares, scored, decide = vote.class_shares(labels), [], vote.decide_classes
     counted = lambda *args: scored.append(1) or decide(*args)  # noqa: E731
-    patched = {"fit_weights": fit, "class_share_offsets": offsets, "decide_classes": counted}
+    patched = [
+        (oof_fit, "fit_weights", fit),
+        (vote, "class_share_offsets", offsets),
+        (vote, "decide_classes", counted),
+        (oof_fit, "decide_classes", counted),
+    ]
     with contextlib.ExitStack() as stack:
-        for name, replacement in patched.items():
-            stack.enter_context(mock.patch.object(ensemble, name, replacement))
+        for module, name, replacement in patched:
+            stack.enter_context(mock.patch.object(module, name, replacement))
         started = time.perf_counter()
-        plan = ensemble.fit_vote(by_model, shares)
-        probabilities = ensemble.cross_fitted_vote(by_model, shares)
+        plan = oof_fit.fit_vote(by_model, shares)
+        probabilities = oof_fit.cross_fitted_vote(by_model, shares)
         seconds = time.perf_counter() - started
     weights = " ".join(f"{weight:.2f}" for weight in plan.weights.values())
-    return {"seconds": seconds, "votes": len(scored), "weights": weights,
-            "macro_f1": macro_f1(labels, decide(probabilities, shares))}
+    return {
+        "seconds": seconds,
+        "votes": len(scored),
+        "weights": weights,
+        "macro_f1": macro_f1(labels, decide(probabilities, shares)),
+    }
 
 
 def offsets_alone(log_probabilities: np.ndarray, shares: np.ndarray, repeats: int) -> dict:
     """Seconds of one class-share offset fit, before and now (the best of `repeats`), on one vote;
     raises unless both give the same offsets."""
     seconds = {}
-    for name, offsets in (("before", full_argmax_offsets), ("now", ensemble.class_share_offsets)):
+    for name, offsets in (("before", full_argmax_offsets), ("now", vote.class_share_offsets)):
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
@@ -126,8 +146,11 @@ def offsets_alone(log_probabilities: np.ndarray, shares: np.ndarray, repeats: in
         seconds[name], seconds[f"{name}_offsets"] = min(times), found
     if not np.array_equal(seconds.pop("before_offsets"), seconds.pop("now_offsets")):
         raise AssertionError("the class-share offsets differ from those before")
-    return {"search": "class-share offsets of the equal vote, before / now", "figure": "measured",
-            "s_per_vote": f"{seconds['before']:.3f} / {seconds['now']:.3f}"}
+    return {
+        "search": "class-share offsets of the equal vote, before / now",
+        "figure": "measured",
+        "s_per_vote": f"{seconds['before']:.3f} / {seconds['now']:.3f}",
+    }
 
 
 def bench_weight_search(args) -> list[dict]:
@@ -141,26 +164,47 @@ def bench_weight_search(args) -> list[dict]:
     for models in args.weight_models:
         by_model = synthetic_oof(args.oof_people, args.oof_folds, models)
         labels = by_model["m0"]["label"]
-        shares = ensemble.class_shares(labels)
+        shares = vote.class_shares(labels)
         logits = [table[list(LOGIT_COLUMNS)].to_numpy() for table in by_model.values()]
         base = {"models": models, "photos": len(labels), "folds": args.oof_folds}
-        for name, votes in (("equal weights", [ensemble.soft_vote(logits)]),
-                            ("best model alone", [softmax(member, axis=1) for member in logits])):
-            f1 = max(macro_f1(labels, ensemble.decide_classes(vote, shares)) for vote in votes)
+        for name, votes in (
+            ("equal weights", [vote.soft_vote(logits)]),
+            ("best model alone", [softmax(member, axis=1) for member in logits]),
+        ):
+            f1 = max(macro_f1(labels, vote.decide_classes(vote, shares)) for vote in votes)
             rows.append({**base, "search": name, "figure": "measured", "macro_f1": round(f1, 4)})
-        rows.append({**base, **offsets_alone(ensemble.log_probabilities(ensemble.soft_vote(logits)), shares,
-                                             args.repeats)})
+        rows.append(
+            {
+                **base,
+                **offsets_alone(vote.log_probabilities(vote.soft_vote(logits)), shares, args.repeats),
+            }
+        )
         for search in SEARCHES:
             if models <= limits.get(search, models):
                 result = fitted_vote(by_model, search)
                 per_vote[search] = result["seconds"] / result["votes"]
-                rows.append({**base, "search": search, "figure": "measured", "votes": result["votes"],
-                             "s_per_vote": round(per_vote[search], 4),
-                             "minutes": round(result["seconds"] / 60, 2),
-                             "macro_f1": round(result["macro_f1"], 4), "weights": result["weights"]})
+                rows.append(
+                    {
+                        **base,
+                        "search": search,
+                        "figure": "measured",
+                        "votes": result["votes"],
+                        "s_per_vote": round(per_vote[search], 4),
+                        "minutes": round(result["seconds"] / 60, 2),
+                        "macro_f1": round(result["macro_f1"], 4),
+                        "weights": result["weights"],
+                    }
+                )
             elif search in per_vote:
                 votes = grid_votes(models, args.oof_folds)
-                rows.append({**base, "search": search, "figure": "extrapolated", "votes": votes,
-                             "s_per_vote": round(per_vote[search], 4),
-                             "minutes": round(per_vote[search] * votes / 60, 1)})
+                rows.append(
+                    {
+                        **base,
+                        "search": search,
+                        "figure": "extrapolated",
+                        "votes": votes,
+                        "s_per_vote": round(per_vote[search], 4),
+                        "minutes": round(per_vote[search] * votes / 60, 1),
+                    }
+                )
     return rows

@@ -2,7 +2,8 @@
 best single model (the vote of that model's own folds, classes decided the same way), with a 95 %
 interval and the share of resamples where the submission is ahead.
 
-    python scripts/tools/bootstrap_gain.py results/utkmask-lite-ensemble ../shared/data/utkmask-dev/eval/labels.csv
+    python scripts/tools/bootstrap_gain.py results/utkmask-lite-ensemble \
+        ../shared/data/utkmask-dev/eval/labels.csv
 
 The labels CSV needs ImageID, ans and person columns (utkmask-dev's eval/labels.csv has them).
 Give --plain for a run made with `ensemble.match_class_shares: false`, and --models BASE NEW to
@@ -18,16 +19,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.ensemble import read_class_shares, vote_each_model_alone
-from facemask.files import read_member_tables
+from facemask.files import Member, read_member_tables
 from facemask.scores import macro_f1, task_scores
+from facemask.vote import class_shares_to_match, vote_each_model_alone
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", type=Path, help="a finished run's results_dir")
     parser.add_argument("labels", help="eval answers: ImageID, ans, person")
-    parser.add_argument("--plain", action="store_true", help="plain argmax (the run did not match class shares)")
+    parser.add_argument(
+        "--plain", action="store_true", help="plain argmax (the run did not match class shares)"
+    )
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs=2, metavar=("BASE", "NEW"), help="compare NEW with BASE instead")
@@ -35,16 +38,25 @@ def main() -> None:
     args = parser.parse_args()
 
     image_ids = pd.read_csv(args.results_dir / "index/eval_photos.csv", dtype=str)["ImageID"].tolist()
-    shares = None if args.plain else read_class_shares(args.results_dir / "index/train_photos.csv")
-    answers = pd.read_csv(args.labels, dtype={"ImageID": str, "person": str}).set_index("ImageID").loc[image_ids]
-    submission = pd.read_csv(args.results_dir / "submission.csv", dtype={"ImageID": str}).set_index("ImageID").loc[image_ids, "ans"]
+    shares = class_shares_to_match(args.results_dir / "index/train_photos.csv", not args.plain)
+    answers = (
+        pd.read_csv(args.labels, dtype={"ImageID": str, "person": str}).set_index("ImageID").loc[image_ids]
+    )
+    submission = (
+        pd.read_csv(args.results_dir / "submission.csv", dtype={"ImageID": str})
+        .set_index("ImageID")
+        .loc[image_ids, "ans"]
+    )
 
     truth = answers["ans"].to_numpy()
     alone = models_alone(args.results_dir, image_ids, shares)
     best = max(alone, key=lambda model: macro_f1(truth, alone[model]))
     voted, name = submission.to_numpy(), "submission"
     if args.models:
-        (best, name), other = args.models, alone if args.new_run is None else models_alone(args.new_run, image_ids, shares)
+        (best, name), other = (
+            args.models,
+            alone if args.new_run is None else models_alone(args.new_run, image_ids, shares),
+        )
         voted = other[name]
         name = name if args.new_run is None else f"{name} of {args.new_run}"
 
@@ -53,25 +65,34 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     gains = []
     for _ in range(args.resamples):
-        rows = np.concatenate([rows_of_person[i] for i in rng.integers(len(rows_of_person), size=len(rows_of_person))])
+        rows = np.concatenate(
+            [rows_of_person[i] for i in rng.integers(len(rows_of_person), size=len(rows_of_person))]
+        )
         new, old = task_scores(truth[rows], voted[rows]), task_scores(truth[rows], alone[best][rows])
         gains.append({score: new[score] - old[score] for score in new})
     gains, measured = pd.DataFrame(gains), task_scores(truth, voted)
     base = task_scores(truth, alone[best])
-    print(f"{args.results_dir}: {name} minus {best}{'' if args.models else ' (the best single model)'}, "
-          f"{args.resamples} resamples of {len(rows_of_person)} people:")
+    print(
+        f"{args.results_dir}: {name} minus {best}{'' if args.models else ' (the best single model)'}, "
+        f"{args.resamples} resamples of {len(rows_of_person)} people:"
+    )
     for score in gains:
         low, high = np.percentile(gains[score], [2.5, 97.5])
-        print(f"  {score}: {measured[score]:.4f} - {base[score]:.4f} = {measured[score] - base[score]:+.4f}, "
-              f"95 % interval [{low:+.4f}, {high:+.4f}], ahead in {np.mean(gains[score] > 0):.0%}")
+        print(
+            f"  {score}: {measured[score]:.4f} - {base[score]:.4f} = {measured[score] - base[score]:+.4f}, "
+            f"95 % interval [{low:+.4f}, {high:+.4f}], ahead in {np.mean(gains[score] > 0):.0%}"
+        )
 
 
 def models_alone(results_dir: Path, image_ids, shares) -> dict[str, np.ndarray]:
     """Each model's eval answers in a run: the vote of its own folds, decided as the submission is."""
     paths = sorted(results_dir.glob("predict/*/fold*/eval_logits.csv"))
-    members = [f"{path.parent.parent.name}/{path.parent.name.removeprefix('fold')}" for path in paths]
+    members = [Member(path.parent.parent.name, int(path.parent.name.removeprefix("fold"))) for path in paths]
     eval_logits = read_member_tables(members, [str(path) for path in paths])
-    return {model: table["ans"].to_numpy() for model, table in vote_each_model_alone(eval_logits, image_ids, shares).items()}
+    return {
+        model: table["ans"].to_numpy()
+        for model, table in vote_each_model_alone(eval_logits, image_ids, shares).items()
+    }
 
 
 if __name__ == "__main__":

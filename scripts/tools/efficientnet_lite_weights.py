@@ -33,10 +33,13 @@ def main() -> None:
     source = [tensor for name, tensor in source.items() if not name.endswith("num_batches_tracked")]
     target = timm.create_model(f"tf_efficientnet_lite{args.variant}", pretrained=False).state_dict()
     names = [name for name in target if not name.endswith("num_batches_tracked")]
-    if len(source) != len(names) or any(s.shape != target[n].shape for s, n in zip(source, names)):
-        sys.exit(f"error: the package's {len(source)} tensors do not match timm's {len(names)} in order and shape")
+    shapes_differ = any(s.shape != target[n].shape for s, n in zip(source, names, strict=False))
+    if len(source) != len(names) or shapes_differ:
+        sys.exit(
+            f"error: the package's {len(source)} tensors do not match timm's {len(names)} in order and shape"
+        )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(zip(names, source)), args.output)
+    torch.save(dict(zip(names, source, strict=True)), args.output)
     print(f"wrote {len(names)} tensors to {args.output}")
 
 

@@ -20,8 +20,12 @@ from facemask.faces import FaceFinder
 def person_interval(found: pd.DataFrame, column: str, rng, resamples: int = 2000) -> np.ndarray:
     """95 % interval of the share found, people resampled with replacement."""
     per_person = found.groupby("person")[column].agg(["sum", "count"]).to_numpy()
-    shares = [(lambda s: s[:, 0].sum() / s[:, 1].sum())(per_person[rng.integers(len(per_person), size=len(per_person))])
-              for _ in range(resamples)]
+    shares = [
+        (lambda s: s[:, 0].sum() / s[:, 1].sum())(
+            per_person[rng.integers(len(per_person), size=len(per_person))]
+        )
+        for _ in range(resamples)
+    ]
     return np.percentile(shares, [2.5, 97.5])
 
 
@@ -32,8 +36,11 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     folders = sorted((args.data_dir / "train" / "images").iterdir())
-    finders = {"haar": FaceFinder("haar"), "mtcnn": FaceFinder("mtcnn", fallback=False),
-               "mtcnn_then_haar": FaceFinder("mtcnn")}
+    finders = {
+        "haar": FaceFinder("haar"),
+        "mtcnn": FaceFinder("mtcnn", fallback=False),
+        "mtcnn_then_haar": FaceFinder("mtcnn"),
+    }
     rows, seconds = [], dict.fromkeys(finders, 0.0)
     for folder in rng.choice(folders, size=args.people, replace=False):
         for photo in sorted(folder.iterdir()):
@@ -49,8 +56,10 @@ def main() -> None:
     masked = found[found["kind"] == "masked"]
     for name in finders:
         low, high = person_interval(masked, name, rng)
-        print(f"masked faces found by {name}: {masked[name].mean():.3f}, 95 % interval over people "
-              f"[{low:.3f}, {high:.3f}]; {1000 * seconds[name] / len(found):.0f} ms a photo")
+        print(
+            f"masked faces found by {name}: {masked[name].mean():.3f}, 95 % interval over people "
+            f"[{low:.3f}, {high:.3f}]; {1000 * seconds[name] / len(found):.0f} ms a photo"
+        )
 
 
 if __name__ == "__main__":

@@ -9,10 +9,14 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
 
 from facemask.errors import PipelineError
-from facemask.files import write_json
+from facemask.files import Member, write_json
 from facemask.labels import GENDER_NAMES, MASK_NAMES, TASK_STRIDES, age_band_names
+from facemask.vote import decide_classes
 
 BUNDLE_FORMAT = 1
 BUNDLE_NAME = "ensemble/ensemble.json"
@@ -31,46 +35,73 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def member_entry(
-    model: str, fold: int, checkpoint: Path, meta: dict, bundle_dir: Path, weight: float, cache: dict, age_cuts=None,
-) -> dict:
-    """A bundle's record of one trained (model, fold): what its checkpoint says of itself (`meta`),
-    the image cache its inputs come from (`cache`: margin and the crop settings), its vote weight, a
-    years head's age cuts fitted out of fold (None for other heads), and the checkpoint's path
-    (relative to the bundle) and digest."""
+class BundleMember(NamedTuple):
+    """A trained (model, fold) as the bundle lists it: its checkpoint, what the checkpoint says of
+    itself (models.checkpoint_meta) and its vote weight."""
+
+    member: Member
+    checkpoint: Path
+    meta: dict
+    weight: float
+
+
+def member_entry(trained: BundleMember, bundle_dir: Path, cache: dict, age_cuts=None) -> dict:
+    """A bundle's record of one trained (model, fold): what its checkpoint says of itself, the image
+    cache its inputs come from (`cache`: margin and the crop settings), its vote weight, a years
+    head's age cuts fitted out of fold (None for other heads), and the checkpoint's path (relative
+    to the bundle) and digest."""
+    (model, fold), checkpoint, meta, weight = trained
     height, width = meta["data_config"]["input_size"][1:]
     return {
-        "model": model, "fold": int(fold), "arch": meta["arch"], "head": meta["head"], "epoch": meta["epoch"],
-        "image_size": [height, width], "data_config": meta["data_config"], "weight": weight, "age_cuts": age_cuts,
-        "cache": {"size": [round(side * cache["margin"]) for side in (height, width)],
-                  **{key: value for key, value in cache.items() if key != "margin"}},
+        "model": model,
+        "fold": int(fold),
+        "arch": meta["arch"],
+        "head": meta["head"],
+        "epoch": meta["epoch"],
+        "image_size": [height, width],
+        "data_config": meta["data_config"],
+        "weight": weight,
+        "age_cuts": age_cuts,
+        "cache": {
+            "size": [round(side * cache["margin"]) for side in (height, width)],
+            **{key: value for key, value in cache.items() if key != "margin"},
+        },
         "checkpoint": Path(os.path.relpath(Path(checkpoint).resolve(), bundle_dir.resolve())).as_posix(),
         "sha256": file_digest(checkpoint),
     }
 
 
 def write_bundle(
-    path: str | Path, members: Sequence[tuple[str, int]], checkpoints: Sequence[str], metas: Sequence[dict],
-    fold_weights: Sequence[float], settings: dict, offsets: Sequence[float] | None,
+    path: str | Path, members: Sequence[BundleMember], settings: dict, offsets: Sequence[float] | None
 ) -> dict:
-    """Write the bundle of `members` (their `checkpoints`, what each says of itself, and their vote
-    weights) to `path`. `settings`: model_weights, weights_fitted, tta, cache, age_bins,
-    age_cuts_of_models (a years head's fitted cuts by model) and offsets_fitted_on (what the class
-    offsets were fitted on); `offsets`: the decision's class offsets, or None (plain argmax)."""
+    """Write the bundle of `members` to `path`. `settings`: model_weights, weights_fitted, tta,
+    cache, age_bins, age_cuts_of_models (a years head's fitted cuts by model) and offsets_fitted_on
+    (what the class offsets were fitted on); `offsets`: the decision's class offsets, or None
+    (plain argmax)."""
     bundle_dir = Path(path).parent
     bundle = {
         "format": BUNDLE_FORMAT,
-        "classes": {"mask": list(MASK_NAMES), "gender": list(GENDER_NAMES), "age": age_band_names(settings["age_bins"]),
-                    "age_bins": list(settings["age_bins"]),
-                    "class": " + ".join(f"{stride} * {task}" for task, stride in TASK_STRIDES.items())},
-        "model_weights": settings["model_weights"], "weights_fitted": settings["weights_fitted"],
+        "classes": {
+            "mask": list(MASK_NAMES),
+            "gender": list(GENDER_NAMES),
+            "age": age_band_names(settings["age_bins"]),
+            "age_bins": list(settings["age_bins"]),
+            "class": " + ".join(f"{stride} * {task}" for task, stride in TASK_STRIDES.items()),
+        },
+        "model_weights": settings["model_weights"],
+        "weights_fitted": settings["weights_fitted"],
         "tta": settings["tta"],
         "class_offsets": None if offsets is None else [float(o) for o in offsets],
         "class_offsets_fitted_on": settings["offsets_fitted_on"] if offsets is not None else None,
-        "members": [member_entry(model, fold, Path(checkpoint), meta, bundle_dir, weight, settings["cache"],
-                                 settings["age_cuts_of_models"].get(model))
-                    for (model, fold), checkpoint, meta, weight
-                    in zip(members, checkpoints, metas, fold_weights, strict=True)],
+        "members": [
+            member_entry(
+                trained,
+                bundle_dir,
+                settings["cache"],
+                settings["age_cuts_of_models"].get(trained.member.model),
+            )
+            for trained in members
+        ],
     }
     write_json(bundle, path)
     return bundle
@@ -81,8 +112,10 @@ def find_bundle(location: str | Path) -> Path:
     location = Path(location)
     path = location / BUNDLE_NAME if location.is_dir() else location
     if not path.is_file():
-        raise BundleError(f"{path}: no ensemble bundle there; build one with `snakemake ensemble_bundle` "
-                          "(it is part of `snakemake submission`)")
+        raise BundleError(
+            f"{path}: no ensemble bundle there; build one with `snakemake ensemble_bundle` "
+            "(it is part of `snakemake submission`)"
+        )
     return path
 
 
@@ -97,13 +130,24 @@ def read_bundle(location: str | Path, verify: bool = True) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise BundleError(f"{path}: not an ensemble bundle ({error})") from error
     if bundle.get("format") != BUNDLE_FORMAT or not members:
-        raise BundleError(f"{path}: bundle format {bundle.get('format')!r} with {len(members)} members; "
-                          f"this version reads format {BUNDLE_FORMAT} with at least one member")
+        raise BundleError(
+            f"{path}: bundle format {bundle.get('format')!r} with {len(members)} members; "
+            f"this version reads format {BUNDLE_FORMAT} with at least one member"
+        )
     for member in members:
         member["checkpoint"] = str((path.parent / member["checkpoint"]).resolve())
         if verify and not Path(member["checkpoint"]).is_file():
             raise BundleError(f"{path}: member checkpoint {member['checkpoint']} not found")
         if verify and file_digest(member["checkpoint"]) != member["sha256"]:
-            raise BundleError(f"{member['checkpoint']}: changed since the bundle {path} was written (SHA-256 differs); "
-                              "rebuild the bundle with Snakemake, or restore the checkpoint")
+            raise BundleError(
+                f"{member['checkpoint']}: changed since the bundle {path} was written (SHA-256 differs); "
+                "rebuild the bundle with Snakemake, or restore the checkpoint"
+            )
     return bundle
+
+
+def decide_as_bundle(bundle: dict, probabilities: np.ndarray) -> np.ndarray:
+    """The classes of a vote's `probabilities` decided as `bundle` says: with its class offsets,
+    or the plain argmax where it has none (see vote.decide_classes)."""
+    offsets = None if bundle["class_offsets"] is None else np.asarray(bundle["class_offsets"])
+    return decide_classes(probabilities, offsets=offsets)

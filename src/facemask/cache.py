@@ -8,8 +8,9 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,14 @@ def load_prepared(path: Path, size: tuple[int, int], finder: FaceFinder | None, 
 
 
 def prepare_photos(
-    data_dir: str | Path, paths: Sequence[str], size: tuple[int, int], output: str | Path,
-    face_crop: bool = False, face_scale: float = 2.0, threads: int = 1, face_detector: str = "mtcnn",
+    data_dir: str | Path,
+    paths: Sequence[str],
+    size: tuple[int, int],
+    output: str | Path,
+    face_crop: bool = False,
+    face_scale: float = 2.0,
+    threads: int = 1,
+    face_detector: str = "mtcnn",
 ) -> pd.DataFrame:
     """Write the photos at `paths` (relative to `data_dir`) into the array `output`, in order, and
     return one row per photo: path, crop box (left, top, right, bottom in the upright photo; empty
@@ -48,7 +55,12 @@ def prepare_photos(
         start_array_file(file, (len(paths), height, width, 3))
         progress = Progress(len(paths), f"preparing {height}x{width}")
         with ThreadPoolExecutor(max(threads, 1)) as pool:  # PIL and OpenCV release the GIL
-            photos = in_order(pool, lambda p: load_prepared(data_dir / p, size, finder, face_scale), paths, 4 * max(threads, 1))
+            photos = in_order(
+                pool,
+                lambda p: load_prepared(data_dir / p, size, finder, face_scale),
+                paths,
+                4 * max(threads, 1),
+            )
             for row, (photo, box, detector) in enumerate(photos):
                 file.write(photo)  # the next row of the array; the job holds a few photos, never the array
                 boxes.append((*(box or (None,) * 4), None if detector is None else detector != "", detector))
@@ -72,7 +84,7 @@ def start_array_file(file, shape: tuple[int, ...]) -> None:
 def in_order(pool: ThreadPoolExecutor, function: Callable, items: Iterable, ahead: int) -> Iterator:
     """`function` of each item, in order, computed by `pool` at most `ahead` items before they are
     taken (pool.map submits every item at once, and keeps every result until it is taken)."""
-    pending = deque()
+    pending: deque[Future] = deque()
     for item in items:
         pending.append(pool.submit(function, item))
         if len(pending) >= ahead:
@@ -82,31 +94,72 @@ def in_order(pool: ThreadPoolExecutor, function: Callable, items: Iterable, ahea
 
 
 def prepare_cache(
-    data_dir: str | Path, photos: dict[str, pd.DataFrame], size: tuple[int, int], outputs: dict[str, str | Path],
-    face_crop: bool = False, face_scale: float = 2.0, threads: int = 1, face_detector: str = "mtcnn",
+    data_dir: str | Path,
+    photos: dict[str, pd.DataFrame],
+    size: tuple[int, int],
+    outputs: dict[str, str | Path],
+    face_crop: bool = False,
+    face_scale: float = 2.0,
+    threads: int = 1,
+    face_detector: str = "mtcnn",
 ) -> tuple[pd.DataFrame, dict]:
     """Write the cache of each split's indexed `photos` (split name -> photo index) to its path
     in `outputs`; return the crop table of all (see prepare_photos, with a split column) and a
     report: photos per split, size, megabytes, time, and with face crop the faces found and the
     centre-crop fallbacks, by detector."""
     started = time.perf_counter()
-    crops = []
-    for split, table in photos.items():
-        crops.append(prepare_photos(data_dir, list(table["path"]), size, outputs[split], face_crop=face_crop,
-                                    face_scale=face_scale, threads=threads, face_detector=face_detector).assign(split=split))
-    crops = pd.concat(crops, ignore_index=True)
+    options: dict[str, Any] = {
+        "face_crop": face_crop,
+        "face_scale": face_scale,
+        "threads": threads,
+        "face_detector": face_detector,
+    }
+    crops = pd.concat(
+        [
+            prepare_photos(data_dir, list(table["path"]), size, outputs[split], **options).assign(split=split)
+            for split, table in photos.items()
+        ],
+        ignore_index=True,
+    )
     seconds = time.perf_counter() - started
-    report = {"height": size[0], "width": size[1], **{f"{split}_photos": len(table) for split, table in photos.items()},
-              "megabytes": round(sum(Path(outputs[split]).stat().st_size for split in photos) / 2**20, 1),
-              "seconds": round(seconds, 1), "photos_per_s": round(len(crops) / seconds, 1), "face_crop": face_crop}
+    report: dict[str, Any] = {
+        "height": size[0],
+        "width": size[1],
+        **{f"{split}_photos": len(table) for split, table in photos.items()},
+        "megabytes": round(sum(Path(outputs[split]).stat().st_size for split in photos) / 2**20, 1),
+        "seconds": round(seconds, 1),
+        "photos_per_s": round(len(crops) / seconds, 1),
+        "face_crop": face_crop,
+    }
     if face_crop:
-        found = crops["face_found"].astype(bool)
-        by_detector = crops.loc[found, "detector"].value_counts().to_dict()
-        report["face_detector"] = face_detector
-        report["faces_found"] = {"count": int(found.sum()), "by_detector": by_detector}
-        report["centre_crop_fallbacks"] = {"count": int((~found).sum()), "by_split": crops[~found]["split"].value_counts().to_dict()}
-        log.info("faces found in %d of %d photos (%s); %d centre-crop fallbacks", found.sum(), len(found),
-                 ", ".join(f"{count} by {name}" for name, count in by_detector.items()), (~found).sum())
-    log.info("prepared %d photos at %dx%d in %.0f s (%.0f photos/s), %.0f MB",
-             len(crops), *size, seconds, report["photos_per_s"], report["megabytes"])
+        report |= crop_report(crops, face_detector)
+    log.info(
+        "prepared %d photos at %dx%d in %.0f s (%.0f photos/s), %.0f MB",
+        len(crops),
+        *size,
+        seconds,
+        report["photos_per_s"],
+        report["megabytes"],
+    )
     return crops, report
+
+
+def crop_report(crops: pd.DataFrame, face_detector: str) -> dict[str, Any]:
+    """What the face crop found: the faces by detector, and the centre-crop fallbacks by split."""
+    found = crops["face_found"].astype(bool)
+    by_detector = crops.loc[found, "detector"].value_counts().to_dict()
+    log.info(
+        "faces found in %d of %d photos (%s); %d centre-crop fallbacks",
+        found.sum(),
+        len(found),
+        ", ".join(f"{count} by {name}" for name, count in by_detector.items()),
+        (~found).sum(),
+    )
+    return {
+        "face_detector": face_detector,
+        "faces_found": {"count": int(found.sum()), "by_detector": by_detector},
+        "centre_crop_fallbacks": {
+            "count": int((~found).sum()),
+            "by_split": crops[~found]["split"].value_counts().to_dict(),
+        },
+    }

@@ -19,14 +19,20 @@ import torch._dynamo
 from torch.overrides import TorchFunctionMode
 
 from facemask.augment import batch_transform
+from facemask.epoch import TrainStep, create_mixup, train_one_epoch
 from facemask.errors import ConfigError
 from facemask.labels import DEFAULT_AGE_BINS, MAX_AGE, NUM_CLASSES, check_age_bins, encode_year_and_class
 from facemask.losses import LOSSES, create_loss
-from facemask.models import (AgeYearsClassifier, ClassAndYears, ThreeHeadClassifier, create_classifier,
-                             model_data_config)
+from facemask.models import (
+    AgeYearsClassifier,
+    ClassAndYears,
+    ThreeHeadClassifier,
+    create_classifier,
+    model_data_config,
+)
 from facemask.optim import LearningRateSchedule, create_optimizer
 from facemask.selection import WeightAverage
-from facemask.training import create_mixup, train_one_epoch
+from facemask.settings import ModelBlock
 
 #: the side of the dummy photos (the stand-in backbone's input is 3 x SIDE x SIDE)
 SIDE = 8
@@ -34,8 +40,20 @@ SIDE = 8
 #: that fractional warm-up and decay epochs come to whole updates
 UPDATES_PER_EPOCH = 100
 #: in-place ops that change a tensor's shape, which SkipInit runs
-SHAPE_CHANGING = frozenset({"resize_", "resize_as_", "set_", "as_strided_", "squeeze_", "unsqueeze_", "t_",
-                            "transpose_", "swapdims_", "swapaxes_"})
+SHAPE_CHANGING = frozenset(
+    {
+        "resize_",
+        "resize_as_",
+        "set_",
+        "as_strided_",
+        "squeeze_",
+        "unsqueeze_",
+        "t_",
+        "transpose_",
+        "swapdims_",
+        "swapaxes_",
+    }
+)
 
 
 class SkipInit(TorchFunctionMode):
@@ -45,8 +63,13 @@ class SkipInit(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name, target = getattr(func, "__name__", ""), args[0] if args else kwargs.get("tensor")
-        if (name.endswith("_") and not name.endswith("__") and name not in SHAPE_CHANGING
-                and isinstance(target, torch.Tensor) and target.is_meta):
+        if (
+            name.endswith("_")
+            and not name.endswith("__")
+            and name not in SHAPE_CHANGING
+            and isinstance(target, torch.Tensor)
+            and target.is_meta
+        ):
             return target
         return func(*args, **kwargs)
 
@@ -57,37 +80,47 @@ def loss_options(name: str) -> list[str]:
     return [parameter.name for parameter in parameters if parameter.default is not parameter.empty]
 
 
-def loss_terms(settings: dict):
+def loss_terms(block: ModelBlock):
     """The block's loss terms with their keys: ('loss[0]', term), ('task_losses.age[0]', term), ..."""
-    yield from ((f"loss[{i}]", term) for i, term in enumerate(settings["loss"]))
-    for task, terms in settings["task_losses"].items():
+    yield from ((f"loss[{i}]", term) for i, term in enumerate(block.loss))
+    for task, terms in block.task_losses.items():
         yield from ((f"task_losses.{task}[{i}]", term) for i, term in enumerate(terms))
 
 
-def setting_problems(settings: dict):
+def setting_problems(block: ModelBlock):
     """'key: what is wrong and what to do' of each setting that the block would ignore or fail on,
     as far as the settings themselves show."""
-    if settings["head"] == "single" and settings["task_losses"]:
-        yield ("task_losses: a single head has no tasks, so they would be ignored: "
-               "set head: multi, or remove them")
-    for key, term in loss_terms(settings):
+    if block.head == "single" and block.task_losses:
+        yield (
+            "task_losses: a single head has no tasks, so they would be ignored: "
+            "set head: multi, or remove them"
+        )
+    for key, term in loss_terms(block):
         for option in sorted(set(term) - {"name", "weight"} - set(loss_options(term["name"]))):
             takers = " and ".join(name for name in LOSSES if option in loss_options(name))
-            yield (f"{key}.{option}: the {term['name']} loss takes no {option} (only {takers}): remove it, "
-                   "or change the loss")
-    if settings["batch_size"] % 2 and create_mixup(settings["mix"]) is not None:
-        yield (f"batch_size: Mixup / CutMix (mix) need an even batch, not {settings['batch_size']}: "
-               "make it even, or set mix.prob to 0")
-    if "num_classes" in settings["model_kwargs"]:
+            yield (
+                f"{key}.{option}: the {term['name']} loss takes no {option} (only {takers}): remove it, "
+                "or change the loss"
+            )
+    if block.batch_size % 2 and block.mix.is_on:
+        yield (
+            f"batch_size: Mixup / CutMix (mix) need an even batch, not {block.batch_size}: "
+            "make it even, or set mix.prob to 0"
+        )
+    if "num_classes" in block.model_kwargs:
         yield "model_kwargs.num_classes: the head sets the number of outputs: remove it"
-    if settings["age_years"]["fit_cuts"] and settings["age_years"]["sigma"] is None:
-        yield ("age_years.fit_cuts: only a years head has age cuts to fit: set age_years.sigma, "
-               "or remove fit_cuts")
-    if settings["train_age_bins"] and not increasing(settings["train_age_bins"]):
-        yield f"train_age_bins: {settings['train_age_bins']} are not two increasing ages: e.g. [30, 58]"
-    if isinstance(settings["compile"], str) and settings["compile"] not in compile_backends():
-        yield (f"compile: {settings['compile']!r} is not a torch.compile backend: use true (inductor), "
-               "or one of torch._dynamo.list_backends(exclude_tags=()), e.g. aot_eager")
+    if block.age_years.fit_cuts and not block.is_years_head:
+        yield (
+            "age_years.fit_cuts: only a years head has age cuts to fit: set age_years.sigma, "
+            "or remove fit_cuts"
+        )
+    if block.train_age_bins and not increasing(block.train_age_bins):
+        yield f"train_age_bins: {list(block.train_age_bins)} are not two increasing ages: e.g. [30, 58]"
+    if isinstance(block.compile, str) and block.compile not in compile_backends():
+        yield (
+            f"compile: {block.compile!r} is not a torch.compile backend: use true (inductor), "
+            "or one of torch._dynamo.list_backends(exclude_tags=()), e.g. aot_eager"
+        )
 
 
 def increasing(age_bins) -> bool:
@@ -126,62 +159,71 @@ def kept_random_state():
         np.random.set_state(numpy_state)
 
 
-def stand_in_classifier(name: str, settings: dict, age_cuts) -> tuple[torch.nn.Module, dict]:
+def stand_in_classifier(name: str, block: ModelBlock, age_cuts) -> tuple[torch.nn.Module, dict]:
     """The block's classifier (models.create_classifier: timm's `arch` with its `model_kwargs` and
     the head) built on the meta device, which checks both, then rebuilt on the CPU around a
     Flatten + Linear backbone of the same outputs on SIDE x SIDE photos; and its data config."""
-    arch, kwargs = settings["arch"], settings["model_kwargs"]
+    arch, kwargs = block.arch, dict(block.model_kwargs)
     what = f"timm cannot build {arch}" + (f" with {kwargs}" if kwargs else "")
     with naming(name, "model_kwargs" if kwargs else "arch", what), torch.device("meta"), SkipInit():
-        model = create_classifier(arch, False, settings["head"], kwargs, age_cuts)
-    outputs = getattr(model, "backbone", model).num_classes
+        model = create_classifier(arch, False, block.head, kwargs, age_cuts)
+    outputs: int = getattr(model, "backbone", model).num_classes  # type: ignore[assignment]
     backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * SIDE * SIDE, outputs))
     data_config = model_data_config(model, (SIDE, SIDE))
     if isinstance(model, AgeYearsClassifier):
-        return AgeYearsClassifier(backbone, settings["head"], age_cuts), data_config
+        return AgeYearsClassifier(backbone, block.head, age_cuts), data_config
     if isinstance(model, ThreeHeadClassifier):
         return ThreeHeadClassifier(backbone), data_config
     return backbone, data_config
 
 
-def take_one_step(name: str, settings: dict, age_bins) -> None:
+def take_one_step(name: str, block: ModelBlock, age_bins) -> None:
     """Build the block's classifier (see stand_in_classifier), loss, mixing, augmentation,
     optimizer, schedule and weight average as a train job does, and take one training step
     (training.train_one_epoch) and one schedule epoch on a dummy batch of the block's batch_size."""
-    years = settings["age_years"]["sigma"] is not None
-    age_cuts = list(settings["train_age_bins"] or age_bins) if years else None
-    model, data_config = stand_in_classifier(name, settings, age_cuts)
-    num_targets = NUM_CLASSES * (MAX_AGE + 1) if years else NUM_CLASSES
+    years = block.is_years_head
+    age_cuts = block.training_age_cuts(age_bins) if years else None
+    model, data_config = stand_in_classifier(name, block, age_cuts)
+    num_targets = block.num_targets
     with naming(name, "loss", "cannot build the loss"):
-        loss_fn = create_loss(settings, torch.arange(NUM_CLASSES))
+        loss_fn = create_loss(block, torch.arange(NUM_CLASSES))
     with naming(name, "mix", "timm cannot build Mixup / CutMix"):
-        mixup = create_mixup(settings["mix"], num_targets)
+        mixup = create_mixup(block.mix, num_targets)
     with naming(name, "augment", "cannot build the augmentation"):
-        transform = batch_transform(data_config, settings["augment"])
+        transform = batch_transform(data_config, block.augment)
     with naming(name, "optimizer", "timm cannot build it"):
-        optimizer = create_optimizer(model, settings)
+        optimizer = create_optimizer(model, block)
     with naming(name, "scheduler", "timm cannot build it"):
-        schedule = LearningRateSchedule(optimizer, settings, UPDATES_PER_EPOCH)
-    if settings["ema"]["decay"] is not None:
+        schedule = LearningRateSchedule(optimizer, block, UPDATES_PER_EPOCH)
+    if block.ema.decay is not None:
         with naming(name, "ema", "timm cannot build the weight average"):
-            WeightAverage(model, optimizer, **settings["ema"])
-    labels = np.arange(settings["batch_size"]) % NUM_CLASSES
+            WeightAverage(model, optimizer, block.ema.decay, block.ema.warmup)
+    labels = np.arange(block.batch_size) % NUM_CLASSES
     targets = torch.from_numpy(encode_year_and_class(labels * 7 % (MAX_AGE + 1), labels) if years else labels)
     batch = [(torch.zeros(len(labels), SIDE, SIDE, 3, dtype=torch.uint8), targets)]
     with naming(name, "loss, mix, optimizer or scheduler", "a training step on a dummy batch fails"):
         with contextlib.redirect_stderr(io.StringIO()):  # the step's progress line
-            train_one_epoch(ClassAndYears(model) if years else model, batch, transform, loss_fn, optimizer,
-                            torch.device("cpu"), 1, mixup, settings["accumulation_steps"],
-                            settings["clip_grad_norm"], num_targets=num_targets)
+            step = TrainStep(
+                model=ClassAndYears(model) if years else model,  # type: ignore[arg-type]
+                transform=transform,
+                loss_fn=loss_fn,
+                optimizer=optimizer,
+                device=torch.device("cpu"),
+                mixup=mixup,
+                accumulation_steps=block.accumulation_steps,
+                clip_grad_norm=block.clip_grad_norm,
+                num_targets=num_targets,
+            )
+            train_one_epoch(step, batch, 1)
         schedule.end_epoch(1, 0.0)
 
 
-def check_block(name: str, settings: dict, age_bins=DEFAULT_AGE_BINS) -> None:
+def check_block(name: str, block: ModelBlock, age_bins=DEFAULT_AGE_BINS) -> None:
     """Raise a ConfigError ('config: model <name>: <key>: <what is wrong and what to do>', one line)
-    when the model block `settings` (validated, defaults filled in) holds a setting that its train
+    when the model `block` holds a setting that its train
     job would ignore or fail on (see the module's doc). `age_bins`: the config's age cuts."""
-    problem = next(setting_problems(settings), None)
+    problem = next(setting_problems(block), None)
     if problem:
         raise ConfigError(f"config: model {name}: {problem}")
     with kept_random_state():
-        take_one_step(name, settings, age_bins)
+        take_one_step(name, block, age_bins)

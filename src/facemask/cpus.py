@@ -27,5 +27,10 @@ def job_threads(requested: int) -> int:
 @functools.cache
 def _log_cap(requested: int, cpus: int) -> None:
     """Log a cap once, however often job_threads meets it."""
-    log.info("using %d threads, not the %d asked: this process may use %d CPUs (SLURM_CPUS_PER_TASK or its "
-             "CPU affinity)", cpus, requested, cpus)
+    log.info(
+        "using %d threads, not the %d asked: this process may use %d CPUs (SLURM_CPUS_PER_TASK or its "
+        "CPU affinity)",
+        cpus,
+        requested,
+        cpus,
+    )

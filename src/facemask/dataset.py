@@ -19,7 +19,24 @@ TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
 INFO_COLUMNS = ("ImageID",)
 EXIF_ORIENTATION = 0x0112
 #: the image modes (as PIL opens them) that `to_rgb` decodes; any other is refused by the data check
-PHOTO_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+PHOTO_MODES = (
+    "1",
+    "L",
+    "LA",
+    "P",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "I;16",
+    "I;16L",
+    "I;16B",
+    "I;16N",
+    "I",
+    "F",
+)
 #: I and F carry no bit depth: their samples are read on the first of these scales that holds the brightest
 FULL_SCALES = (1.0, 255.0, 65535.0, 2.0**31 - 1)
 #: what shows through transparent pixels
@@ -77,9 +94,14 @@ class DataReport:
 
     def to_dict(self) -> dict:
         """Plain data for a JSON report: numbers, counts by kind, and listed files with their count."""
-        plain = {"people": self.people, "train_photos": self.train_photos, "eval_photos": self.eval_photos,
-                 "exif_rotated": self.exif_rotated, "extensions": dict(sorted(self.extensions.items())),
-                 "converted_to_rgb": dict(sorted(self.converted_modes.items()))}
+        plain = {
+            "people": self.people,
+            "train_photos": self.train_photos,
+            "eval_photos": self.eval_photos,
+            "exif_rotated": self.exif_rotated,
+            "extensions": dict(sorted(self.extensions.items())),
+            "converted_to_rgb": dict(sorted(self.converted_modes.items())),
+        }
         for name in ("ignored_files", "unlisted_folders", "skipped_unreadable"):
             files = getattr(self, name)
             plain[name] = {"count": len(files), "files": files}
@@ -96,8 +118,10 @@ def check_photo(path: Path, report: DataReport, min_side: int = MIN_PHOTO_SIDE) 
         with Image.open(path) as image:
             mode, rotated = image.mode, image.getexif().get(EXIF_ORIENTATION, 1) != 1
             if min(image.size) < min_side:
-                raise DataError(f"{path}: {image.width} x {image.height} pixels, too small "
-                                f"(min_photo_side: {min_side} pixels on each side)")
+                raise DataError(
+                    f"{path}: {image.width} x {image.height} pixels, too small "
+                    f"(min_photo_side: {min_side} pixels on each side)"
+                )
             if mode not in PHOTO_MODES:
                 raise DataError(f"{path}: image mode {mode} is not one this pipeline decodes {PHOTO_MODES}")
             image.draft("RGB", (max(image.width // 4, 1), max(image.height // 4, 1)))
@@ -137,8 +161,40 @@ def find_person_photos(folder: Path, report: DataReport) -> dict[str, Path]:
     return photos
 
 
+def check_person_row(person, where: str) -> dict:
+    """The fields of a train.csv row (id, gender, race, age, path), checked against its folder
+    name; `where`: the file and line, for the error."""
+    if not is_plain_name(person.path):
+        raise DataError(f"{where}: path {person.path!r} is not a plain folder name")
+    fields = parse_person_folder(person.path)
+    listed = {"id": person.id, "gender": person.gender, "race": person.race, "age": person.age}
+    if {k: str(v) for k, v in fields.items()} != listed:
+        raise DataError(f"{where}: row {listed} disagrees with its folder name {person.path!r}")
+    return fields
+
+
+def photo_row(path: str, stem: str, fields: dict, age_bins: Sequence[int]) -> dict:
+    """A training photo's index row: path, person, gender, race, age, photo, task labels, class."""
+    mask, gender, age = MASK_BY_PHOTO[stem], GENDER_CODES[fields["gender"]], age_band(fields["age"], age_bins)
+    return {
+        "path": path,
+        "person": fields["id"],
+        "gender": fields["gender"],
+        "race": fields["race"],
+        "age": fields["age"],
+        "photo": stem,
+        "mask_label": mask,
+        "gender_label": gender,
+        "age_label": age,
+        "label": int(encode_class(mask, gender, age)),
+    }
+
+
 def index_train_photos(
-    data_dir: str | Path, age_bins: Sequence[int], report: DataReport | None = None, skip_unreadable: bool = False,
+    data_dir: str | Path,
+    age_bins: Sequence[int],
+    report: DataReport | None = None,
+    skip_unreadable: bool = False,
     min_side: int = MIN_PHOTO_SIDE,
 ) -> pd.DataFrame:
     """One row per training photo: its path (relative to `data_dir`), person, gender, race, age,
@@ -152,12 +208,7 @@ def index_train_photos(
     people = read_csv_checked(train_csv, TRAIN_COLUMNS, key="id")
     rows = []
     for line, person in enumerate(people.itertuples(index=False), start=2):
-        if not is_plain_name(person.path):
-            raise DataError(f"{train_csv} line {line}: path {person.path!r} is not a plain folder name")
-        fields = parse_person_folder(person.path)
-        listed = {"id": person.id, "gender": person.gender, "race": person.race, "age": person.age}
-        if {k: str(v) for k, v in fields.items()} != listed:
-            raise DataError(f"{train_csv} line {line}: row {listed} disagrees with its folder name {person.path!r}")
+        fields = check_person_row(person, f"{train_csv} line {line}")
         folder = images_dir / person.path
         if not folder.is_dir():
             raise DataError(f"{folder}: person folder listed in {train_csv} does not exist")
@@ -171,20 +222,18 @@ def index_train_photos(
                 report.skipped_unreadable.append(str(file))
                 continue
             report.extensions[file.suffix.lower()] += 1
-            mask, gender, age = MASK_BY_PHOTO[stem], GENDER_CODES[fields["gender"]], age_band(fields["age"], age_bins)
-            rows.append({
-                "path": file.relative_to(data_dir).as_posix(),
-                "person": fields["id"], "gender": fields["gender"], "race": fields["race"], "age": fields["age"],
-                "photo": stem, "mask_label": mask, "gender_label": gender, "age_label": age,
-                "label": int(encode_class(mask, gender, age)),
-            })
+            rows.append(photo_row(file.relative_to(data_dir).as_posix(), stem, fields, age_bins))
     listed_folders = set(people["path"])
-    report.unlisted_folders += sorted(str(f) for f in images_dir.iterdir() if f.is_dir() and f.name not in listed_folders)
+    report.unlisted_folders += sorted(
+        str(f) for f in images_dir.iterdir() if f.is_dir() and f.name not in listed_folders
+    )
     report.people, report.train_photos = len(people), len(rows)
     return pd.DataFrame(rows)
 
 
-def index_eval_photos(data_dir: str | Path, report: DataReport | None = None, min_side: int = MIN_PHOTO_SIDE) -> pd.DataFrame:
+def index_eval_photos(
+    data_dir: str | Path, report: DataReport | None = None, min_side: int = MIN_PHOTO_SIDE
+) -> pd.DataFrame:
     """The eval photos in `info.csv` order: ImageID and path (relative to `data_dir`); every
     photo must exist and pass check_photo, since the submission needs an answer for each."""
     data_dir = Path(data_dir)
@@ -204,7 +253,8 @@ def index_eval_photos(data_dir: str | Path, report: DataReport | None = None, mi
 
 def read_photo(path: Path, at_least: int | None = None) -> Image.Image:
     """A photo as 8-bit RGB (see to_rgb), turned upright by its EXIF orientation; a JPEG is decoded
-    at a reduced scale when both sides stay at least `at_least` pixels (much faster for small model inputs)."""
+    at a reduced scale when both sides stay at least `at_least` pixels (much faster for small model
+    inputs)."""
     with Image.open(path) as image:
         if at_least:
             image.draft("RGB", (at_least, at_least))
@@ -227,5 +277,9 @@ def grey_8bit(samples: np.ndarray, mode: str) -> np.ndarray:
     first of FULL_SCALES that holds the brightest sample) as uint8 0..255, rounded."""
     samples = np.nan_to_num(samples.astype(np.float64))
     brightest = samples.max(initial=0.0)
-    full_scale = 65535.0 if mode.startswith("I;16") else next((s for s in FULL_SCALES if brightest <= s), FULL_SCALES[-1])
+    full_scale = (
+        65535.0
+        if mode.startswith("I;16")
+        else next((s for s in FULL_SCALES if brightest <= s), FULL_SCALES[-1])
+    )
     return np.rint(np.clip(samples, 0.0, full_scale) * (255.0 / full_scale)).astype(np.uint8)

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
@@ -22,7 +23,7 @@ PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch
 TORCH_CUDA_WHEELS = ("cu118", "cu121", "cu124", "cu126", "cu128", "cu130")
 
 #: lock files held by this process, one per claimed GPU, released when it exits (even when killed)
-_held_locks = []
+_held_locks: list[TextIO] = []
 
 
 def host_gpus() -> list[str]:
@@ -33,7 +34,9 @@ def host_gpus() -> list[str]:
         return [gpu for gpu in visible.split(",") if gpu.strip() and gpu.strip() != "-1"]
     if not shutil.which("nvidia-smi"):
         return []
-    listing = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True)
+    listing = subprocess.run(
+        ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True
+    )
     return listing.stdout.split() if listing.returncode == 0 else []
 
 
@@ -48,14 +51,18 @@ def claim_gpu(lock_dir: str | Path | None = None) -> str | None:
     gpus = [gpu.strip() for gpu in host_gpus()]
     if len(gpus) <= 1:
         return gpus[0] if gpus else None
-    lock_dir = Path(lock_dir or os.environ.get("FACEMASK_GPU_LOCKS") or Path(tempfile.gettempdir()) / "facemask-gpu-locks")
+    lock_dir = Path(
+        lock_dir or os.environ.get("FACEMASK_GPU_LOCKS") or Path(tempfile.gettempdir()) / "facemask-gpu-locks"
+    )
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / "placement.lock", "a") as placement:
         fcntl.flock(placement, fcntl.LOCK_EX)  # one job places itself at a time, so the counts hold
-        jobs = {gpu: sum(not _lock_is_free(path) for path in lock_dir.glob(f"gpu{gpu}.*.lock")) for gpu in gpus}
-        gpu = min(gpus, key=jobs.get)
+        jobs = {
+            gpu: sum(not _lock_is_free(path) for path in lock_dir.glob(f"gpu{gpu}.*.lock")) for gpu in gpus
+        }
+        gpu = min(gpus, key=lambda gpu: jobs[gpu])
         for slot in itertools.count():
-            handle = open(lock_dir / f"gpu{gpu}.{slot}.lock", "a")
+            handle = open(lock_dir / f"gpu{gpu}.{slot}.lock", "a")  # noqa: SIM115 (held for the job's life)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
@@ -63,7 +70,9 @@ def claim_gpu(lock_dir: str | Path | None = None) -> str | None:
                 handle.close()
     _held_locks.append(handle)
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    log.info("using GPU %s of %s, beside %d other job(s) (lock %s)", gpu, ",".join(gpus), jobs[gpu], handle.name)
+    log.info(
+        "using GPU %s of %s, beside %d other job(s) (lock %s)", gpu, ",".join(gpus), jobs[gpu], handle.name
+    )
     return gpu
 
 
@@ -96,17 +105,25 @@ def gpu_diagnosis() -> str:
     """Why torch may see no GPU: its version, the CUDA it was built for, what torch.cuda reports,
     the driver that nvidia-smi reports, and the command that installs a torch for that driver."""
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
-    facts = (f"torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none (a CPU-only build)'}, reports "
-             f"torch.cuda.is_available() {torch.cuda.is_available()} and {torch.cuda.device_count()} device(s)"
-             + (f" with CUDA_VISIBLE_DEVICES={hidden!r}" if hidden is not None else ""))
+    facts = (
+        f"torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none (a CPU-only build)'}, "
+        "reports "
+        f"torch.cuda.is_available() {torch.cuda.is_available()} and {torch.cuda.device_count()} device(s)"
+        + (f" with CUDA_VISIBLE_DEVICES={hidden!r}" if hidden is not None else "")
+    )
     if not shutil.which("nvidia-smi"):
-        return f"{facts}; there is no nvidia-smi, so no NVIDIA driver (device: cpu runs on the CPU without this check)"
+        return (
+            f"{facts}; there is no nvidia-smi, so no NVIDIA driver "
+            "(device: cpu runs on the CPU without this check)"
+        )
     report = subprocess.run(["nvidia-smi"], capture_output=True, text=True)
     driver = re.search(r"Driver Version:\s*(\S+)\s+CUDA Version:\s*(\d+)\.(\d+)", report.stdout)
     if report.returncode != 0 or not driver:
         return f"{facts}; nvidia-smi fails: {(report.stderr or report.stdout).strip()[:300]}"
-    return (f"{facts}; nvidia-smi reports driver {driver[1]}, which runs CUDA up to {driver[2]}.{driver[3]}. "
-            f"Fix: {torch_install_command((int(driver[2]), int(driver[3])))}")
+    return (
+        f"{facts}; nvidia-smi reports driver {driver[1]}, which runs CUDA up to {driver[2]}.{driver[3]}. "
+        f"Fix: {torch_install_command((int(driver[2]), int(driver[3])))}"
+    )
 
 
 def torch_install_command(driver_cuda: tuple[int, int]) -> str:
@@ -114,8 +131,12 @@ def torch_install_command(driver_cuda: tuple[int, int]) -> str:
     update the driver, when it runs none that torch is built for)."""
     fitting = [tag for tag in TORCH_CUDA_WHEELS if (int(tag[2:-1]), int(tag[-1])) <= driver_cuda]
     if not fitting:
-        return f"update the NVIDIA driver: it runs CUDA up to {driver_cuda[0]}.{driver_cuda[1]}, torch needs 11.8 or later"
-    return f"pip install --force-reinstall torch torchvision --index-url https://download.pytorch.org/whl/{fitting[-1]}"
+        return (
+            f"update the NVIDIA driver: it runs CUDA up to {driver_cuda[0]}.{driver_cuda[1]}, "
+            "torch needs 11.8 or later"
+        )
+    index = f"https://download.pytorch.org/whl/{fitting[-1]}"
+    return f"pip install --force-reinstall torch torchvision --index-url {index}"
 
 
 def resolve_precision(setting: str, capability: tuple[int, int] | None) -> str:
@@ -134,8 +155,11 @@ def job_precision(setting: str, device: torch.device) -> str:
     bf16 is asked of a GPU without bf16 tensor cores."""
     capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
     if setting == "bf16" and capability and capability < (8, 0):
-        log.warning("precision bf16 on a GPU of compute capability %d.%d, which has no bf16 tensor cores, is slow or "
-                    "fails; auto gives it fp16 with loss scaling", *capability)
+        log.warning(
+            "precision bf16 on a GPU of compute capability %d.%d, which has no bf16 tensor cores, is slow or "
+            "fails; auto gives it fp16 with loss scaling",
+            *capability,
+        )
     return resolve_precision(setting, capability)
 
 

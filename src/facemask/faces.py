@@ -9,7 +9,7 @@ import numpy as np
 
 from facemask.errors import PipelineError
 
-CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
 DETECTORS = ("mtcnn", "haar")
 #: border added around the photo, as a share of its short side, so that a face filling the frame is found
 BORDER = 0.25
@@ -35,7 +35,9 @@ class HaarCascade:
 
     def boxes(self, rgb: np.ndarray) -> list:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        return list(self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=3, minSize=(self.min_side,) * 2))
+        return list(
+            self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=3, minSize=(self.min_side,) * 2)
+        )
 
 
 class Mtcnn:
@@ -47,8 +49,10 @@ class Mtcnn:
         try:
             from facenet_pytorch import MTCNN
         except ImportError as error:
-            raise PipelineError(f"face_detector mtcnn needs facenet-pytorch ({error}); install it with "
-                                f"`{MTCNN_INSTALL}` (./setup.sh does), or set cache.face_detector: haar") from None
+            raise PipelineError(
+                f"face_detector mtcnn needs facenet-pytorch ({error}); install it with "
+                f"`{MTCNN_INSTALL}` (./setup.sh does), or set cache.face_detector: haar"
+            ) from None
         min_side = max(int(self.search_side * min_face), 20)
         self.mtcnn = MTCNN(min_face_size=min_side, thresholds=list(MTCNN_THRESHOLDS), device="cpu")
 
@@ -56,7 +60,9 @@ class Mtcnn:
         found, _ = self.mtcnn.detect(rgb)
         if found is None:
             return []
-        return [(left, top, right - left, bottom - top) for left, top, right, bottom in np.asarray(found, float)]
+        return [
+            (left, top, right - left, bottom - top) for left, top, right, bottom in np.asarray(found, float)
+        ]
 
 
 class FaceFinder:
@@ -67,7 +73,7 @@ class FaceFinder:
     def __init__(self, detector: str = "mtcnn", min_face: float = 0.15, fallback: bool = True):
         if detector not in DETECTORS:
             raise PipelineError(f"unknown face detector {detector!r}: one of {', '.join(DETECTORS)}")
-        self.detectors = {}
+        self.detectors: dict[str, Mtcnn | HaarCascade] = {}
         if detector == "mtcnn":
             self.detectors["mtcnn"] = Mtcnn(min_face)
         if detector == "haar" or fallback:
@@ -79,8 +85,11 @@ class FaceFinder:
         height, width = rgb.shape[:2]
         for name, detector in self.detectors.items():
             factor = detector.search_side / max(height, width)
-            search = cv2.resize(rgb, (round(width * factor), round(height * factor)),
-                                interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+            search = cv2.resize(
+                rgb,
+                (round(width * factor), round(height * factor)),
+                interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR,
+            )
             pad = int(min(search.shape[:2]) * BORDER)
             faces = detector.boxes(cv2.copyMakeBorder(search, pad, pad, pad, pad, cv2.BORDER_REPLICATE))
             if faces:
@@ -89,7 +98,9 @@ class FaceFinder:
         return None, None
 
 
-def crop_box(width: int, height: int, face, aspect: float, face_scale: float) -> tuple[float, float, float, float]:
+def crop_box(
+    width: int, height: int, face, aspect: float, face_scale: float
+) -> tuple[float, float, float, float]:
     """(left, top, right, bottom) of the region to keep in a `width` x `height` photo: `face_scale`
     face sizes wide around `face` (its size: the geometric mean of its width and height, as the
     Haar cascade's square boxes and MTCNN's taller ones differ), or, when `face` is None, a centred

@@ -1,11 +1,13 @@
 """Outputs written atomically: to a temporary name beside the target, then renamed over it, so a
-crash never leaves a half-written file that looks complete."""
+crash never leaves a half-written file that looks complete; and the ensemble members' tables read
+back, keyed by Member."""
 
 import errno
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -33,8 +35,10 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     except OSError as error:
         if error.errno not in DISK_FULL:
             raise
-        raise PipelineError(f"{path}: the disk is full ({error.strerror}); nothing was written under this name, "
-                            "free some space and rerun") from error
+        raise PipelineError(
+            f"{path}: the disk is full ({error.strerror}); nothing was written under this name, "
+            "free some space and rerun"
+        ) from error
     finally:
         partial.unlink(missing_ok=True)
 
@@ -57,11 +61,25 @@ def write_text(text: str, path: str | Path) -> None:
         partial.write_text(text)
 
 
-def read_member_tables(members: list[str], paths: list[str]) -> dict[tuple[str, int], pd.DataFrame]:
-    """The CSV table of each ensemble member, keyed (model, fold); `members` are "model/fold"
-    strings in the order of `paths`."""
+class Member(NamedTuple):
+    """One member of the ensemble: a model trained with one fold held out, on which it made its
+    out-of-fold predictions."""
+
+    model: str
+    fold: int
+
+    def __str__(self) -> str:
+        return f"{self.model} fold {self.fold}"
+
+
+def read_member_tables(
+    members: Sequence[Sequence], paths: Sequence[str | Path]
+) -> dict[Member, pd.DataFrame]:
+    """The CSV table of each ensemble member, keyed by its Member; `members` are (model, fold)
+    pairs (Members, or the workflow's [model, fold] params) in the order of `paths`."""
     tables = {}
-    for member, path in zip(members, paths, strict=True):
-        model, fold = member.rsplit("/", 1)
-        tables[(model, int(fold))] = pd.read_csv(path, dtype={"ImageID": str, "person": str, "path": str})
+    for (model, fold), path in zip(members, paths, strict=True):
+        tables[Member(model, int(fold))] = pd.read_csv(
+            path, dtype={"ImageID": str, "person": str, "path": str}
+        )
     return tables

@@ -2,7 +2,10 @@
 of a batch through the model in one forward pass on a GPU (one pass per view on the CPU, where
 that is faster), merged safely on probabilities."""
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,14 +13,23 @@ import torch
 import ttach
 
 from facemask.augment import batch_transform
-from facemask.loader import CachedPhotos, photo_loader
 from facemask.devices import autocast, job_precision, pick_device
 from facemask.labels import LOGIT_COLUMNS
+from facemask.loader import CachedPhotos, photo_loader
 from facemask.logs import Progress, log
 from facemask.models import load_checkpoint
 
 #: ttach transforms a config may name, with their keyword arguments
-TTA_TRANSFORMS = ("HorizontalFlip", "VerticalFlip", "Rotate90", "Scale", "Resize", "Add", "Multiply", "FiveCrops")
+TTA_TRANSFORMS = (
+    "HorizontalFlip",
+    "VerticalFlip",
+    "Rotate90",
+    "Scale",
+    "Resize",
+    "Add",
+    "Multiply",
+    "FiveCrops",
+)
 #: ttach merge modes that are valid on probabilities (ttach's max/min are broken in 0.0.3)
 TTA_MERGE_MODES = ("mean", "gmean", "tsharpen")
 
@@ -48,7 +60,12 @@ class BatchedTTA(torch.nn.Module):
         super().__init__()
         if merge not in TTA_MERGE_MODES:
             raise ValueError(f"unknown TTA merge mode {merge!r}; choose from {list(TTA_MERGE_MODES)}")
-        self.model, self.transforms, self.merge, self.one_pass = model, list(tta_transforms(transforms)), merge, one_pass
+        self.model, self.transforms, self.merge, self.one_pass = (
+            model,
+            list(tta_transforms(transforms)),
+            merge,
+            one_pass,
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         views = [transformer.augment_image(images) for transformer in self.transforms]
@@ -68,7 +85,11 @@ class BatchedTTA(torch.nn.Module):
 
 @torch.no_grad()
 def predict_logits(
-    model: torch.nn.Module, loader, transform: torch.nn.Module, device: torch.device, precision: str = "fp32",
+    model: torch.nn.Module,
+    loader,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """The model's float32 outputs, computed in `precision`, for every photo of `loader` (uint8
     batches, transformed on `device`), in order; kept on `device` until the last batch, so that
@@ -84,34 +105,48 @@ def predict_logits(
     return torch.cat(outputs).cpu().numpy()
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """How a trained member predicts: the TTA (the config's `tta`: transforms, merge, batch_size),
+    the CPU threads (loader workers: threads - 1) and the `device` setting (auto, cuda, cpu)."""
+
+    tta: Mapping[str, Any]
+    threads: int = 1
+    device: str = "auto"
+
+
 def predict_cached_photos(
-    checkpoint: str | Path, cache: str | Path, photos: int, tta: dict, threads: int = 1, device: str = "auto", age_cuts=None,
+    checkpoint: str | Path, cache: str | Path, photos: int, options: PredictOptions, age_cuts=None
 ) -> np.ndarray:
     """Logits (float64) of a trained (model, fold), with TTA, for the first `photos` rows of an
-    image `cache` in order, on the `device` setting's device, in the model's precision; a years
-    head's age bands cut at `age_cuts` when given."""
+    image `cache` in order, in the model's precision; a years head's age bands cut at `age_cuts`
+    when given."""
+    tta, threads = options.tta, options.threads
     torch.set_num_threads(threads)
-    device = pick_device(device)
-    model, meta = load_checkpoint(checkpoint, device, age_cuts)
-    precision = job_precision(meta["precision"], device)
-    if device.type == "cuda":
+    on = pick_device(options.device)
+    model, meta = load_checkpoint(checkpoint, on, age_cuts)
+    precision = job_precision(meta["precision"], on)
+    if on.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if tta["transforms"]:
-        model = BatchedTTA(model, tta["transforms"], tta["merge"], one_pass=device.type == "cuda")
+        model = BatchedTTA(model, tta["transforms"], tta["merge"], one_pass=on.type == "cuda")
     dataset = CachedPhotos(cache, np.arange(photos), [-1] * photos)
-    log.info("predicting %d photos with %s (fold %d, epoch %d) on %s in %s, TTA %s",
-             photos, meta["arch"], meta["fold"], meta["epoch"], device, precision, tta["transforms"] or "off")
-    transform = batch_transform(meta["data_config"]).to(device)
-    logits = predict_logits(model, photo_loader(dataset, tta["batch_size"], max(threads - 1, 0)), transform, device, precision)
+    log.info(
+        f"predicting {photos} photos with {meta['arch']} (fold {meta['fold']}, epoch {meta['epoch']}) "
+        f"on {on} in {precision}, TTA {tta['transforms'] or 'off'}"
+    )
+    transform = batch_transform(meta["data_config"]).to(on)
+    logits = predict_logits(
+        model, photo_loader(dataset, tta["batch_size"], max(threads - 1, 0)), transform, on, precision
+    )
     return logits.astype(np.float64)  # exact in a CSV, so that a table read back votes as these do
 
 
 def predict_eval_photos(
-    checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, tta: dict, threads: int = 1, device: str = "auto",
-    age_cuts=None,
+    checkpoint: str | Path, photos: pd.DataFrame, cache: str | Path, options: PredictOptions, age_cuts=None
 ) -> pd.DataFrame:
     """Logits of a trained (model, fold) for every eval photo (ImageID; rows of the eval `cache`
     in the same order), with TTA; a years head's age bands cut at `age_cuts` when given."""
     table = photos[["ImageID"]].copy()
-    table[list(LOGIT_COLUMNS)] = predict_cached_photos(checkpoint, cache, len(photos), tta, threads, device, age_cuts)
+    table[list(LOGIT_COLUMNS)] = predict_cached_photos(checkpoint, cache, len(photos), options, age_cuts)
     return table

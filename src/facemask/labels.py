@@ -15,11 +15,15 @@ TASKS = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age": AGE_NAMES}
 TASK_SIZES = {task: len(names) for task, names in TASKS.items()}
 NUM_CLASSES = math.prod(TASK_SIZES.values())
 #: how much one step of each task's code moves the class: mask 6, gender 3, age 1
-TASK_STRIDES = {task: math.prod(list(TASK_SIZES.values())[i + 1:]) for i, task in enumerate(TASKS)}
+TASK_STRIDES = {task: math.prod(list(TASK_SIZES.values())[i + 1 :]) for i, task in enumerate(TASKS)}
 
 #: photo file stem -> mask code, the seven photos every person folder holds
 MASK_BY_PHOTO = {
-    "mask1": 0, "mask2": 0, "mask3": 0, "mask4": 0, "mask5": 0,
+    "mask1": 0,
+    "mask2": 0,
+    "mask3": 0,
+    "mask4": 0,
+    "mask5": 0,
     "incorrect_mask": 1,
     "normal": 2,
 }
@@ -33,7 +37,9 @@ def check_age_bins(age_bins: Sequence[int]) -> tuple[int, int]:
     """Return the two age cut points as a tuple, or raise if they are not two increasing ages."""
     bins = tuple(int(a) for a in age_bins)
     if len(bins) != 2 or not 0 < bins[0] < bins[1]:
-        raise ValueError(f"age_bins must be two increasing positive ages, e.g. [30, 60]; got {list(age_bins)}")
+        raise ValueError(
+            f"age_bins must be two increasing positive ages, e.g. [30, 60]; got {list(age_bins)}"
+        )
     return bins
 
 
@@ -50,7 +56,9 @@ def age_band_names(age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> list[str]:
 
 def encode_class(mask, gender, age) -> np.ndarray:
     """The 18-class label from the three task codes (scalars or arrays)."""
-    return sum(TASK_STRIDES[task] * np.asarray(code) for task, code in zip(TASKS, (mask, gender, age)))
+    codes = zip(TASKS, (mask, gender, age), strict=True)
+    # scalars give a NumPy integer
+    return sum(TASK_STRIDES[task] * np.asarray(code) for task, code in codes)  # type: ignore[return-value]
 
 
 def encode_year_and_class(age, label) -> np.ndarray:
@@ -70,9 +78,22 @@ def class_name(label: int) -> str:
     mask, gender, age = (int(x) for x in decode_class(label))
     return f"{MASK_NAMES[mask]}/{GENDER_NAMES[gender]}/{AGE_NAMES[age]}"
 
+
 #: each task's code of each of the 18 classes
-TASK_OF_CLASS = dict(zip(TASKS, decode_class(np.arange(NUM_CLASSES))))
+TASK_OF_CLASS = dict(zip(TASKS, decode_class(np.arange(NUM_CLASSES)), strict=True))
 #: column names of the 18 class logits in the pipeline's logit tables
 LOGIT_COLUMNS = tuple(f"logit_{c:02d}" for c in range(NUM_CLASSES))
 #: column names of the age-in-years probabilities (0..MAX_AGE) in the out-of-fold tables of a years head
 YEAR_COLUMNS = tuple(f"age_p{year:03d}" for year in range(MAX_AGE + 1))
+#: each class's (mask, gender) pair, 2 * mask + gender, and its age band: class = 3 * pair + band
+PAIR_OF_CLASS = np.arange(NUM_CLASSES) // TASK_SIZES["age"]
+BAND_OF_CLASS = TASK_OF_CLASS["age"]
+#: the number of (mask, gender) pairs
+NUM_PAIRS = NUM_CLASSES // TASK_SIZES["age"]
+
+
+def band_of_year(age_cuts: Sequence[int]) -> np.ndarray:
+    """(MAX_AGE + 1, 3) one-hot: the age band of each age 0..MAX_AGE at `age_cuts` (see age_band);
+    a years head's band probabilities are its years' probabilities times this."""
+    bands = np.searchsorted(check_age_bins(age_cuts), np.arange(MAX_AGE + 1), side="right")
+    return np.eye(TASK_SIZES["age"])[bands]

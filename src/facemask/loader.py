@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from facemask.errors import DataError
@@ -16,16 +17,30 @@ class CachedPhotos(torch.utils.data.Dataset):
     With `held`, the whole cache already in memory (on a GPU, see `load_cache`), a batch is sliced
     from it instead, in the loading process: no reads, no copies, no loader workers."""
 
-    def __init__(self, cache: str | Path, rows: Sequence[int], labels: Sequence[int], held: torch.Tensor | None = None):
+    def __init__(
+        self,
+        cache: str | Path,
+        rows: Sequence[int] | np.ndarray | pd.Series,
+        labels: Sequence[int] | np.ndarray | pd.Series,
+        held: torch.Tensor | None = None,
+    ):
         self.cache, self.rows = Path(cache), np.asarray(rows, dtype=np.int64)
         self.labels = torch.tensor(np.array(labels, dtype=np.int64))
-        self.held, self.pixels = held, None  # pixels: the memory-mapped file, opened on first use by the process that reads
+        self.held = held
+        self.pixels: np.ndarray | None = (
+            None  # the memory-mapped file, opened on first use by the process that reads
+        )
         if held is not None:
-            self.labels, self.held_rows = self.labels.to(held.device), torch.from_numpy(self.rows).to(held.device)
+            self.labels, self.held_rows = (
+                self.labels.to(held.device),
+                torch.from_numpy(self.rows).to(held.device),
+            )
         photos = np.load(self.cache, mmap_mode="r").shape[0]
         if len(self.rows) and not 0 <= self.rows.min() <= self.rows.max() < photos:
-            raise DataError(f"{self.cache}: holds {photos} photos, not the {self.rows.max() + 1}+ of the photo index; "
-                            "it is stale: delete it and rerun")
+            raise DataError(
+                f"{self.cache}: holds {photos} photos, not the {self.rows.max() + 1}+ of the photo index; "
+                "it is stale: delete it and rerun"
+            )
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -38,7 +53,9 @@ class CachedPhotos(torch.utils.data.Dataset):
             picked = torch.as_tensor(indices).to(self.held.device, non_blocking=True)  # no wait for the GPU
             return self.held[self.held_rows[picked]], self.labels[picked]
         if self.pixels is None:
-            self.pixels = np.load(self.cache, mmap_mode="r")  # pages load on first touch, then stay in the OS cache
+            self.pixels = np.load(
+                self.cache, mmap_mode="r"
+            )  # pages load on first touch, then stay in the OS cache
         rows = self.rows[np.asarray(indices)]
         order = np.argsort(rows, kind="stable")  # read the file front to back
         images = np.empty((len(rows), *self.pixels.shape[1:]), dtype=np.uint8)
@@ -50,7 +67,9 @@ class CachedPhotos(torch.utils.data.Dataset):
         return images[0], labels[0]
 
 
-def load_cache(cache: str | Path, device: torch.device, share_of_free_memory: float = 0.5) -> torch.Tensor | None:
+def load_cache(
+    cache: str | Path, device: torch.device, share_of_free_memory: float = 0.5
+) -> torch.Tensor | None:
     """The whole image cache as one uint8 tensor on `device` (a GPU), when it takes at most
     `share_of_free_memory` of the GPU's free memory; else None (batches are then read from the file)."""
     if device.type != "cuda":
@@ -58,8 +77,14 @@ def load_cache(cache: str | Path, device: torch.device, share_of_free_memory: fl
     pixels = np.load(cache, mmap_mode="r")
     free, _ = torch.cuda.mem_get_info(device)
     if pixels.nbytes > share_of_free_memory * free:
-        log.info("image cache %s (%.1f GiB) is over %.0f%% of the GPU's free %.1f GiB: reading it with loader workers",
-                 cache, pixels.nbytes / 2**30, share_of_free_memory * 100, free / 2**30)
+        log.info(
+            "image cache %s (%.1f GiB) is over %.0f%% of the GPU's free %.1f GiB: "
+            "reading it with loader workers",
+            cache,
+            pixels.nbytes / 2**30,
+            share_of_free_memory * 100,
+            free / 2**30,
+        )
         return None
     on_device = torch.from_numpy(np.ascontiguousarray(pixels)).to(device)
     log.info("image cache %s (%.1f GiB) held on %s", cache, pixels.nbytes / 2**30, device)
@@ -71,7 +96,9 @@ def whole_batch(batch):
     return batch
 
 
-def photo_loader(dataset, batch_size: int, workers: int, shuffle: bool = False, seed: int = 0, sample_weights=None):
+def photo_loader(
+    dataset, batch_size: int, workers: int, shuffle: bool = False, seed: int = 0, sample_weights=None
+):
     """A DataLoader over `dataset`. For training (`shuffle`): a seeded order, or a seeded draw with
     replacement in proportion to `sample_weights` when given, and no last short batch (a batch of
     one breaks batch norm). Batches come in pinned memory when a GPU is used, for asynchronous copies,
@@ -79,12 +106,21 @@ def photo_loader(dataset, batch_size: int, workers: int, shuffle: bool = False, 
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     sampler = None
     if sample_weights is not None:
-        sampler = torch.utils.data.WeightedRandomSampler(sample_weights, len(dataset), replacement=True, generator=generator)
+        sampler = torch.utils.data.WeightedRandomSampler(
+            sample_weights, len(dataset), replacement=True, generator=generator
+        )
     held = getattr(dataset, "held", None) is not None
     if held:
         workers = 0  # batches are sliced from the held cache, in this process
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, generator=generator,
-        num_workers=workers, pin_memory=torch.cuda.is_available() and not held, persistent_workers=workers > 0,
-        drop_last=shuffle and len(dataset) > batch_size, collate_fn=whole_batch,
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        generator=generator,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available() and not held,
+        persistent_workers=workers > 0,
+        drop_last=shuffle and len(dataset) > batch_size,
+        collate_fn=whole_batch,
     )

@@ -4,28 +4,40 @@ CutMix), combined as weighted sums, on the 18 classes or per task (mask, gender,
 Every loss takes `log_probs` (B, C) and `targets` (B, C) whose rows sum to 1.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from timm.loss import compute_class_weights
 
 from facemask.labels import MAX_AGE, NUM_CLASSES, TASK_SIZES
 from facemask.labels import TASK_OF_CLASS as TASK_CODES
+from facemask.settings import ModelBlock
 
 #: which task class each of the 18 classes belongs to, by task (labels.TASK_OF_CLASS as tensors)
 TASK_OF_CLASS = {task: torch.from_numpy(codes) for task, codes in TASK_CODES.items()}
 
 
-def cross_entropy(log_probs, targets, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None):
+def cross_entropy(
+    log_probs, targets, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None
+):
     """Cross-entropy with optional label smoothing and per-class weights (a weighted mean over the batch)."""
     targets = targets * (1 - label_smoothing) + label_smoothing / targets.shape[1]
-    weights = (torch.ones(targets.shape[1], device=targets.device) if class_weights is None
-               else class_weights.to(targets.device, non_blocking=True))  # no wait for the GPU
+    weights = (
+        torch.ones(targets.shape[1], device=targets.device)
+        if class_weights is None
+        else class_weights.to(targets.device, non_blocking=True)
+    )  # no wait for the GPU
     per_photo = -(targets * weights * log_probs).sum(1)
     return per_photo.sum() / (targets * weights).sum()
 
 
-def focal(log_probs, targets, gamma: float = 2.0, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None):
+def focal(
+    log_probs,
+    targets,
+    gamma: float = 2.0,
+    label_smoothing: float = 0.0,
+    class_weights: torch.Tensor | None = None,
+):
     """Focal loss: cross-entropy down-weighting confident classes by (1 - p) ** gamma; gamma 0 is
     cross-entropy."""
     focusing = (1 - log_probs.exp()).clamp_min(0) ** gamma
@@ -42,10 +54,16 @@ def soft_f1(log_probs, targets, epsilon: float = 1e-7, **_):
     return 1 - (f1 * present).sum() / present.sum()
 
 
-LOSSES = {"cross_entropy": cross_entropy, "focal": focal, "f1": soft_f1}
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "cross_entropy": cross_entropy,
+    "focal": focal,
+    "f1": soft_f1,
+}
 
 
-def task_marginals(log_probs_18: torch.Tensor, targets_18: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+def task_marginals(
+    log_probs_18: torch.Tensor, targets_18: torch.Tensor, task: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The log-probabilities and targets of one task, summed over the 18 classes that share its
     class (by a membership matrix, without indexing that would wait for the GPU)."""
     index = TASK_OF_CLASS[task].to(log_probs_18.device, non_blocking=True)
@@ -59,9 +77,11 @@ class CompositeLoss(torch.nn.Module):
     task with its own terms. A term is a dict: name (a key of LOSSES), weight, and the loss's
     options (label_smoothing, gamma, class_weights: true for weights from `class_counts`)."""
 
-    def __init__(self, terms: dict[str | None, Sequence[dict]], class_counts: dict[str | None, torch.Tensor]):
+    def __init__(
+        self, terms: Mapping[str | None, Sequence[Mapping]], class_counts: Mapping[str | None, torch.Tensor]
+    ):
         super().__init__()
-        self.terms = {}
+        self.terms: dict[str | None, list[tuple[Callable, float, dict]]] = {}
         for task, task_terms in terms.items():
             built = []
             for term in task_terms:
@@ -70,14 +90,18 @@ class CompositeLoss(torch.nn.Module):
                     raise ValueError(f"unknown loss {term['name']!r}; choose one of {sorted(LOSSES)}")
                 if term.get("class_weights"):
                     counts = class_counts[task]
-                    options["class_weights"] = compute_class_weights(counts, int(counts.sum()), method="inv_freq")[1]
+                    options["class_weights"] = compute_class_weights(
+                        counts, int(counts.sum()), method="inv_freq"
+                    )[1]
                 built.append((LOSSES[term["name"]], float(term.get("weight", 1.0)), options))
             self.terms[task] = built
 
     def forward(self, log_probs_18: torch.Tensor, targets_18: torch.Tensor) -> torch.Tensor:
-        total = 0.0
+        total = torch.zeros((), device=log_probs_18.device)
         for task, terms in self.terms.items():
-            log_probs, targets = (log_probs_18, targets_18) if task is None else task_marginals(log_probs_18, targets_18, task)
+            log_probs, targets = (
+                (log_probs_18, targets_18) if task is None else task_marginals(log_probs_18, targets_18, task)
+            )
             for loss, weight, options in terms:
                 total = total + weight * loss(log_probs, targets, **options)
         return total
@@ -104,20 +128,27 @@ class YearsLoss(torch.nn.Module):
         joint = targets.view(len(targets), MAX_AGE + 1, NUM_CLASSES)
         year_targets = joint.sum(2) @ self.kernel.to(targets.device, non_blocking=True)
         year_loss = -(year_targets * log_probs[:, NUM_CLASSES:].log_softmax(1)).sum(1).mean()
-        return self.class_loss(log_probs[:, :NUM_CLASSES].log_softmax(1), joint.sum(1)) + self.weight * year_loss
+        return (
+            self.class_loss(log_probs[:, :NUM_CLASSES].log_softmax(1), joint.sum(1)) + self.weight * year_loss
+        )
 
 
-def create_loss(settings: dict, labels: torch.Tensor) -> torch.nn.Module:
+def create_loss(block: ModelBlock, labels: torch.Tensor) -> torch.nn.Module:
     """The loss of a model block: `loss` terms on the 18 classes for a single head; for three heads
     the same terms per task, or the task's own from `task_losses`; plus the years term of
     `age_years` when set (see YearsLoss). Class weights come from the counts of `labels` (the
     training fold's 18-class labels)."""
     counts_18 = torch.bincount(labels, minlength=NUM_CLASSES).float()
-    if settings["head"] == "single":
-        class_loss = CompositeLoss({None: settings["loss"]}, {None: counts_18})
+    if block.head == "single":
+        class_loss = CompositeLoss({None: block.loss}, {None: counts_18})
     else:
-        terms = {task: settings["task_losses"].get(task, settings["loss"]) for task in TASK_SIZES}
-        counts = {task: torch.zeros(size).index_add_(0, TASK_OF_CLASS[task], counts_18) for task, size in TASK_SIZES.items()}
+        terms: dict[str | None, Sequence[Mapping]] = {
+            task: block.task_losses.get(task, block.loss) for task in TASK_SIZES
+        }
+        counts: dict[str | None, torch.Tensor] = {
+            task: torch.zeros(size).index_add_(0, TASK_OF_CLASS[task], counts_18)
+            for task, size in TASK_SIZES.items()
+        }
         class_loss = CompositeLoss(terms, counts)
-    years = settings["age_years"]
-    return class_loss if years["sigma"] is None else YearsLoss(class_loss, years["sigma"], years["weight"])
+    years = block.age_years
+    return class_loss if years.sigma is None else YearsLoss(class_loss, years.sigma, years.weight)

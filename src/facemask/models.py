@@ -9,16 +9,28 @@ from timm.data import resolve_model_data_config
 
 from facemask.errors import PipelineError, WeightsError
 from facemask.files import atomic_output
-from facemask.labels import MAX_AGE, NUM_CLASSES, TASK_OF_CLASS, TASK_SIZES, check_age_bins
+from facemask.labels import (
+    BAND_OF_CLASS,
+    MAX_AGE,
+    NUM_CLASSES,
+    NUM_PAIRS,
+    PAIR_OF_CLASS,
+    TASK_OF_CLASS,
+    TASK_SIZES,
+    band_of_year,
+    check_age_bins,
+)
 
 #: where each task's logits start among a multi head's outputs (mask 0, gender 3, age 5)
-TASK_OFFSETS = dict(zip(TASK_SIZES, [0, *np.cumsum(list(TASK_SIZES.values()))[:-1].tolist()]))
+TASK_OFFSETS = dict(zip(TASK_SIZES, [0, *np.cumsum(list(TASK_SIZES.values()))[:-1].tolist()], strict=True))
 MASKS, GENDERS, AGE_BANDS = TASK_SIZES.values()
 
 
 def pair_outputs(head: str) -> int:
-    """A years head's mask and gender outputs: one per (mask, gender) pair ('single', 6), or per task ('multi', 3 + 2)."""
-    return MASKS * GENDERS if head == "single" else MASKS + GENDERS
+    """A years head's mask and gender outputs: one per (mask, gender) pair ('single', 6), or per task
+    ('multi', 3 + 2)."""
+    return NUM_PAIRS if head == "single" else MASKS + GENDERS
+
 
 #: the model outputs a block's `head` may name (see create_classifier)
 HEADS = ("single", "multi")
@@ -30,6 +42,8 @@ class ThreeHeadClassifier(torch.nn.Module):
     """A backbone with three heads (mask 3, gender 2, age 3 logits) whose output is the 18-class
     log-probability log p(mask) + log p(gender) + log p(age): the product of the three softmaxes,
     so training, TTA and the soft vote treat it like a single 18-way head."""
+
+    task_index: torch.Tensor
 
     def __init__(self, backbone: torch.nn.Module):
         super().__init__()
@@ -49,30 +63,48 @@ class AgeYearsClassifier(torch.nn.Module):
     log-probability log p(mask, gender) + log P(age band), P(band) the sum of the years'
     probabilities within the band at `age_cuts` (a buffer: saved, and reset by `set_age_cuts`)."""
 
+    age_cuts: torch.Tensor
+    log_band_of_year: torch.Tensor
+    task_of_pair: torch.Tensor
+    pair_of_class: torch.Tensor
+    band_of_class: torch.Tensor
+
     def __init__(self, backbone: torch.nn.Module, head: str, age_cuts):
         super().__init__()
         self.backbone, self.pair_outputs = backbone, pair_outputs(head)
+        pairs = torch.arange(NUM_PAIRS)  # pair = 2 * mask + gender
+        self.register_buffer(
+            "task_of_pair", torch.stack([pairs // GENDERS, MASKS + pairs % GENDERS]), persistent=False
+        )
+        self.register_buffer("pair_of_class", torch.from_numpy(PAIR_OF_CLASS), persistent=False)
+        self.register_buffer("band_of_class", torch.from_numpy(BAND_OF_CLASS), persistent=False)
         self.register_buffer("age_cuts", torch.tensor(check_age_bins(age_cuts), dtype=torch.float32))
-        pairs, classes = torch.arange(MASKS * GENDERS), torch.arange(NUM_CLASSES)  # pair = 2 * mask + gender = class // 3
-        self.register_buffer("task_of_pair", torch.stack([pairs // GENDERS, MASKS + pairs % GENDERS]), persistent=False)
-        self.register_buffer("task_of_class", torch.stack([classes // AGE_BANDS, classes % AGE_BANDS]), persistent=False)
-        self.register_buffer("years", torch.arange(MAX_AGE + 1, dtype=torch.float32), persistent=False)
+        self.register_buffer("log_band_of_year", torch.zeros(MAX_AGE + 1, AGE_BANDS), persistent=False)
+        self.set_age_cuts(age_cuts)
+        # a loaded state dict brings its age cuts: derive the years' bands from them
+        self.register_load_state_dict_post_hook(
+            lambda module, _: module.set_age_cuts(module.age_cuts.tolist())
+        )
 
     def set_age_cuts(self, age_cuts) -> None:
+        """Cut the bands at `age_cuts` (labels.band_of_year)."""
         self.age_cuts.copy_(torch.tensor(check_age_bins(age_cuts), dtype=torch.float32))
+        self.log_band_of_year.copy_(torch.from_numpy(band_of_year(age_cuts)).log())
 
     def with_years(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The 18-class and the years' log-probabilities."""
         logits = self.backbone(images).float()
-        if self.pair_outputs == MASKS * GENDERS:
-            pair_log_probs = logits[:, :self.pair_outputs].log_softmax(1)
+        if self.pair_outputs == NUM_PAIRS:
+            pair_log_probs = logits[:, : self.pair_outputs].log_softmax(1)
         else:
-            task_log_probs = torch.cat([logits[:, :MASKS].log_softmax(1), logits[:, MASKS:self.pair_outputs].log_softmax(1)], 1)
+            task_log_probs = torch.cat(
+                [logits[:, :MASKS].log_softmax(1), logits[:, MASKS : self.pair_outputs].log_softmax(1)], 1
+            )
             pair_log_probs = task_log_probs[:, self.task_of_pair].sum(1)
-        year_log_probs = logits[:, self.pair_outputs:].log_softmax(1)
-        band_of_year = torch.nn.functional.one_hot(torch.bucketize(self.years, self.age_cuts, right=True), AGE_BANDS)
-        band_log_probs = (year_log_probs.unsqueeze(2) + band_of_year.to(year_log_probs.dtype).log()).logsumexp(1)
-        return pair_log_probs[:, self.task_of_class[0]] + band_log_probs[:, self.task_of_class[1]], year_log_probs
+        year_log_probs = logits[:, self.pair_outputs :].log_softmax(1)
+        band_log_probs = (year_log_probs.unsqueeze(2) + self.log_band_of_year).logsumexp(1)
+        class_log_probs = pair_log_probs[:, self.pair_of_class] + band_log_probs[:, self.band_of_class]
+        return class_log_probs, year_log_probs
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.with_years(images)[0]
@@ -91,7 +123,11 @@ class ClassAndYears(torch.nn.Module):
 
 
 def create_classifier(
-    arch: str, pretrained: bool | str = False, head: str = "single", model_kwargs: dict | None = None, age_cuts=None,
+    arch: str,
+    pretrained: bool | str = False,
+    head: str = "single",
+    model_kwargs: dict | None = None,
+    age_cuts=None,
 ) -> torch.nn.Module:
     """A timm model with a fresh head: one 18-way output (`head` 'single') or three task outputs
     (`head` 'multi', see ThreeHeadClassifier); with `age_cuts`, the age as years instead (see
@@ -101,12 +137,18 @@ def create_classifier(
     if head not in HEADS:
         raise PipelineError(f"head must be one of {HEADS}, not {head!r}")
     if age_cuts is not None:
-        return AgeYearsClassifier(create_backbone(arch, pretrained, pair_outputs(head) + MAX_AGE + 1, model_kwargs), head, age_cuts)
-    backbone = create_backbone(arch, pretrained, NUM_CLASSES if head == "single" else sum(TASK_SIZES.values()), model_kwargs)
+        return AgeYearsClassifier(
+            create_backbone(arch, pretrained, pair_outputs(head) + MAX_AGE + 1, model_kwargs), head, age_cuts
+        )
+    backbone = create_backbone(
+        arch, pretrained, NUM_CLASSES if head == "single" else sum(TASK_SIZES.values()), model_kwargs
+    )
     return backbone if head == "single" else ThreeHeadClassifier(backbone)
 
 
-def create_backbone(arch: str, pretrained: bool | str, num_classes: int, model_kwargs: dict | None) -> torch.nn.Module:
+def create_backbone(
+    arch: str, pretrained: bool | str, num_classes: int, model_kwargs: dict | None
+) -> torch.nn.Module:
     """The timm model `arch` with `num_classes` outputs and weights as `create_classifier` says."""
     if not timm.is_model(arch):
         raise PipelineError(f"model {arch!r} is not in timm's registry (see timm.list_models())")
@@ -125,7 +167,9 @@ def create_backbone(arch: str, pretrained: bool | str, num_classes: int, model_k
     if not weights.is_file():
         raise WeightsError(f"pretrained weights file {weights} for {arch!r} not found")
     try:
-        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, **kwargs)
+        return timm.create_model(
+            arch, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, **kwargs
+        )
     except (RuntimeError, KeyError, ValueError, OSError) as error:
         raise WeightsError(f"{weights}: not loadable as weights for {arch!r} ({error})") from error
 
@@ -158,9 +202,15 @@ def read_checkpoint(path: str | Path) -> dict:
     such a checkpoint (truncated, another program's, weights alone) is a PipelineError naming it."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load raises many kinds (RuntimeError, EOFError, KeyError, UnpicklingError)
+    except (
+        Exception
+    ) as error:  # torch.load raises many kinds (RuntimeError, EOFError, KeyError, UnpicklingError)
         raise PipelineError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from error
-    missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint] if isinstance(checkpoint, dict) else CHECKPOINT_KEYS
+    missing = (
+        [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+        if isinstance(checkpoint, dict)
+        else CHECKPOINT_KEYS
+    )
     if missing:
         raise PipelineError(f"{path}: not a checkpoint written by a train job (no {', '.join(missing)})")
     return checkpoint
@@ -173,16 +223,21 @@ def checkpoint_meta(path: str | Path) -> dict:
     return meta
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", age_cuts=None) -> tuple[torch.nn.Module, dict]:
+def load_checkpoint(
+    path: str | Path, device: torch.device | str = "cpu", age_cuts=None
+) -> tuple[torch.nn.Module, dict]:
     """The model saved by `save_checkpoint`, in eval mode on `device`, and its meta; a years
     head's bands cut at `age_cuts` when given (e.g. fitted on the out-of-fold predictions)."""
     checkpoint = read_checkpoint(path)
-    model = create_classifier(checkpoint["arch"], False, checkpoint["head"], checkpoint["model_kwargs"], checkpoint.get("age_cuts"))
+    model = create_classifier(
+        checkpoint["arch"], False, checkpoint["head"], checkpoint["model_kwargs"], checkpoint.get("age_cuts")
+    )
     try:
         model.load_state_dict(checkpoint.pop("state_dict"))
     except RuntimeError as error:
-        raise PipelineError(f"{path}: its weights do not fit its model {checkpoint['arch']} ({error})") from error
+        raise PipelineError(
+            f"{path}: its weights do not fit its model {checkpoint['arch']} ({error})"
+        ) from error
     if age_cuts is not None:
-        model.set_age_cuts(age_cuts)
+        model.set_age_cuts(age_cuts)  # type: ignore[operator]  # a years head's (AgeYearsClassifier)
     return model.to(device).eval(), checkpoint
-

@@ -6,13 +6,15 @@ import torch
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
 
+from facemask.settings import ModelBlock
+
 #: schedules that need the validation score and so step once per epoch (timm steps the others per update)
 PER_EPOCH_SCHEDULES = ("plateau",)
 
 
-def create_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimizer:
+def create_optimizer(model: torch.nn.Module, block: ModelBlock) -> torch.optim.Optimizer:
     """timm's optimizer named by the block's `optimizer.name`, with the block's other optimizer options."""
-    options = dict(settings["optimizer"])
+    options = dict(block.optimizer)
     return create_optimizer_v2(model, opt=options.pop("name"), **options)
 
 
@@ -23,15 +25,22 @@ class LearningRateSchedule:
     once per epoch; `none` keeps the optimizer's lr. `epochs`: the epochs it runs (warm restarts
     may add cycles). It hooks the optimizer's step, so the training loop only reports each epoch's end."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, settings: dict, updates_per_epoch: int):
-        options = dict(settings["scheduler"])
+    def __init__(self, optimizer: torch.optim.Optimizer, block: ModelBlock, updates_per_epoch: int):
+        options = dict(block.scheduler)
         name = options.pop("name")
-        with warnings.catch_warnings():  # plateau's deprecation: its state is saved whole here (see state_dict)
+        with (
+            warnings.catch_warnings()
+        ):  # plateau's deprecation: its state is saved whole here (see state_dict)
             warnings.filterwarnings("ignore", "PlateauLRScheduler is deprecated", FutureWarning)
             self.scheduler, self.epochs = create_scheduler_v2(
-                optimizer, sched=name, num_epochs=settings["epochs"], step_on_epochs=name in PER_EPOCH_SCHEDULES,
-                updates_per_epoch=max(updates_per_epoch, 1), **options)
-        self.optimizer, self.updates, self.epoch_lrs = optimizer, 0, []
+                optimizer,
+                sched=name,
+                num_epochs=block.epochs,
+                step_on_epochs=name in PER_EPOCH_SCHEDULES,
+                updates_per_epoch=max(updates_per_epoch, 1),
+                **options,
+            )
+        self.optimizer, self.updates, self.epoch_lrs = optimizer, 0, list[float]()
         optimizer.register_step_post_hook(self.after_update)
 
     @property
@@ -57,8 +66,11 @@ class LearningRateSchedule:
         """The update count and the scheduler's state; for plateau, whose timm state leaves out its
         patience counters, the whole state of the torch scheduler inside it, so a resume is exact."""
         inner = getattr(self.scheduler, "lr_scheduler", None)
-        return {"updates": self.updates, "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-                "plateau": None if inner is None else inner.state_dict()}
+        return {
+            "updates": self.updates,
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "plateau": None if inner is None else inner.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.updates = state["updates"]
@@ -69,5 +81,6 @@ class LearningRateSchedule:
 
 
 def updates_per_epoch(batches: int, accumulation_steps: int) -> int:
-    """Optimizer updates in an epoch of `batches` (one every `accumulation_steps` batches, and one at the end)."""
+    """Optimizer updates in an epoch of `batches` (one every `accumulation_steps` batches, and one at
+    the end)."""
     return -(-batches // accumulation_steps)

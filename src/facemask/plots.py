@@ -27,8 +27,10 @@ def plot_training_curves(histories: dict[int, pd.DataFrame], model: str, path: s
     """Training and validation loss, and validation macro F1, per epoch: one line per fold."""
     figure, (loss_axis, f1_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for fold, history in sorted(histories.items()):
-        line, = loss_axis.plot(history["epoch"], history["train_loss"], label=f"fold {fold} train")
-        loss_axis.plot(history["epoch"], history["val_loss"], "--", color=line.get_color(), label=f"fold {fold} val")
+        (line,) = loss_axis.plot(history["epoch"], history["train_loss"], label=f"fold {fold} train")
+        loss_axis.plot(
+            history["epoch"], history["val_loss"], "--", color=line.get_color(), label=f"fold {fold} val"
+        )
         f1_axis.plot(history["epoch"], history["val_f1"], color=line.get_color(), label=f"fold {fold}")
     loss_axis.set(title=f"{model}: loss", xlabel="epoch", ylabel="cross-entropy")
     f1_axis.set(title=f"{model}: validation macro F1", xlabel="epoch", ylabel="macro F1", ylim=(0, 1))
@@ -45,7 +47,15 @@ def plot_confusion_matrix(labels, predicted, path: str | Path, title: str) -> No
     image = axis.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for (row, column), count in np.ndenumerate(counts):
         if count:
-            axis.text(column, row, count, ha="center", va="center", fontsize=6, color="white" if rates[row, column] > 0.5 else "black")
+            axis.text(
+                column,
+                row,
+                count,
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if rates[row, column] > 0.5 else "black",
+            )
     axis.set_xticks(range(NUM_CLASSES), CLASS_LABELS, rotation=90, fontsize=7)
     axis.set_yticks(range(NUM_CLASSES), CLASS_LABELS, fontsize=7)
     axis.set(xlabel="predicted", ylabel="true", title=title)
@@ -67,10 +77,15 @@ def plot_class_f1(labels, predicted, path: str | Path, title: str) -> None:
 
 def plot_class_distribution(train_labels, eval_predicted, path: str | Path) -> None:
     """The share of each class among the training photos and among the eval predictions."""
-    shares = pd.DataFrame({
-        "training photos": np.bincount(np.asarray(train_labels), minlength=NUM_CLASSES) / len(train_labels),
-        "eval predictions": np.bincount(np.asarray(eval_predicted), minlength=NUM_CLASSES) / len(eval_predicted),
-    }, index=CLASS_LABELS)
+    shares = pd.DataFrame(
+        {
+            "training photos": np.bincount(np.asarray(train_labels), minlength=NUM_CLASSES)
+            / len(train_labels),
+            "eval predictions": np.bincount(np.asarray(eval_predicted), minlength=NUM_CLASSES)
+            / len(eval_predicted),
+        },
+        index=CLASS_LABELS,
+    )
     figure, axis = plt.subplots(figsize=(11, 4.5))
     shares.plot.bar(ax=axis, width=0.8)
     axis.set(ylabel="share of photos", title="Class distribution: training labels vs eval predictions")

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facemask.bundle import decide_as_bundle
 from facemask.cache import prepare_photos
 from facemask.dataset import DataReport, check_photo, is_photo_file
-from facemask.ensemble import decide_classes, soft_vote
 from facemask.errors import DataError
-from facemask.inference import predict_cached_photos
+from facemask.inference import PredictOptions, predict_cached_photos
 from facemask.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, decode_class
 from facemask.logs import log
+from facemask.vote import soft_vote
 
 
 def collect_photos(locations: Sequence[str | Path], report: DataReport | None = None) -> list[Path]:
@@ -41,7 +42,11 @@ def collect_photos(locations: Sequence[str | Path], report: DataReport | None = 
 
 
 def predict_photos(
-    bundle: dict, photos: Sequence[Path], threads: int = 1, batch_size: int | None = None, device: str = "auto",
+    bundle: dict,
+    photos: Sequence[Path],
+    threads: int = 1,
+    batch_size: int | None = None,
+    device: str = "auto",
 ) -> pd.DataFrame:
     """The bundle's answer for each photo, in order: path, the 18-class `ans`, the mask, gender
     and age band in words, and the 18 vote probabilities. Photos are prepared as the training
@@ -49,31 +54,50 @@ def predict_photos(
     predicts them with the bundle's TTA on the `device` setting's device, and the vote is decided
     with the bundle's class offsets."""
     tta = bundle["tta"] | ({"batch_size": batch_size} if batch_size else {})
+    options = PredictOptions(tta, threads, device)
     logits = []
     with tempfile.TemporaryDirectory(prefix="facemask-predict-") as tmp:
-        caches = {}
+        caches: dict[tuple, Path] = {}
         for member in bundle["members"]:
             size = tuple(member["cache"]["size"])
             # the crop settings; bundles written before face_detector used the Haar cascade
-            crop = {"face_detector": "haar"} | {key: value for key, value in member["cache"].items() if key != "size"}
+            crop = {"face_detector": "haar"} | {
+                key: value for key, value in member["cache"].items() if key != "size"
+            }
             key = (size, *sorted(crop.items()))
             if key not in caches:
                 caches[key] = Path(tmp) / f"cache{len(caches)}.npy"
-                prepare_photos(Path.cwd(), [str(p) for p in photos], size, caches[key], threads=threads, **crop)
+                prepare_photos(
+                    Path.cwd(), [str(p) for p in photos], size, caches[key], threads=threads, **crop
+                )
             log.info("member %s fold %d", member["model"], member["fold"])
-            logits.append(predict_cached_photos(member["checkpoint"], caches[key], len(photos), tta, threads, device,
-                                                member["age_cuts"]))
+            logits.append(
+                predict_cached_photos(
+                    member["checkpoint"], caches[key], len(photos), options, member["age_cuts"]
+                )
+            )
     probabilities = soft_vote(logits, [member["weight"] for member in bundle["members"]])
-    offsets = None if bundle["class_offsets"] is None else np.asarray(bundle["class_offsets"])
-    return answer_table(photos, probabilities, decide_classes(probabilities, offsets=offsets), bundle["classes"]["age"])
+    return answer_table(
+        photos, probabilities, decide_as_bundle(bundle, probabilities), bundle["classes"]["age"]
+    )
 
 
 def answer_table(
-    photos: Sequence[Path], probabilities: np.ndarray, classes: np.ndarray, age_names: Sequence[str],
+    photos: Sequence[Path],
+    probabilities: np.ndarray,
+    classes: np.ndarray,
+    age_names: Sequence[str],
 ) -> pd.DataFrame:
     """One row per photo: path, ans, mask, gender, age (words) and prob_00..prob_17."""
     mask, gender, age = decode_class(classes)
-    table = pd.DataFrame({"path": [str(p) for p in photos], "ans": classes, "mask": np.take(MASK_NAMES, mask),
-                          "gender": np.take(GENDER_NAMES, gender), "age": np.take(list(age_names), age)})
+    table = pd.DataFrame(
+        {
+            "path": [str(p) for p in photos],
+            "ans": classes,
+            "mask": np.take(MASK_NAMES, mask),
+            "gender": np.take(GENDER_NAMES, gender),
+            "age": np.take(list(age_names), age),
+        }
+    )
     table[[f"prob_{c:02d}" for c in range(NUM_CLASSES)]] = probabilities
     return table

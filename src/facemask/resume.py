@@ -25,9 +25,12 @@ def seed_everything(seed: int) -> None:
 
 def rng_states(loader_generator: torch.Generator) -> dict:
     """Every random state training draws from, as tensors and plain values."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
+    kind, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
+    keys = np.asarray(keys)
     return {
-        "python": random.getstate(), "torch": torch.get_rng_state(), "loader": loader_generator.get_state(),
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "loader": loader_generator.get_state(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -44,22 +47,36 @@ def restore_rng_states(states: dict, loader_generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def settings_fingerprint(settings: dict, fold: int, seed: int, train_photos: pd.DataFrame, cache: str | Path) -> str:
+def settings_fingerprint(
+    settings: dict, fold: int, seed: int, train_photos: pd.DataFrame, cache: str | Path
+) -> str:
     """Identifies a training run, so resume state is only taken up by the same run (same settings,
     photos, and the same build of the image cache)."""
     built = Path(cache).stat()
-    run = {"settings": settings, "fold": fold, "seed": seed, "photos": train_photos[["path", "label"]].to_numpy().tolist(),
-           "cache": [str(cache), built.st_size, built.st_mtime_ns]}
+    run = {
+        "settings": settings,
+        "fold": fold,
+        "seed": seed,
+        "photos": train_photos[["path", "label"]].to_numpy().tolist(),
+        "cache": [str(cache), built.st_size, built.st_mtime_ns],
+    }
     return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def save_resume_state(resume_state: Path, fingerprint: str, parts: dict, loader_generator: torch.Generator, progress: dict) -> None:
+def save_resume_state(
+    resume_state: Path, fingerprint: str, parts: dict, loader_generator: torch.Generator, progress: dict
+) -> None:
     """Write, atomically, what `resume` takes up: the states of `parts`, the RNG states and `progress`."""
-    save_torch({"fingerprint": fingerprint, "rng": rng_states(loader_generator), "progress": progress}
-               | {name: part.state_dict() for name, part in parts.items()}, resume_state)
+    save_torch(
+        {"fingerprint": fingerprint, "rng": rng_states(loader_generator), "progress": progress}
+        | {name: part.state_dict() for name, part in parts.items()},
+        resume_state,
+    )
 
 
-def resume(resume_state: Path, fingerprint: str, parts: dict, loader_generator: torch.Generator) -> dict | None:
+def resume(
+    resume_state: Path, fingerprint: str, parts: dict, loader_generator: torch.Generator
+) -> dict | None:
     """Load the states of `parts` (model, optimizer, scheduler, loss scaler, by name) and the RNG
     states that a killed run of the same settings left in `resume_state`, and return its progress
     (epoch, history, best epoch); None when there is none."""

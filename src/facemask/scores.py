@@ -19,5 +19,8 @@ def task_scores(y_true, y_pred) -> dict[str, float]:
     return {
         "macro_f1": macro_f1(y_true, y_pred),
         "accuracy": float((y_true == y_pred).mean()),
-        **{f"{task}_f1": macro_f1(t, p) for task, t, p in zip(("mask", "gender", "age"), tasks_true, tasks_pred)},
+        **{
+            f"{task}_f1": macro_f1(t, p)
+            for task, t, p in zip(("mask", "gender", "age"), tasks_true, tasks_pred, strict=True)
+        },
     }

@@ -1,15 +1,18 @@
 """Which weights an epoch keeps: the raw weights or their moving average (timm's ModelEmaV3),
 whichever scores the better validation macro F1, classes decided as the submission decides them."""
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 
-from facemask.ensemble import decide_classes
 from facemask.inference import predict_logits
 from facemask.labels import NUM_CLASSES
 from facemask.models import ClassAndYears
 from facemask.scores import macro_f1
+from facemask.vote import decide_classes
 
 
 class WeightAverage:
@@ -33,22 +36,57 @@ class WeightAverage:
         self.steps = state["steps"]
 
 
+@dataclass(frozen=True)
+class ValidationFold:
+    """The held-out fold as validation sees it: its loader, evaluation transform and labels, the
+    device and precision, whether the model is a years head, and the class shares the submission
+    matches its classes to (None: plain argmax)."""
+
+    loader: Iterable
+    transform: Callable[[torch.Tensor], torch.Tensor]
+    labels: np.ndarray
+    device: torch.device
+    precision: str = "fp32"
+    years: bool = False
+    shares: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Validation:
+    """One set of weights ('raw' or 'ema') scored on the validation fold: its module, its outputs
+    (the 18-class logits; a years head's years' log-probabilities beside them), loss, macro F1
+    (classes decided as the submission decides them) and accuracy."""
+
+    weights: str
+    module: torch.nn.Module
+    outputs: np.ndarray
+    val_loss: float
+    val_f1: float
+    val_accuracy: float
+
+
+def score_weights(name: str, module: torch.nn.Module, fold: ValidationFold) -> Validation:
+    """`module`'s scores on the validation fold (see Validation)."""
+    model = ClassAndYears(module) if fold.years else module  # type: ignore[arg-type]
+    outputs = predict_logits(model, fold.loader, fold.transform, fold.device, fold.precision)
+    logits = torch.from_numpy(outputs[:, :NUM_CLASSES])
+    predicted = decide_classes(logits.softmax(1).double().numpy(), fold.shares)
+    return Validation(
+        weights=name,
+        module=module,
+        outputs=outputs,
+        val_loss=float(torch.nn.functional.cross_entropy(logits, torch.tensor(fold.labels))),
+        val_f1=macro_f1(fold.labels, predicted),
+        val_accuracy=float((predicted == fold.labels).mean()),
+    )
+
+
 def validate(
-    model, ema: WeightAverage | None, loader, transform, device, labels: np.ndarray, years: bool, precision: str = "fp32",
-    shares: np.ndarray | None = None,
-) -> dict:
-    """Validation scores (in `precision`) of the raw weights of `model` and of their average `ema` when given;
-    returns the better by macro F1 (raw on ties): its name ('raw' or 'ema'), module, outputs (the
-    model's; for a years head the years' log-probabilities too), loss, F1 and accuracy, and each
-    candidate's F1. Classes are decided as the submission decides them: matched to the class
-    `shares` when given (see ensemble.decide_classes), else the plain argmax."""
-    scored = []
-    for name, module in {"raw": model, **({"ema": ema.ema.module} if ema else {})}.items():
-        outputs = predict_logits(ClassAndYears(module) if years else module, loader, transform, device, precision)
-        logits = torch.from_numpy(outputs[:, :NUM_CLASSES])
-        predicted = decide_classes(logits.softmax(1).double().numpy(), shares)
-        scored.append({"weights": name, "module": module, "outputs": outputs, "val_f1": macro_f1(labels, predicted),
-                       "val_loss": float(torch.nn.functional.cross_entropy(logits, torch.tensor(labels))),
-                       "val_accuracy": float((predicted == labels).mean())})
-    best = max(scored, key=lambda score: score["val_f1"])  # max keeps the first of equals
-    return best | {"candidates": {f"val_f1_{score['weights']}": score["val_f1"] for score in scored}}
+    model: torch.nn.Module, ema: WeightAverage | None, fold: ValidationFold
+) -> tuple[Validation, dict[str, float]]:
+    """The raw weights of `model` and their average `ema` (when given) scored on the validation
+    fold: the better by macro F1 (raw on ties), and each candidate's F1 by name (val_f1_raw, ...)."""
+    candidates = {"raw": model, **({"ema": ema.ema.module} if ema else {})}
+    scored = [score_weights(name, module, fold) for name, module in candidates.items()]
+    best = max(scored, key=lambda score: score.val_f1)  # max keeps the first of equals
+    return best, {f"val_f1_{score.weights}": score.val_f1 for score in scored}

@@ -5,300 +5,240 @@ best epoch so far) is saved beside the outputs, so a killed job resumes where it
 outputs themselves are written once, atomically, when training ends.
 """
 
-import math
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from timm.data import Mixup
 
 from facemask.augment import batch_transform
-from facemask.devices import autocast, grad_scaler, job_precision, pick_device
-from facemask.errors import PipelineError
+from facemask.devices import job_precision, pick_device
+from facemask.epoch import TrainStep, create_mixup, train_one_epoch
 from facemask.files import write_csv
-from facemask.labels import (DEFAULT_AGE_BINS, LOGIT_COLUMNS, MAX_AGE, NUM_CLASSES, TASK_OF_CLASS, YEAR_COLUMNS, age_band,
-                             encode_class, encode_year_and_class)
-from facemask.loader import CachedPhotos, load_cache, photo_loader
-from facemask.logs import Progress, log
+from facemask.fold_data import TrainJob, TrainOutputs, fold_loaders, split_fold, training_labels
+from facemask.labels import (
+    LOGIT_COLUMNS,
+    NUM_CLASSES,
+    YEAR_COLUMNS,
+)
+from facemask.logs import log
 from facemask.losses import create_loss
 from facemask.models import ClassAndYears, create_classifier, model_data_config, save_checkpoint
 from facemask.optim import LearningRateSchedule, create_optimizer, updates_per_epoch
 from facemask.provenance import code_digest
 from facemask.resume import resume, save_resume_state, seed_everything, settings_fingerprint
-from facemask.selection import WeightAverage, validate
+from facemask.selection import Validation, ValidationFold, WeightAverage, validate
+from facemask.settings import ModelBlock
 
 
-@dataclass(frozen=True)
-class TrainOutputs:
-    """Where a (model, fold) job writes: best checkpoint, out-of-fold logits, per-epoch history,
-    and (until it succeeds) its resume state."""
+@dataclass
+class TrainingState:
+    """A run's progress, saved after every epoch: the last epoch done, the history, and the best
+    epoch so far with its weights and validation outputs."""
 
-    checkpoint: Path
-    oof_logits: Path
-    history: Path
+    epoch: int = 0
+    history: list[dict] = dataclasses.field(default_factory=list)
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    best_model: dict[str, torch.Tensor] | None = None
+    best_logits: torch.Tensor | None = None
 
-    @property
-    def resume_state(self) -> Path:
-        return self.checkpoint.with_name("resume_state.pt")
-
-
-def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The training photos (all other folds) and validation photos (this fold) of `index`."""
-    photos = index.merge(folds[["person", "fold"]], on="person", how="left", validate="many_to_one")
-    if photos["fold"].isna().any():
-        raise PipelineError(f"folds table has no fold for person {photos.loc[photos['fold'].isna(), 'person'].iloc[0]}")
-    if fold not in set(photos["fold"]):
-        raise PipelineError(f"fold {fold} is not in the folds table (folds {sorted(set(photos['fold']))})")
-    photos["row"] = np.arange(len(photos))  # the photo's row in the index, and so in the image cache
-    held_out = photos["fold"] == fold
-    return photos[~held_out].reset_index(drop=True), photos[held_out].reset_index(drop=True)
+    def keep_if_best(self, epoch: int, kept: Validation) -> bool:
+        """Keep the validated weights and outputs when they beat the best epoch so far; whether they did."""
+        if kept.val_f1 <= self.best_f1:
+            return False
+        self.best_f1, self.best_epoch, self.best_logits = kept.val_f1, epoch, torch.from_numpy(kept.outputs)
+        self.best_model = {k: v.detach().to("cpu", copy=True) for k, v in kept.module.state_dict().items()}
+        return True
 
 
-class StepLosses:
-    """The losses of an epoch's training steps, kept where they were computed and read back to the
-    host only when asked (a read waits for the GPU, which would otherwise idle at every step while
-    the next one is queued); a loss that is not finite stops training, naming its epoch and step."""
-
-    def __init__(self, epoch: int):
-        self.epoch, self.pending, self.sizes = epoch, [], []
-        self.steps_read, self.total, self.photos, self.latest = 0, 0.0, 0, math.nan
-
-    def add(self, loss: torch.Tensor, photos: int) -> None:
-        self.pending.append(loss.detach())
-        self.sizes.append(photos)
-
-    def read(self) -> float:
-        """Read back the losses added since the last read, check them, and return the latest."""
-        if not self.pending:
-            return self.latest
-        values = torch.stack(self.pending).double().cpu()
-        not_finite = (~values.isfinite()).nonzero()
-        if len(not_finite):
-            first = int(not_finite[0, 0])
-            raise PipelineError(f"training loss became {float(values[first])} at epoch {self.epoch}, "
-                                f"step {self.steps_read + first + 1}; lower the lr (no checkpoint was written from this state)")
-        self.total += float((values * torch.tensor(self.sizes, dtype=torch.float64)).sum())
-        self.photos += sum(self.sizes)
-        self.steps_read += len(values)
-        self.latest = float(values[-1])
-        self.pending, self.sizes = [], []
-        return self.latest
-
-    @property
-    def mean(self) -> float:
-        """The mean loss per photo of the steps read so far."""
-        return self.total / max(self.photos, 1)
-
-
-def train_one_epoch(
-    model, loader, transform, loss_fn, optimizer, device, epoch: int, mixup: Mixup | None = None,
-    accumulation_steps: int = 1, clip_grad_norm: float | None = None, precision: str = "fp32", scaler=None,
-    num_targets: int = NUM_CLASSES,
-) -> tuple[float, int]:
-    """One pass over `loader`: each uint8 batch copied to `device` and augmented there by
-    `transform`, Mixup / CutMix on the batch when given, the loss on the model's 18-class
-    log-probabilities (computed in `precision`) and soft targets, an optimizer step every
-    `accumulation_steps` batches (and at the end) after optional gradient clipping, through the
-    loss `scaler` (fp16's scales the loss; a new one when None); `num_targets` one-hot targets
-    (18, or 18 per year for a years head, see losses.YearsLoss). Nothing waits for the GPU but the
-    progress lines and the end of the epoch. Returns the mean loss and the number of photos. A
-    loss that is not finite, or running out of GPU memory, stops training with a PipelineError."""
-    model.train()
-    losses = StepLosses(epoch)
-    progress = Progress(len(loader), f"epoch {epoch}")
-    optimizer.zero_grad(set_to_none=True)
-    scaler = scaler or grad_scaler(device, precision)
-    for step, (images, labels) in enumerate(loader, start=1):
-        images, labels = transform(images.to(device, non_blocking=True)), labels.to(device, non_blocking=True)
-        try:
-            if mixup is not None and len(labels) % 2 == 0:  # pairs; odd only when a fold is smaller than a batch
-                images, targets = mixup(images, labels)
-            else:
-                targets = torch.nn.functional.one_hot(labels, num_targets).float()
-            with autocast(device, precision):
-                log_probs = model(images).float().log_softmax(1)
-            loss = loss_fn(log_probs, targets)
-            scaler.scale(loss / accumulation_steps).backward()
-            if step % accumulation_steps == 0 or step == len(loader):
-                if clip_grad_norm:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-        except torch.cuda.OutOfMemoryError as error:
-            raise PipelineError(f"out of GPU memory at epoch {epoch}, step {step} with batch size {len(labels)}: "
-                                "lower the model's batch_size (raise accumulation_steps to keep the "
-                                "effective batch) or image_size") from error
-        losses.add(loss, len(labels))
-        progress.update(step, len(labels), lambda: {"loss": losses.read(), "lr": optimizer.param_groups[0]["lr"]})
-    losses.read()
-    return losses.mean, losses.photos
-
-
-def training_labels(photos: pd.DataFrame, train_age_bins) -> pd.Series:
-    """The 18-class labels to train on: the index's, or with the age band cut at `train_age_bins`
-    (the label only: validation and scores keep the index's cuts)."""
-    if not train_age_bins:
-        return photos["label"]
-    bands = photos["age"].map(lambda age: age_band(age, train_age_bins))
-    return pd.Series(encode_class(photos["mask_label"], photos["gender_label"], bands), index=photos.index)
-
-
-#: a block's `sampler`: what its draws balance (the 18 classes, the age bands), or None for a plain shuffle
-SAMPLERS = {"none": None, "class": lambda labels: labels, "age": lambda labels: labels.map(dict(enumerate(TASK_OF_CLASS["age"])))}
-
-
-def sample_weights(labels: pd.Series, sampler: str) -> torch.Tensor | None:
-    """Per-photo draw weights that balance the 18 classes ('class') or the age bands ('age'), or
-    None for a plain shuffle ('none')."""
-    if SAMPLERS[sampler] is None:
-        return None
-    keys = SAMPLERS[sampler](labels)
-    return torch.tensor((1.0 / keys.map(keys.value_counts())).to_numpy(), dtype=torch.double)
-
-
-def create_mixup(mix: dict, num_targets: int = NUM_CLASSES) -> Mixup | None:
-    """timm's Mixup / CutMix on the `num_targets` one-hot targets (prob: share of mixed batches;
-    switch_prob: share of those that use CutMix), or None when off."""
-    if not mix["prob"] or not (mix["mixup_alpha"] or mix["cutmix_alpha"]):
-        return None
-    return Mixup(mixup_alpha=mix["mixup_alpha"], cutmix_alpha=mix["cutmix_alpha"], prob=mix["prob"],
-                 switch_prob=mix["switch_prob"], label_smoothing=0.0, num_classes=num_targets)
-
-
-def build_model(settings: dict, device: torch.device, age_cuts) -> tuple[torch.nn.Module, dict]:
+def build_model(block: ModelBlock, device: torch.device, age_cuts) -> tuple[torch.nn.Module, dict]:
     """The model block's classifier on `device` (a years head when `age_cuts` are given), its
     timm backbone compiled when asked (`compile`: true for torch's default backend, or a backend's
     name), and its preprocessing at the block's image size."""
-    model = create_classifier(settings["arch"], settings["pretrained"], settings["head"], settings["model_kwargs"], age_cuts)
-    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
-    data_config = model_data_config(model, settings["image_size"])
-    if settings["compile"]:
-        backend = settings["compile"] if isinstance(settings["compile"], str) else "inductor"
+    model = create_classifier(block.arch, block.pretrained, block.head, dict(block.model_kwargs), age_cuts)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    data_config = model_data_config(model, block.image_size)
+    if block.compile:
+        backend = block.compile if isinstance(block.compile, str) else "inductor"
         # the backbone, which every forward of a head (18-way, three tasks, years) goes through;
         # in place, so the state dict keeps its keys
         getattr(model, "backbone", model).compile(backend=backend)
     return model, data_config
 
 
-def fold_loaders(
-    cache, train_photos: pd.DataFrame, train_labels: pd.Series, val_photos: pd.DataFrame, settings: dict,
-    device: torch.device, threads: int, seed: int,
-):
-    """The shuffled (or sampled) training loader, labelled for the block's head (joint year and
-    class labels for a years head), and the validation loader, both on the image cache."""
-    workers = max(threads - 1, 0)
-    held_cache = load_cache(cache, device) if settings["cache_on_gpu"] else None
-    years = settings["age_years"]["sigma"] is not None
-    labels = encode_year_and_class(train_photos["age"], train_labels) if years else train_labels
-    train_loader = photo_loader(
-        CachedPhotos(cache, train_photos["row"], labels, held_cache), settings["batch_size"], workers, shuffle=True,
-        seed=seed, sample_weights=sample_weights(train_labels, settings["sampler"]),
+@dataclass
+class FoldRun:
+    """A train job set up: its model and data config, training step, lr schedule, weight average,
+    validation fold, training loader, the age cuts its checkpoint records (a years head's), and
+    the fingerprint its resume state must match."""
+
+    job: TrainJob
+    model: torch.nn.Module
+    data_config: dict
+    step: TrainStep
+    schedule: LearningRateSchedule
+    ema: WeightAverage | None
+    validation: ValidationFold
+    train_loader: torch.utils.data.DataLoader
+    age_cuts: list[int] | None
+    fingerprint: str = ""
+
+    @property
+    def parts(self) -> dict:
+        """What the resume state saves and restores, by name."""
+        parts = {"model": self.model, "optimizer": self.step.optimizer, "scheduler": self.schedule}
+        return parts | {"scaler": self.step.scaler} | ({"ema": self.ema} if self.ema else {})
+
+
+def set_up(job: TrainJob, train_photos: pd.DataFrame, val_photos: pd.DataFrame) -> FoldRun:
+    """Build the job's model, loaders, loss, optimizer, schedule and weight average (see FoldRun)."""
+    block, device = job.block, pick_device(job.device)
+    precision = job_precision(block.precision, device)
+    age_cuts = block.training_age_cuts(job.age_bins) if block.is_years_head else None
+    model, data_config = build_model(block, device, age_cuts)
+    train_labels = training_labels(train_photos, block.train_age_bins)
+    train_loader, val_loader = fold_loaders(job, train_photos, train_labels, val_photos)
+    optimizer = create_optimizer(model, block)
+    step = TrainStep(
+        model=ClassAndYears(model) if block.is_years_head else model,  # type: ignore[arg-type]
+        transform=batch_transform(data_config, block.augment).to(device),
+        loss_fn=create_loss(block, torch.tensor(train_labels.to_numpy())),
+        optimizer=optimizer,
+        device=device,
+        mixup=create_mixup(block.mix, block.num_targets),
+        accumulation_steps=block.accumulation_steps,
+        clip_grad_norm=block.clip_grad_norm,
+        precision=precision,
+        num_targets=block.num_targets,
     )
-    val_loader = photo_loader(CachedPhotos(cache, val_photos["row"], val_photos["label"], held_cache), settings["batch_size"], workers)
-    return train_loader, val_loader
+    updates = updates_per_epoch(len(train_loader), block.accumulation_steps)
+    labels = val_photos["label"].to_numpy()
+    return FoldRun(
+        job=job,
+        model=model,
+        data_config=data_config,
+        step=step,
+        schedule=LearningRateSchedule(optimizer, block, updates),
+        ema=WeightAverage(model, optimizer, block.ema.decay, block.ema.warmup) if block.ema.decay else None,
+        validation=ValidationFold(
+            val_loader,
+            batch_transform(data_config).to(device),
+            labels,
+            device,
+            precision=precision,
+            years=block.is_years_head,
+            shares=job.class_shares,
+        ),
+        train_loader=train_loader,
+        age_cuts=age_cuts,
+    )
 
 
 def train_fold(
-    index: pd.DataFrame, folds: pd.DataFrame, fold: int, settings: dict, cache: str | Path,
-    outputs: TrainOutputs, seed: int = 0, threads: int = 1, age_bins=DEFAULT_AGE_BINS, device: str = "auto",
-    class_shares: np.ndarray | None = None,
+    index: pd.DataFrame,
+    folds: pd.DataFrame,
+    fold: int,
+    block: ModelBlock,
+    cache: str | Path,
+    outputs: TrainOutputs,
+    **options,
 ) -> pd.DataFrame:
-    """Train the model block `settings` on every fold but `fold`, validate on `fold` each epoch
-    (the raw and, with `ema`, the averaged weights), and write the best epoch's checkpoint and
-    out-of-fold logits and the history; return the history. Resumes from `outputs.resume_state`
-    when a killed run of the same settings left one. `age_bins`: the index's age cuts; `device`:
-    the `device` setting (auto, cuda, cpu); the precision is the block's. The epoch kept is chosen
-    by the rule that decides the submission: classes matched to `class_shares` (the training
-    photos' class shares, see ensemble.decide_classes) when given, else the plain argmax."""
-    torch.set_num_threads(threads)
-    seed_everything(seed + fold)
-    device = pick_device(device)
-    precision = job_precision(settings["precision"], device)
+    """Train the model `block` on every fold but `fold`, validate on `fold` each epoch (the raw
+    and, with `ema`, the averaged weights), and write the best epoch's checkpoint and out-of-fold
+    logits and the history; return the history. `options`: TrainJob's seed, threads, age_bins,
+    device and class_shares; the epoch kept is chosen by the rule that decides the submission
+    (classes matched to `class_shares` when given, else the plain argmax). Resumes from
+    `outputs.resume_state` when a killed run of the same settings, photos, cache and code left one."""
+    job = TrainJob(block, fold, Path(cache), outputs, **options)
+    torch.set_num_threads(job.threads)
+    seed_everything(job.seed + fold)
     train_photos, val_photos = split_fold(index, folds, fold)
-    years, train_cuts = settings["age_years"]["sigma"] is not None, list(settings["train_age_bins"] or age_bins)
-    model, data_config = build_model(settings, device, train_cuts if years else None)
-    train_labels = training_labels(train_photos, settings["train_age_bins"])
-    train_loader, val_loader = fold_loaders(cache, train_photos, train_labels, val_photos, settings, device, threads, seed + fold)
-    augment, plain = batch_transform(data_config, settings["augment"]).to(device), batch_transform(data_config).to(device)
-    optimizer = create_optimizer(model, settings)
-    schedule = LearningRateSchedule(optimizer, settings, updates_per_epoch(len(train_loader), settings["accumulation_steps"]))
-    epochs = schedule.epochs
-    scaler = grad_scaler(device, precision)
-    loss_fn = create_loss(settings, torch.tensor(train_labels.to_numpy()))
-    num_targets = NUM_CLASSES * (MAX_AGE + 1) if years else NUM_CLASSES
-    mixup = create_mixup(settings["mix"], num_targets)
-    ema = None if settings["ema"]["decay"] is None else WeightAverage(model, optimizer, **settings["ema"])
-    run = settings | {"precision": precision, "code": code_digest(__file__), "class_shares": None if class_shares is None else class_shares.tolist()}
-    fingerprint = settings_fingerprint(run, fold, seed, train_photos, cache)
-    parts = {"model": model, "optimizer": optimizer, "scheduler": schedule, "scaler": scaler} | ({"ema": ema} if ema else {})
-    state = resume(outputs.resume_state, fingerprint, parts, train_loader.generator) or {
-        "epoch": 0, "history": [], "best_f1": -1.0, "best_model": None, "best_logits": None, "best_epoch": 0}
-    log.info("fold %d: %s on %s in %s, %d training / %d validation photos, %d epochs",
-             fold, settings["arch"], device, precision, len(train_photos), len(val_photos), epochs)
-    resumed_at, run_started = state["epoch"], time.perf_counter()
-    for epoch in range(state["epoch"] + 1, epochs + 1):
-        lr = schedule.lr
-        started = time.perf_counter()
-        train_loss, seen = train_one_epoch(ClassAndYears(model) if years else model, train_loader, augment, loss_fn, optimizer,
-                                           device, epoch, mixup, settings["accumulation_steps"], settings["clip_grad_norm"], precision,
-                                           scaler, num_targets)
-        train_seconds = time.perf_counter() - started
-        kept = validate(model, ema, val_loader, plain, device, val_photos["label"].to_numpy(), years, precision, class_shares)
-        mean_lr = schedule.end_epoch(epoch, kept["val_f1"])
-        state["history"].append({"epoch": epoch, "lr": lr, "mean_lr": mean_lr, "train_loss": train_loss, "val_loss": kept["val_loss"],
-                                 "val_f1": kept["val_f1"], "val_accuracy": kept["val_accuracy"],
-                                 "train_images_per_s": seen / train_seconds,
-                                 **(kept["candidates"] | {"weights": kept["weights"]} if ema else {})})
-        improved = keep_if_best(state, epoch, kept)
-        eta = (time.perf_counter() - run_started) / (epoch - resumed_at) * (epochs - epoch)
-        log.info("fold %d epoch %d/%d: lr %.2e (mean %.2e), train loss %.4f, val loss %.4f, val F1 %.4f, acc %.4f, %.0f img/s, "
-                 "ETA %.0f s%s", fold, epoch, epochs, lr, mean_lr, train_loss, kept["val_loss"], kept["val_f1"], kept["val_accuracy"],
-                 seen / train_seconds, eta, f" ({kept['weights']} weights, best)" if improved else "")
-        state["epoch"] = epoch
-        save_resume_state(outputs.resume_state, fingerprint, parts, train_loader.generator, state)
-        if (patience := settings["early_stopping_patience"]) and epoch - state["best_epoch"] >= patience:
-            log.info("fold %d: early stop after epoch %d, no better validation F1 for %d epochs", fold, epoch, patience)
-            break
-    model.load_state_dict(state["best_model"])
-    save_best_checkpoint(outputs.checkpoint, model, settings, data_config, state, fold, train_cuts if years else None)
+    run = set_up(job, train_photos, val_photos)
+    identity = block.as_config() | {
+        "precision": run.step.precision,
+        "code": code_digest(__file__),
+        "class_shares": None if job.class_shares is None else job.class_shares.tolist(),
+    }
+    run.fingerprint = settings_fingerprint(identity, fold, job.seed, train_photos, job.cache)
+    saved = resume(outputs.resume_state, run.fingerprint, run.parts, run.train_loader.generator)
+    state = TrainingState(**saved) if saved else TrainingState()
+    log.info(
+        f"fold {fold}: {block.arch} on {run.step.device} in {run.step.precision}, {len(train_photos)} "
+        f"training / {len(val_photos)} validation photos, {run.schedule.epochs} epochs"
+    )
+    train_epochs(run, state)
+    run.model.load_state_dict(state.best_model or {})
+    save_best_checkpoint(run, state)
     return write_fold_results(outputs, state, val_photos)
 
 
-def save_best_checkpoint(path: Path, model, settings: dict, data_config: dict, state: dict, fold: int, age_cuts) -> None:
-    """The best epoch's weights (loaded into `model`) with what inference needs to rebuild them."""
-    save_checkpoint(path, model, {
-        "arch": settings["arch"], "head": settings["head"], "model_kwargs": settings["model_kwargs"],
-        "data_config": data_config, "epoch": state["best_epoch"], "fold": fold, "val_f1": state["best_f1"],
-        "precision": settings["precision"], "age_cuts": age_cuts,
-    })
+def train_epochs(run: FoldRun, state: TrainingState) -> None:
+    """Train, validate and save the resume state epoch by epoch from `state.epoch`, until the
+    schedule's epochs are done or early stopping ends the run."""
+    fold, epochs, patience = run.job.fold, run.schedule.epochs, run.job.block.early_stopping_patience
+    resumed_at, run_started = state.epoch, time.perf_counter()
+    for epoch in range(state.epoch + 1, epochs + 1):
+        lr, started = run.schedule.lr, time.perf_counter()
+        train_loss, seen = train_one_epoch(run.step, run.train_loader, epoch)
+        images_per_s = seen / (time.perf_counter() - started)
+        kept, candidates = validate(run.model, run.ema, run.validation)
+        mean_lr = run.schedule.end_epoch(epoch, kept.val_f1)
+        scores = {"val_loss": kept.val_loss, "val_f1": kept.val_f1, "val_accuracy": kept.val_accuracy}
+        row: dict[str, float | str] = {"epoch": epoch, "lr": lr, "mean_lr": mean_lr, "train_loss": train_loss}
+        row |= scores
+        row |= {"train_images_per_s": images_per_s} | (
+            candidates | {"weights": kept.weights} if run.ema else {}
+        )
+        state.history.append(row)
+        improved = state.keep_if_best(epoch, kept)
+        eta = (time.perf_counter() - run_started) / (epoch - resumed_at) * (epochs - epoch)
+        best = f" ({kept.weights} weights, best)" if improved else ""
+        log.info(
+            f"fold {fold} epoch {epoch}/{epochs}: lr {lr:.2e} (mean {mean_lr:.2e}), "
+            f"train loss {train_loss:.4f}, val loss {kept.val_loss:.4f}, val F1 {kept.val_f1:.4f}, "
+            f"acc {kept.val_accuracy:.4f}, {images_per_s:.0f} img/s, ETA {eta:.0f} s{best}"
+        )
+        state.epoch = epoch
+        save_resume_state(
+            run.job.outputs.resume_state, run.fingerprint, run.parts, run.train_loader.generator, vars(state)
+        )
+        if patience and epoch - state.best_epoch >= patience:
+            log.info(
+                "fold %d: early stop after epoch %d, no better validation F1 for %d epochs",
+                fold,
+                epoch,
+                patience,
+            )
+            return
 
 
-def keep_if_best(state: dict, epoch: int, kept: dict) -> bool:
-    """Keep the validated weights and outputs (see selection.validate) in `state` when they beat
-    the best epoch so far; whether they did."""
-    if kept["val_f1"] <= state["best_f1"]:
-        return False
-    state.update(best_f1=kept["val_f1"], best_epoch=epoch, best_logits=torch.from_numpy(kept["outputs"]),
-                 best_model={k: v.detach().to("cpu", copy=True) for k, v in kept["module"].state_dict().items()})
-    return True
+def save_best_checkpoint(run: FoldRun, state: TrainingState) -> None:
+    """The best epoch's weights (loaded into the run's model) with what inference needs to rebuild them."""
+    block = run.job.block
+    meta: dict[str, Any] = {"arch": block.arch, "head": block.head, "model_kwargs": dict(block.model_kwargs)}
+    meta |= {"data_config": run.data_config, "epoch": state.best_epoch, "fold": run.job.fold}
+    meta |= {"val_f1": state.best_f1, "precision": block.precision, "age_cuts": run.age_cuts}
+    save_checkpoint(run.job.outputs.checkpoint, run.model, meta)
 
 
-def write_fold_results(outputs: TrainOutputs, state: dict, val_photos: pd.DataFrame) -> pd.DataFrame:
+def write_fold_results(outputs: TrainOutputs, state: TrainingState, val_photos: pd.DataFrame) -> pd.DataFrame:
     """Write the best epoch's out-of-fold logits (and a years head's year probabilities) and the
     history, drop the resume state; return the history."""
     oof = val_photos[["path", "person", "fold", "label"]].copy()
-    outputs_of_photos = state["best_logits"].numpy()
+    outputs_of_photos = state.best_logits.numpy()  # type: ignore[union-attr]
     oof[list(LOGIT_COLUMNS)] = outputs_of_photos[:, :NUM_CLASSES]
     if outputs_of_photos.shape[1] > NUM_CLASSES:  # a years head: the years' probabilities
-        years = pd.DataFrame(np.exp(outputs_of_photos[:, NUM_CLASSES:]), columns=list(YEAR_COLUMNS), index=oof.index)
-        oof = pd.concat([oof, years], axis=1)
+        years = np.exp(outputs_of_photos[:, NUM_CLASSES:])
+        oof = pd.concat([oof, pd.DataFrame(years, columns=list(YEAR_COLUMNS), index=oof.index)], axis=1)
     write_csv(oof, outputs.oof_logits)
-    history = pd.DataFrame(state["history"])
+    history = pd.DataFrame(state.history)
     write_csv(history, outputs.history)
     outputs.resume_state.unlink()
     return history

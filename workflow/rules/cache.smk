@@ -1,6 +1,6 @@
 rule prepare_images:
     input:
-        f"{RESULTS}/index/{{split}}_photos.csv",
+        index_output("{split}"),
     output:
         cache=f"{RESULTS}/cache/{{size}}/{{split}}.npy",
         crops=f"{RESULTS}/cache/{{size}}/{{split}}_crops.csv",

@@ -9,7 +9,9 @@ from facemask.provenance import code_digest as package_code_digest
 validate(config, "../schemas/config.schema.yaml")
 
 if not 0 < config["age_bins"][0] < config["age_bins"][1]:
-    raise WorkflowError(f"config: age_bins must be two increasing ages, e.g. [30, 60]; got {config['age_bins']}")
+    raise WorkflowError(
+        f"config: age_bins must be two increasing ages, e.g. [30, 60]; got {config['age_bins']}"
+    )
 
 SOURCE_DIR = Path(workflow.basedir) / "src"
 
@@ -21,15 +23,18 @@ def check_models():
 
     from facemask.checks import check_block
     from facemask.errors import ConfigError
+    from facemask.settings import ModelBlock
 
     unknown = [
-        f"{name} ({block['arch']})" for name, block in config["models"].items() if not timm.is_model(block["arch"])
+        f"{name} ({block['arch']})"
+        for name, block in config["models"].items()
+        if not timm.is_model(block["arch"])
     ]
     if unknown:
         raise WorkflowError(f"config: not in timm's registry: {', '.join(unknown)}; see timm.list_models()")
     for name, block in config["models"].items():
         try:
-            check_block(name, block, config["age_bins"])
+            check_block(name, ModelBlock.from_config(block, config["precision"]), config["age_bins"])
         except ConfigError as error:
             raise WorkflowError(str(error)) from None
 
@@ -59,7 +64,9 @@ if DATA != DEMO_DIR and not Path(DATA, "train", "train.csv").is_file():
         "snakemake submission --cores 2 --configfile config/demo.yaml"
     )
 if set(MODELS) - set(config["models"]) or not set(FOLDS) <= set(range(config["folds"]["k"])):
-    raise WorkflowError(f"config: run_models {MODELS} must name model blocks, folds.run {FOLDS} folds below k")
+    raise WorkflowError(
+        f"config: run_models {MODELS} must name model blocks, folds.run {FOLDS} folds below k"
+    )
 
 
 wildcard_constraints:
@@ -101,7 +108,8 @@ def listing_digest(files):
 
 
 def get_photo_listing(wildcards):
-    """The digest of the files of a split's photo folders (train: the person folders; eval: the flat folder)."""
+    """The digest of the files of a split's photo folders (train: the person folders; eval: the
+    flat folder)."""
     images = Path(DATA) / wildcards.split / "images"
     pattern = "*/*" if wildcards.split == "train" else "*"
     return listing_digest(f for f in images.glob(pattern) if f.is_file())
@@ -137,7 +145,8 @@ def get_image_cache(split):
 
     def cache_file(wildcards):
         height, width = (
-            round(side * config["cache"]["margin"]) for side in config["models"][wildcards.model]["image_size"]
+            round(side * config["cache"]["margin"])
+            for side in config["models"][wildcards.model]["image_size"]
         )
         return f"{RESULTS}/cache/{height}x{width}/{split}.npy"
 
@@ -178,12 +187,13 @@ def get_age_cut_models():
 def get_age_cuts(wildcards):
     """A years head's age cuts fitted on its out-of-fold predictions (rule fit_age_cuts), which its
     predict jobs apply; none for other models, which predict at their training cuts."""
-    return f"{RESULTS}/train/{wildcards.model}/age_cuts.json" if wildcards.model in get_age_cut_models() else []
+    return age_cuts_output(wildcards.model) if wildcards.model in get_age_cut_models() else []
 
 
 def get_all_age_cuts():
-    """The fitted age cuts of every voted years head that fits them (age_years.fit_cuts)."""
-    return [f"{RESULTS}/train/{model}/age_cuts.json" for model in get_age_cut_models()]
+    """The fitted age cuts of every voted years head that fits them (age_years.fit_cuts), in the
+    order of get_age_cut_models()."""
+    return [age_cuts_output(model) for model in get_age_cut_models()]
 
 
 def get_ensemble_weights():
@@ -191,9 +201,38 @@ def get_ensemble_weights():
     return {model: config["models"][model]["ensemble_weight"] for model in MODELS}
 
 
+def train_output(name):
+    """A train job's output `name` (checkpoint.pt, oof_logits.csv, history.csv), with the {model}
+    and {fold} wildcards left in."""
+    return f"{RESULTS}/train/{{model}}/fold{{fold}}/{name}"
+
+
+def predict_output(name):
+    """A predict_eval job's output `name` (eval_logits.csv), with the {model} and {fold} wildcards
+    left in."""
+    return f"{RESULTS}/predict/{{model}}/fold{{fold}}/{name}"
+
+
+def index_output(split):
+    """The photo index of `split`: 'train', 'eval', or the wildcard '{split}'."""
+    return f"{RESULTS}/index/{split}_photos.csv"
+
+
+def age_cuts_output(model="{model}"):
+    """A years head's age cuts fitted by rule fit_age_cuts (the {model} wildcard left in by default)."""
+    return f"{RESULTS}/train/{model}/age_cuts.json"
+
+
+def get_members():
+    """Every (model, fold) member of the ensemble as a [model, fold] pair, in the order of
+    member_files: params hold plain data, and the jobs read the pairs back as facemask.files.Member."""
+    return [[model, fold] for model in MODELS for fold in FOLDS]
+
+
 def member_files(pattern):
-    """`pattern` for every (model, fold) member of the ensemble."""
-    return expand(pattern, model=MODELS, fold=FOLDS)
+    """`pattern` (a train_output or predict_output) for every member, in the order of get_members()."""
+    members = get_members()
+    return expand(pattern, zip, model=[model for model, _ in members], fold=[fold for _, fold in members])
 
 
 def get_final_outputs():

@@ -1,17 +1,35 @@
+rule fit_age_cuts:
+    input:
+        oof_logits=expand(train_output("oof_logits.csv"), fold=FOLDS, allow_missing=True),
+        train_index=index_output("train"),
+    output:
+        age_cuts_output(),
+    log:
+        f"{RESULTS}/logs/fit_age_cuts/{{model}}.log",
+    params:
+        folds=FOLDS,
+        match_class_shares=config["ensemble"]["match_class_shares"],
+        code=code_digest("fit_age_cuts.py"),
+    conda:
+        "../../envs/cpu.yaml"
+    script:
+        "../../scripts/fit_age_cuts.py"
+
+
 rule ensemble_bundle:
     input:
-        checkpoints=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/checkpoint.pt"),
-        eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
-        oof_logits=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
+        checkpoints=member_files(train_output("checkpoint.pt")),
+        eval_logits=member_files(predict_output("eval_logits.csv")),
+        oof_logits=member_files(train_output("oof_logits.csv")),
         age_cuts=get_all_age_cuts(),
-        index=f"{RESULTS}/index/eval_photos.csv",
-        train_index=f"{RESULTS}/index/train_photos.csv",
+        index=index_output("eval"),
+        train_index=index_output("train"),
     output:
         f"{RESULTS}/ensemble/ensemble.json",
     log:
         f"{RESULTS}/logs/ensemble_bundle.log",
     params:
-        members=member_files("{model}/{fold}"),
+        members=get_members(),
         weights=get_ensemble_weights(),
         fit_weights=config["ensemble"]["fit_weights"],
         age_cut_models=get_age_cut_models(),
@@ -29,14 +47,14 @@ rule ensemble_bundle:
 rule soft_vote:
     input:
         bundle=f"{RESULTS}/ensemble/ensemble.json",
-        eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
-        index=f"{RESULTS}/index/eval_photos.csv",
+        eval_logits=member_files(predict_output("eval_logits.csv")),
+        index=index_output("eval"),
     output:
         report(f"{RESULTS}/submission.csv", caption="../report/submission.rst", category="Submission"),
     log:
         f"{RESULTS}/logs/soft_vote.log",
     params:
-        members=member_files("{model}/{fold}"),
+        members=get_members(),
         code=code_digest("soft_vote.py"),
     conda:
         "../../envs/cpu.yaml"

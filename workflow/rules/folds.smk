@@ -1,6 +1,6 @@
 rule make_folds:
     input:
-        f"{RESULTS}/index/train_photos.csv",
+        index_output("train"),
     output:
         f"{RESULTS}/folds.csv",
     log:

@@ -2,7 +2,7 @@ rule index_photos:
     input:
         get_index_input,
     output:
-        photos=f"{RESULTS}/index/{{split}}_photos.csv",
+        photos=index_output("{split}"),
         report=f"{RESULTS}/index/{{split}}_data_report.json",
     log:
         f"{RESULTS}/logs/index_photos/{{split}}.log",

@@ -1,11 +1,11 @@
 rule predict_eval:
     input:
-        checkpoint=f"{RESULTS}/train/{{model}}/fold{{fold}}/checkpoint.pt",
-        index=f"{RESULTS}/index/eval_photos.csv",
+        checkpoint=train_output("checkpoint.pt"),
+        index=index_output("eval"),
         cache=get_image_cache("eval"),
         age_cuts=get_age_cuts,
     output:
-        f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv",
+        predict_output("eval_logits.csv"),
     log:
         f"{RESULTS}/logs/predict/{{model}}/fold{{fold}}.log",
     benchmark:
@@ -24,28 +24,10 @@ rule predict_eval:
         "../../scripts/predict_eval.py"
 
 
-rule fit_age_cuts:
-    input:
-        oof_logits=expand(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv", fold=FOLDS, allow_missing=True),
-        train_index=f"{RESULTS}/index/train_photos.csv",
-    output:
-        f"{RESULTS}/train/{{model}}/age_cuts.json",
-    log:
-        f"{RESULTS}/logs/fit_age_cuts/{{model}}.log",
-    params:
-        folds=FOLDS,
-        match_class_shares=config["ensemble"]["match_class_shares"],
-        code=code_digest("fit_age_cuts.py"),
-    conda:
-        "../../envs/cpu.yaml"
-    script:
-        "../../scripts/fit_age_cuts.py"
-
-
 rule predict_photos:
     input:
         bundle=f"{RESULTS}/ensemble/ensemble.json",
-        checkpoints=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/checkpoint.pt"),
+        checkpoints=member_files(train_output("checkpoint.pt")),
     output:
         f"{RESULTS}/predictions/{{name}}/predictions.csv",
     log:

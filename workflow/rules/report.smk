@@ -1,15 +1,15 @@
 rule cv_summary:
     input:
-        oof_logits=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
-        histories=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/history.csv"),
-        train_index=f"{RESULTS}/index/train_photos.csv",
+        oof_logits=member_files(train_output("oof_logits.csv")),
+        histories=member_files(train_output("history.csv")),
+        train_index=index_output("train"),
     output:
         csv=report(f"{RESULTS}/cv_scores.csv", caption="../report/cv_scores.rst", category="Cross-validation"),
         markdown=f"{RESULTS}/cv_scores.md",
     log:
         f"{RESULTS}/logs/cv_summary.log",
     params:
-        members=member_files("{model}/{fold}"),
+        members=get_members(),
         weights=get_ensemble_weights(),
         age_cut_models=get_age_cut_models(),
         match_class_shares=config["ensemble"]["match_class_shares"],
@@ -23,7 +23,7 @@ rule cv_summary:
 
 rule plot_training_curves:
     input:
-        expand(f"{RESULTS}/train/{{model}}/fold{{fold}}/history.csv", fold=FOLDS, allow_missing=True),
+        expand(train_output("history.csv"), fold=FOLDS, allow_missing=True),
     output:
         report(
             f"{RESULTS}/plots/training_curves_{{model}}.png",
@@ -44,8 +44,8 @@ rule plot_training_curves:
 
 rule plot_oof:
     input:
-        oof_logits=member_files(f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv"),
-        train_index=f"{RESULTS}/index/train_photos.csv",
+        oof_logits=member_files(train_output("oof_logits.csv")),
+        train_index=index_output("train"),
     output:
         confusion=report(
             f"{RESULTS}/plots/oof_confusion_matrix.png",
@@ -53,12 +53,14 @@ rule plot_oof:
             category="Cross-validation",
         ),
         class_f1=report(
-            f"{RESULTS}/plots/oof_class_f1.png", caption="../report/oof_class_f1.rst", category="Cross-validation"
+            f"{RESULTS}/plots/oof_class_f1.png",
+            caption="../report/oof_class_f1.rst",
+            category="Cross-validation",
         ),
     log:
         f"{RESULTS}/logs/plot_oof.log",
     params:
-        members=member_files("{model}/{fold}"),
+        members=get_members(),
         weights=get_ensemble_weights(),
         age_cut_models=get_age_cut_models(),
         match_class_shares=config["ensemble"]["match_class_shares"],
@@ -71,7 +73,7 @@ rule plot_oof:
 
 rule plot_class_distribution:
     input:
-        index=f"{RESULTS}/index/train_photos.csv",
+        index=index_output("train"),
         submission=f"{RESULTS}/submission.csv",
     output:
         report(
@@ -92,18 +94,20 @@ rule plot_class_distribution:
 rule score_submission:
     input:
         submission=f"{RESULTS}/submission.csv",
-        eval_logits=member_files(f"{RESULTS}/predict/{{model}}/fold{{fold}}/eval_logits.csv"),
-        index=f"{RESULTS}/index/eval_photos.csv",
+        eval_logits=member_files(predict_output("eval_logits.csv")),
+        index=index_output("eval"),
         answers=config["eval_labels"] or [],
-        train_index=f"{RESULTS}/index/train_photos.csv",
+        train_index=index_output("train"),
     output:
         json=report(f"{RESULTS}/eval_scores.json", caption="../report/eval_scores.rst", category="Submission"),
-        csv=report(f"{RESULTS}/eval_scores.csv", caption="../report/eval_scores_by_model.rst", category="Submission"),
+        csv=report(
+            f"{RESULTS}/eval_scores.csv", caption="../report/eval_scores_by_model.rst", category="Submission"
+        ),
         markdown=f"{RESULTS}/eval_scores.md",
     log:
         f"{RESULTS}/logs/score_submission.log",
     params:
-        members=member_files("{model}/{fold}"),
+        members=get_members(),
         match_class_shares=config["ensemble"]["match_class_shares"],
         code=code_digest("score_submission.py"),
     conda:

@@ -1,12 +1,12 @@
 rule train:
     input:
-        index=f"{RESULTS}/index/train_photos.csv",
+        index=index_output("train"),
         folds=f"{RESULTS}/folds.csv",
         cache=get_image_cache("train"),
     output:
-        checkpoint=f"{RESULTS}/train/{{model}}/fold{{fold}}/checkpoint.pt",
-        oof_logits=f"{RESULTS}/train/{{model}}/fold{{fold}}/oof_logits.csv",
-        history=f"{RESULTS}/train/{{model}}/fold{{fold}}/history.csv",
+        checkpoint=train_output("checkpoint.pt"),
+        oof_logits=train_output("oof_logits.csv"),
+        history=train_output("history.csv"),
     log:
         f"{RESULTS}/logs/train/{{model}}/fold{{fold}}.log",
     benchmark:

@@ -1,0 +1,111 @@
+"""What a vote fits on out-of-fold predictions: the weight search (greedy ensemble selection), and
+the cross-validation summary's fitted rows, each fold scored by a fit on the other folds only."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import softmax
+
+from facemask import oof_fit
+from facemask.labels import LOGIT_COLUMNS
+from facemask.oof_fit import cross_fitted_vote, fit_vote, fit_weights, oof_by_model
+from facemask.report import cv_summary
+from facemask.scores import macro_f1
+from facemask.vote import class_shares, decide_classes, soft_vote
+
+
+def test_fitted_ensemble_rows_score_each_fold_by_weights_fitted_on_the_other_folds():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 18, size=90)
+    oof = {
+        (model, fold): pd.DataFrame(
+            np.eye(18)[labels[fold::3]] * 2 + rng.normal(scale=noise, size=(30, 18)),
+            columns=list(LOGIT_COLUMNS),
+        ).assign(path=[f"p{fold}_{i:02d}" for i in range(30)], label=labels[fold::3])
+        for model, noise in (("a", 1.0), ("b", 2.0), ("c", 4.0))
+        for fold in range(3)
+    }
+    summary = cv_summary(oof, dict.fromkeys("abc", 1.0), fit_weights=True).set_index("model")
+    by_model = oof_by_model(oof)
+    honest = decide_classes(cross_fitted_vote(by_model))
+    assert summary.loc["ensemble_fitted", "macro_f1"] == pytest.approx(
+        macro_f1(by_model["a"]["label"], honest)
+    )
+    in_sample = fit_vote(by_model)
+    assert summary.loc["ensemble_fitted", "weights"] == " ".join(
+        f"{m}={in_sample.weights[m]:.2f}" for m in "abc"
+    )
+
+
+def test_cv_summary_fits_no_weights_and_has_no_fitted_row_unless_asked(monkeypatch):
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 18, size=60)
+    oof = {
+        (model, fold): pd.DataFrame(
+            np.eye(18)[labels[fold::2]] * 2 + rng.normal(size=(30, 18)), columns=list(LOGIT_COLUMNS)
+        ).assign(path=[f"p{fold}_{i:02d}" for i in range(30)], label=labels[fold::2])
+        for model in "ab"
+        for fold in range(2)
+    }
+    fitted = []
+    monkeypatch.setattr(oof_fit, "fit_weights", lambda *args: fitted.append(1) or {"a": 0.5, "b": 0.5})
+    assert "ensemble_fitted" not in set(cv_summary(oof, dict.fromkeys("ab", 1.0))["model"]) and not fitted
+    summary = cv_summary(oof, dict.fromkeys("ab", 1.0), fit_weights=True)
+    assert list(summary["model"][-2:]) == ["ensemble", "ensemble_fitted"]
+    assert len(fitted) == 3  # on all photos, and on each of the 2 folds' others
+
+
+def informative(labels: np.ndarray, rng, signal: float = 3.0, noise: float = 1.5) -> np.ndarray:
+    return np.eye(18)[labels] * signal + rng.normal(scale=noise, size=(len(labels), 18))
+
+
+def test_weight_search_puts_nearly_all_weight_on_the_informative_model_among_noise():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 18, size=600)
+    logits = {
+        "noise1": rng.normal(scale=3, size=(600, 18)),
+        "good": informative(labels, rng),
+        **{f"noise{i}": rng.normal(scale=3, size=(600, 18)) for i in (2, 3)},
+    }
+    weights = fit_weights(logits, labels, class_shares(labels))
+    assert list(weights) == list(logits) and sum(weights.values()) == pytest.approx(1)
+    assert weights["good"] >= 0.85
+
+
+def test_weight_search_votes_two_complementary_models_above_either_alone():
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 18, size=900)
+    same_mask = np.arange(18)[None, :] // 6 == labels[:, None] // 6  # knows the mask only
+    same_gender_age = np.arange(18)[None, :] % 6 == labels[:, None] % 6  # knows gender and age only
+    logits = {
+        "mask": same_mask * 4.0 + rng.normal(scale=0.5, size=(900, 18)),
+        "person": same_gender_age * 4.0 + rng.normal(scale=0.5, size=(900, 18)),
+    }
+    shares = class_shares(labels)
+    alone = {
+        name: macro_f1(labels, decide_classes(softmax(member, axis=1), shares))
+        for name, member in logits.items()
+    }
+    weights = fit_weights(logits, labels, shares)
+    voted = macro_f1(labels, decide_classes(soft_vote(list(logits.values()), list(weights.values())), shares))
+    assert min(weights.values()) >= 0.2
+    assert voted > max(alone.values()) + 0.2
+
+
+def test_weight_search_scores_a_number_of_votes_linear_in_the_number_of_models(monkeypatch):
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 18, size=300)
+    decided, decide = [], oof_fit.decide_classes
+    monkeypatch.setattr(oof_fit, "decide_classes", lambda *args: decided.append(1) or decide(*args))
+    votes = {}
+    for models in (3, 6):
+        decided.clear()
+        fit_weights(
+            {f"m{i}": informative(labels, rng, noise=1.0 + i / 2) for i in range(models)},
+            labels,
+            class_shares(labels),
+            rounds=20,
+        )
+        votes[models] = len(decided)
+    # the best model alone, then 20 rounds of one vote per model (a 0.1 grid: 66 and 3003 votes)
+    assert 3 <= votes[3] <= 21 * 3 and 6 <= votes[6] <= 21 * 6
