@@ -10,6 +10,7 @@ from facemask.devices import claim_gpu
 from facemask.logs import log, run_job
 from facemask.settings import ModelBlock
 from facemask.training import TrainOutputs, train_fold
+from facemask.vote import class_shares_to_match
 
 
 def main():
@@ -32,9 +33,7 @@ def main():
         threads=job_threads(snakemake.threads),
         age_bins=snakemake.params.age_bins,
         device=snakemake.params.device,
-        class_shares=read_class_shares(snakemake.input.index)
-        if snakemake.params.match_class_shares
-        else None,
+        class_shares=class_shares_to_match(snakemake.input.index, snakemake.params.match_class_shares),
     )
 
 
