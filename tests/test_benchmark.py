@@ -105,3 +105,26 @@ def test_the_ensembles_wall_time_is_extrapolated_from_the_measured_rates(jobs_pe
         folds=2,
     )
     assert result["minutes"] == round(seconds / 60, 1) and result["models"] == 2
+
+
+def test_the_weight_search_benchmark_compares_the_grid_with_the_greedy_search(tmp_path):
+    results = run_benchmark(
+        tmp_path,
+        "weights",
+        "--weight-models",
+        "2",
+        "3",
+        "--grid-models",
+        "2",
+        "--grid-now-models",
+        "2",
+        "--oof-people",
+        "30",
+        "--oof-folds",
+        "3",
+    )
+    rows = {(row["models"], row["search"]): row for row in results}
+    greedy = rows[(3, "greedy 20 rounds, offsets now")]
+    assert greedy["votes"] <= 21 * 3 * 4 and greedy["macro_f1"] > 0.2  # k + 1 = 4 fits; well above chance
+    assert rows[(2, "grid 0.1, offsets before")]["figure"] == "measured"
+    assert rows[(3, "grid 0.1, offsets before")]["figure"] == "extrapolated"

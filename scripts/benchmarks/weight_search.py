@@ -171,7 +171,7 @@ def bench_weight_search(args) -> list[dict]:
             ("equal weights", [vote.soft_vote(logits)]),
             ("best model alone", [softmax(member, axis=1) for member in logits]),
         ):
-            f1 = max(macro_f1(labels, vote.decide_classes(vote, shares)) for vote in votes)
+            f1 = max(macro_f1(labels, vote.decide_classes(voted, shares)) for voted in votes)
             rows.append({**base, "search": name, "figure": "measured", "macro_f1": round(f1, 4)})
         rows.append(
             {
