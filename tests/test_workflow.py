@@ -75,7 +75,8 @@ def test_cv_scores_cover_every_fold_model_and_the_ensemble(demo_run):
     }  # no fit_weights
     assert scores.set_index(["model", "fold"]).loc[("ensemble", "all"), "n_photos"] == 60 * 7
     history = pd.read_csv(demo_run / "results/demo/train/resnet34/fold0/history.csv")
-    assert list(history.columns[:6]) == ["epoch", "lr", "train_loss", "val_loss", "val_f1", "val_accuracy"]
+    columns = ["epoch", "lr", "mean_lr", "train_loss", "val_loss", "val_f1", "val_accuracy"]
+    assert list(history.columns[:7]) == columns
     assert len(history) == 8
 
 
