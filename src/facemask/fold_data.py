@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facemask.devices import pick_device
 from facemask.errors import PipelineError
 from facemask.labels import DEFAULT_AGE_BINS, TASK_OF_CLASS, age_band, encode_class, encode_year_and_class
 from facemask.loader import CachedPhotos, load_cache, photo_loader
@@ -89,12 +88,17 @@ def sample_weights(labels: pd.Series, sampler: str) -> torch.Tensor | None:
 
 
 def fold_loaders(
-    job: TrainJob, train_photos: pd.DataFrame, train_labels: pd.Series, val_photos: pd.DataFrame
+    job: TrainJob,
+    train_photos: pd.DataFrame,
+    train_labels: pd.Series,
+    val_photos: pd.DataFrame,
+    device: torch.device,
 ):
     """The shuffled (or sampled) training loader, labelled for the block's head (joint year and
-    class labels for a years head), and the validation loader, both on the image cache."""
+    class labels for a years head), and the validation loader, both on the image cache (held on
+    `device` when it is a GPU and the block asks for it)."""
     block, workers = job.block, max(job.threads - 1, 0)
-    held = load_cache(job.cache, pick_device(job.device)) if block.cache_on_gpu else None
+    held = load_cache(job.cache, device) if block.cache_on_gpu else None
     labels = encode_year_and_class(train_photos["age"], train_labels) if block.is_years_head else train_labels
     train_loader = photo_loader(
         CachedPhotos(job.cache, train_photos["row"], labels, held),

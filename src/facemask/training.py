@@ -104,7 +104,7 @@ def set_up(job: TrainJob, train_photos: pd.DataFrame, val_photos: pd.DataFrame) 
     age_cuts = block.training_age_cuts(job.age_bins) if block.is_years_head else None
     model, data_config = build_model(block, device, age_cuts)
     train_labels = training_labels(train_photos, block.train_age_bins)
-    train_loader, val_loader = fold_loaders(job, train_photos, train_labels, val_photos)
+    train_loader, val_loader = fold_loaders(job, train_photos, train_labels, val_photos, device)
     optimizer = create_optimizer(model, block)
     step = TrainStep(
         model=ClassAndYears(model) if block.is_years_head else model,  # type: ignore[arg-type]
