@@ -142,8 +142,9 @@ def test_cluster_jobs_write_the_same_logs_as_local_jobs_and_their_slurm_output_t
 def test_a_failed_cluster_job_is_reported_with_its_logs(slurm_cluster, slurm_run):
     env, _ = slurm_cluster
     workdir, _ = slurm_run
-    # an option resnet34 does not take: the train job stops, after the index, the folds and the image cache
-    broken = {"results_dir": "results/failed", "models": {MODEL: {"model_kwargs": {"no_such_option": 1}}}}
+    # weights that no load-time check reads: the train job stops, after the index, the folds and the cache
+    (workdir / "broken_weights.pth").write_bytes(b"not a weights file")
+    broken = {"results_dir": "results/failed", "models": {MODEL: {"pretrained": "broken_weights.pth"}}}
     (workdir / "broken_model.yaml").write_text(yaml.safe_dump(broken))
     run = snakemake(
         workdir,
@@ -158,4 +159,7 @@ def test_a_failed_cluster_job_is_reported_with_its_logs(slurm_cluster, slurm_run
     assert f"results/failed/logs/train/{MODEL}/fold0.log" in run.stderr
     slurm_log = re.search(r"\S*/logs/slurm/rule_train/\S+/\d+\.log", run.stderr)
     assert slurm_log and Path(slurm_log[0]).is_file(), run.stderr[-5000:]
-    assert "no_such_option" in (workdir / f"results/failed/logs/train/{MODEL}/fold0.log").read_text()
+    assert (
+        "broken_weights.pth: not loadable as weights"
+        in (workdir / f"results/failed/logs/train/{MODEL}/fold0.log").read_text()
+    )
