@@ -1,17 +1,16 @@
 """Snakemake job: the trained ensemble's answers for every photo below a folder (a predict set)."""
 
-from facemask.bundle import read_bundle
 from facemask.cpus import job_threads
 from facemask.dataset import DataReport
 from facemask.devices import claim_gpu
 from facemask.files import write_csv
 from facemask.logs import log, run_job
-from facemask.prediction import collect_photos, predict_photos
+from facemask.prediction import collect_photos, predict_photos, read_checked_bundle
 
 
 def main():
     claim_gpu()
-    bundle = read_bundle(snakemake.input.bundle)
+    bundle = read_checked_bundle(snakemake.input.bundle)
     report = DataReport()
     photos = collect_photos([snakemake.params.folder], report)
     if report.ignored_files:

@@ -9,6 +9,7 @@ from facemask.cpus import job_threads
 from facemask.devices import claim_gpu
 from facemask.logs import log, run_job
 from facemask.settings import ModelBlock
+from facemask.tracking import TrackingTarget, TrainTracking
 from facemask.training import TrainOutputs, train_fold
 from facemask.vote import class_shares_to_match
 
@@ -21,14 +22,24 @@ def main():
         snakemake.wildcards.fold,
         json.dumps(snakemake.params.settings, sort_keys=True),
     )
-    outputs = snakemake.output
+    outputs = TrainOutputs(
+        Path(snakemake.output.checkpoint), Path(snakemake.output.oof_logits), Path(snakemake.output.history)
+    )
+    model, fold = snakemake.wildcards.model, snakemake.wildcards.fold
+    tracking = TrainTracking(
+        TrackingTarget.from_config(snakemake.config),
+        outputs.tracking_record,
+        f"{model}/fold{fold}",
+        {"facemask.model": model, "facemask.fold": fold, "facemask.arch": snakemake.params.settings["arch"]},
+    )
     train_fold(
         pd.read_csv(snakemake.input.index, dtype={"person": str}),
         pd.read_csv(snakemake.input.folds, dtype={"person": str}),
-        int(snakemake.wildcards.fold),
+        int(fold),
         ModelBlock.from_config(snakemake.params.settings),
         snakemake.input.cache,
-        TrainOutputs(Path(outputs.checkpoint), Path(outputs.oof_logits), Path(outputs.history)),
+        outputs,
+        tracking,
         seed=snakemake.params.seed,
         threads=job_threads(snakemake.threads),
         age_bins=snakemake.params.age_bins,

@@ -47,10 +47,12 @@ def snakemake(
     )
 
 
-def demo_work_folder(workdir: Path) -> Path:
-    """`workdir` with the workflow's config.yaml and the demo's config as demo.yaml."""
+def demo_work_folder(workdir: Path, tracking: bool = False) -> Path:
+    """`workdir` with the workflow's config.yaml and the demo's config as demo.yaml, tracking off
+    unless asked (the runs that test it turn it on; the others would only pay for it)."""
     shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
-    shutil.copy(ROOT / "config" / "demo.yaml", workdir / "demo.yaml")
+    demo = (ROOT / "config" / "demo.yaml").read_text()
+    (workdir / "demo.yaml").write_text(demo if tracking else f"{demo}\ntracking: false\n")
     return workdir
 
 
@@ -58,7 +60,7 @@ def demo_work_folder(workdir: Path) -> Path:
 def demo_run(tmp_path_factory):
     """A work folder in which the demo's `submission` target was built (by local jobs), shared by the
     workflow tests and the SLURM test, which compares its own run with this one."""
-    workdir = demo_work_folder(tmp_path_factory.mktemp("workflow"))
+    workdir = demo_work_folder(tmp_path_factory.mktemp("workflow"), tracking=True)
     run = snakemake(workdir, "submission")
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir

@@ -1,8 +1,5 @@
-"""Soft vote, member weights, the decision, submission order, the scores, and progress lines (what
-a vote fits on out-of-fold predictions: test_oof_fit.py)."""
-
-import io
-import logging
+"""Soft vote, member weights, the decision, submission order, the scores (what a vote
+fits on out-of-fold predictions: test_oof_fit.py)."""
 
 import numpy as np
 import pandas as pd
@@ -13,7 +10,6 @@ from facemask.bundle import decide_as_bundle
 from facemask.errors import PipelineError
 from facemask.files import Member, read_member_tables
 from facemask.labels import LOGIT_COLUMNS
-from facemask.logs import Progress
 from facemask.report import cv_summary, eval_scores_by_model, score_submission
 from facemask.scores import macro_f1, task_scores
 from facemask.vote import (
@@ -199,35 +195,3 @@ def test_eval_scores_rate_each_model_on_its_own_folds_and_the_submission():
     )  # its folds vote 5 for the shifted class, 2.5 for the right one
     assert scores.loc["ensemble", "accuracy"] == pytest.approx(2 / 36)
     assert scores.loc["ensemble", "n_images"] == 36
-
-
-class Stream(io.StringIO):
-    def __init__(self, tty):
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self):
-        return self.tty
-
-
-def test_progress_rewrites_one_line_on_a_terminal_and_logs_quiet_lines_elsewhere(caplog):
-    terminal = Stream(tty=True)
-    progress = Progress(3, "epoch 1", stream=terminal, redraw=0.0)
-    for step in (1, 2, 3):
-        progress.update(step, 16, lambda: {"loss": 0.5, "lr": 1e-3})
-    assert terminal.getvalue().count("\r") == 3 and terminal.getvalue().endswith("\n")
-    assert "epoch 1 step 3/3: loss 0.5, lr 0.001, " in terminal.getvalue() and "ETA" in terminal.getvalue()
-
-    terminal, asked = Stream(tty=True), []
-    progress = Progress(1000, "epoch 1", stream=terminal)  # redrawn every 0.5 s: metrics read only then
-    for step in range(1, 1001):
-        progress.update(step, 16, lambda: asked.append(1) or {"loss": 0.5})
-    assert terminal.getvalue().count("\r") == len(asked) < 10 and "step 1000/1000" in terminal.getvalue()
-
-    piped = Stream(tty=False)
-    progress = Progress(100, "epoch 2", every=0.0, stream=piped)
-    with caplog.at_level(logging.INFO, logger="facemask"):
-        for step in range(1, 101):
-            progress.update(step, 8, lambda: {"loss": 1.0})
-    assert piped.getvalue() == ""
-    assert len([r for r in caplog.records if "epoch 2 step" in r.getMessage()]) == 99

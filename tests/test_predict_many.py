@@ -31,6 +31,7 @@ EVAL_SIDE = {
     "soft_vote": 1,
     "score_submission": 1,
     "plot_class_distribution": 1,
+    "track_results": 1,
     "submission": 1,
 }
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from facemask.files import Member, read_member_tables
+from facemask.tracking import PARENT_TAG
 from facemask.vote import read_class_shares, vote_eval_predictions
 
 from .conftest import ROOT, demo_work_folder, snakemake
@@ -75,7 +77,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     """A work folder in which the demo's `submission` was built through the SLURM profile, and the
     (rule, state) of the SLURM jobs of that run."""
     env, _ = slurm_cluster
-    workdir = demo_work_folder(tmp_path_factory.mktemp("slurm_run"))
+    workdir = demo_work_folder(tmp_path_factory.mktemp("slurm_run"), tracking=True)
     (workdir / "one_model.yaml").write_text(yaml.safe_dump({"run_models": [MODEL]}))
     started = time.monotonic()
     run = snakemake(
@@ -110,6 +112,16 @@ def test_the_results_equal_the_local_runs(slurm_run, demo_run):
     pd.testing.assert_frame_equal(
         pd.read_csv(workdir / "results/demo/submission.csv", dtype={"ImageID": str}), local_vote
     )
+
+
+def test_the_cluster_jobs_track_their_runs_in_the_results_folders_store(slurm_run):
+    workdir, _ = slurm_run
+    client = MlflowClient(f"sqlite:///{workdir / 'results/demo/mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("facemask").experiment_id])
+    [parent] = [run for run in runs if PARENT_TAG not in run.data.tags]
+    children = [run for run in runs if run.data.tags.get(PARENT_TAG) == parent.info.run_id]
+    assert sorted(run.info.run_name for run in children) == [f"{MODEL}/fold{fold}" for fold in range(3)]
+    assert {run.info.status for run in runs} == {"FINISHED"}
 
 
 def test_cluster_jobs_write_the_same_logs_as_local_jobs_and_their_slurm_output_to_logs_slurm(

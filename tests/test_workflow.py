@@ -76,7 +76,8 @@ def test_cv_scores_cover_every_fold_model_and_the_ensemble(demo_run):
     assert scores.set_index(["model", "fold"]).loc[("ensemble", "all"), "n_photos"] == 60 * 7
     history = pd.read_csv(demo_run / "results/demo/train/resnet34/fold0/history.csv")
     columns = ["epoch", "lr", "mean_lr", "train_loss", "val_loss", "val_f1", "val_accuracy"]
-    assert list(history.columns[:7]) == columns
+    columns += ["val_mask_f1", "val_gender_f1", "val_age_f1", "train_images_per_s"]
+    assert list(history.columns[:11]) == columns
     assert len(history) == 8
 
 
@@ -97,6 +98,7 @@ ONE_MODEL_REBUILT = {
     "plot_training_curves": 1,
     "plot_oof": 1,
     "plot_class_distribution": 1,
+    "track_results": 1,
     "submission": 1,
 }
 
@@ -175,6 +177,7 @@ def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
                 "plot_training_curves",
                 "plot_oof",
                 "plot_class_distribution",
+                "track_results",
             },
         ),
     ],

@@ -122,7 +122,8 @@ def find_bundle(location: str | Path) -> Path:
 def read_bundle(location: str | Path, verify: bool = True) -> dict:
     """The bundle at `location` (see find_bundle) with each member's checkpoint as an absolute
     path; with `verify`, a checkpoint that is missing or whose digest changed since the bundle
-    was written is refused."""
+    was written is refused (facemask.prediction.read_checked_bundle also checks each member's
+    fields against its checkpoint)."""
     path = find_bundle(location)
     try:
         bundle = json.loads(path.read_text())

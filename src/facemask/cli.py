@@ -4,14 +4,15 @@ facemask predict PHOTOS_OR_FOLDERS... --ensemble results/ --out predictions.csv
 """
 
 import argparse
+import logging
 import time
 
-from facemask.bundle import read_bundle
 from facemask.cpus import available_cpus
 from facemask.dataset import DataReport
+from facemask.devices import pick_device
 from facemask.files import write_csv
 from facemask.logs import log, run_job
-from facemask.prediction import collect_photos, predict_photos
+from facemask.prediction import collect_photos, ignored_files_message, predict_photos, read_checked_bundle
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -22,14 +23,13 @@ def parse_arguments(argv=None) -> argparse.Namespace:
         "predict",
         help="answer mask / gender / age for photos with a trained ensemble",
         description="One row per photo: path, the 18-class answer (ans), mask, gender and age band in words, "
-        "and "
-        "the 18 vote probabilities. Runs on a GPU when torch sees one, else on the CPU.",
+        "and the 18 vote probabilities. Runs on a GPU when torch sees one, else on the CPU.",
     )
     predict.add_argument(
         "photos",
         nargs="+",
-        help="photo files (in the order given) and folders (searched recursively "
-        "for .jpg, .jpeg and .png, any case)",
+        help="photo files (in the order given) and folders (searched recursively for the image formats "
+        "PIL opens: .jpg, .jpeg, .png, .webp, .bmp, .tif, ..., any case; other files are named and ignored)",
     )
     predict.add_argument(
         "--ensemble",
@@ -52,29 +52,49 @@ def parse_arguments(argv=None) -> argparse.Namespace:
         "--device",
         choices=("auto", "cuda", "cpu"),
         default="auto",
-        help="auto (default): a GPU when torch sees one, else the CPU; cuda: stop if there is none",
+        help="auto (default): a GPU when torch sees one, else the CPU; cuda: stop at once if there is none",
     )
     predict.add_argument(
         "--batch-size", type=int, help="photos per forward pass (default: the bundle's TTA batch size)"
     )
+    verbosity = predict.add_mutually_exclusive_group()
+    verbosity.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+    verbosity.add_argument("--verbose", action="store_true", help="log debug lines too")
     return parser.parse_args(argv)
 
 
+def set_verbosity(quiet: bool, verbose: bool) -> None:
+    """Log warnings and errors only (`quiet`), debug lines too (`verbose`, the package's only), or
+    the usual info lines."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    log.setLevel(level)
+    logging.getLogger().setLevel(max(level, logging.INFO))
+
+
 def predict(args: argparse.Namespace) -> None:
-    """`facemask predict`: check the bundle and the photos, predict, write the CSV."""
+    """`facemask predict`: check the device, the bundle and the photos, predict, write the CSV."""
     started = time.perf_counter()
-    bundle = read_bundle(args.ensemble)
+    set_verbosity(args.quiet, args.verbose)
+    device = pick_device(args.device)  # once, before any photo: its warning or error shows once
+    bundle = read_checked_bundle(args.ensemble)
+    members = len(bundle["members"])
     report = DataReport()
     photos = collect_photos(args.photos, report)
-    log.info(
-        "%d photos (%d other files ignored); %d ensemble members",
-        len(photos),
-        len(report.ignored_files),
-        len(bundle["members"]),
-    )
-    table = predict_photos(bundle, photos, args.threads, args.batch_size, args.device)
+    log.info("%d photos, %d ensemble members, on %s", len(photos), members, device)
+    if report.ignored_files:
+        log.info("%s", ignored_files_message(report.ignored_files))
+        log.debug("ignored files: %s", ", ".join(report.ignored_files))
+    table = predict_photos(bundle, photos, args.threads, args.batch_size, device)
     write_csv(table, args.out)
-    log.info("wrote %s: %d photos in %.1f s", args.out, len(table), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    log.info(
+        "wrote %s: %d photos, %d members, %.1f s, %.3g photos/s",
+        args.out,
+        len(table),
+        members,
+        seconds,
+        len(table) / seconds,
+    )
 
 
 def main(argv=None) -> None:

@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 
 from facemask.errors import DataError
 from facemask.labels import GENDER_CODES, MASK_BY_PHOTO, age_band, check_age_bins, encode_class
-from facemask.logs import log
+from facemask.logs import Progress, log
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 TRAIN_COLUMNS = ("id", "gender", "race", "age", "path")
@@ -206,13 +206,13 @@ def index_train_photos(
     train_csv = data_dir / "train" / "train.csv"
     images_dir = data_dir / "train" / "images"
     people = read_csv_checked(train_csv, TRAIN_COLUMNS, key="id")
-    rows = []
+    rows, progress = [], Progress(len(people) * len(MASK_BY_PHOTO), "checking train photos")
     for line, person in enumerate(people.itertuples(index=False), start=2):
         fields = check_person_row(person, f"{train_csv} line {line}")
         folder = images_dir / person.path
         if not folder.is_dir():
             raise DataError(f"{folder}: person folder listed in {train_csv} does not exist")
-        for stem, file in find_person_photos(folder, report).items():
+        for number, (stem, file) in enumerate(find_person_photos(folder, report).items(), start=1):
             try:
                 check_photo(file, report, min_side)
             except DataError as error:
@@ -220,9 +220,10 @@ def index_train_photos(
                     raise
                 log.warning("skipped: %s", error)
                 report.skipped_unreadable.append(str(file))
-                continue
-            report.extensions[file.suffix.lower()] += 1
-            rows.append(photo_row(file.relative_to(data_dir).as_posix(), stem, fields, age_bins))
+            else:
+                report.extensions[file.suffix.lower()] += 1
+                rows.append(photo_row(file.relative_to(data_dir).as_posix(), stem, fields, age_bins))
+            progress.update((line - 2) * len(MASK_BY_PHOTO) + number, 1)
     listed_folders = set(people["path"])
     report.unlisted_folders += sorted(
         str(f) for f in images_dir.iterdir() if f.is_dir() and f.name not in listed_folders
@@ -240,6 +241,7 @@ def index_eval_photos(
     report = DataReport() if report is None else report
     info_csv = data_dir / "eval" / "info.csv"
     info = read_csv_checked(info_csv, INFO_COLUMNS, key="ImageID")
+    progress = Progress(len(info), "checking eval photos")
     for line, image_id in enumerate(info["ImageID"], start=2):
         if not is_plain_name(image_id):
             raise DataError(f"{info_csv} line {line}: ImageID {image_id!r} is not a plain file name")
@@ -247,6 +249,7 @@ def index_eval_photos(
         if not photo.is_file():
             raise DataError(f"{info_csv} line {line}: photo {image_id!r} not found in {photo.parent}")
         check_photo(photo, report, min_side)
+        progress.update(line - 1, 1)
     report.eval_photos = len(info)
     return pd.DataFrame({"ImageID": info["ImageID"], "path": "eval/images/" + info["ImageID"]})
 

@@ -18,7 +18,7 @@ from facemask.settings import ModelBlock
 @dataclass(frozen=True)
 class TrainOutputs:
     """Where a (model, fold) job writes: best checkpoint, out-of-fold logits, per-epoch history,
-    and (until it succeeds) its resume state."""
+    (until it succeeds) its resume state, and the id of its tracking run."""
 
     checkpoint: Path
     oof_logits: Path
@@ -27,6 +27,10 @@ class TrainOutputs:
     @property
     def resume_state(self) -> Path:
         return self.checkpoint.with_name("resume_state.pt")
+
+    @property
+    def tracking_record(self) -> Path:
+        return self.checkpoint.with_name("tracking_run.json")
 
 
 @dataclass(frozen=True)

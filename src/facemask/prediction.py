@@ -2,43 +2,112 @@
 them, each member's TTA logits, the soft vote with the bundle's weights, and the classes decided
 with the bundle's class offsets (see facemask.bundle)."""
 
+import json
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from PIL import Image, ImageFile
 
-from facemask.bundle import decide_as_bundle
+from facemask.bundle import BundleError, decide_as_bundle, find_bundle, read_bundle
 from facemask.cache import prepare_photos
-from facemask.dataset import DataReport, check_photo, is_photo_file
+from facemask.dataset import DataReport, check_photo
+from facemask.devices import pick_device
 from facemask.errors import DataError
+from facemask.files import Member
 from facemask.inference import PredictOptions, predict_cached_photos
 from facemask.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, decode_class
 from facemask.logs import log
+from facemask.models import checkpoint_meta
 from facemask.vote import soft_vote
+
+#: how many ignored files a message names (it counts them all)
+NAMED_FILES = 10
+
+
+def image_suffixes() -> set[str]:
+    """The file extensions (lower case) of the image formats PIL opens (its registered_extensions),
+    less its stub formats (BUFR, GRIB, HDF5, WMF), whose data PIL cannot decode itself."""
+    suffixes = set()
+    for suffix, name in Image.registered_extensions().items():
+        factory = Image.OPEN.get(name, (None,))[0]
+        if factory and not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)):
+            suffixes.add(suffix)
+    return suffixes
+
+
+def read_checked_bundle(location: str | Path) -> dict:
+    """The bundle at `location` (see facemask.bundle.read_bundle), each member's fields checked
+    against its checkpoint (see check_member_fields)."""
+    bundle = read_bundle(location)
+    for member in bundle["members"]:
+        check_member_fields(find_bundle(location), member)
+    return bundle
+
+
+def check_member_fields(path: Path, member: dict) -> None:
+    """Refuse a member of the bundle at `path` (edited by hand) whose own fields disagree with what
+    its checkpoint says of itself: each field both hold (arch, head, epoch, fold, data_config, and
+    any other the checkpoint's meta has, e.g. precision; not age_cuts, which the bundle may hold
+    fitted out of fold) and the input size (image_size)."""
+    meta = {key: value for key, value in checkpoint_meta(member["checkpoint"]).items() if key != "age_cuts"}
+    meta["image_size"] = meta["data_config"]["input_size"][1:]
+    for field in (field for field in member if field in meta):
+        in_bundle, in_checkpoint = (json.loads(json.dumps(value)) for value in (member[field], meta[field]))
+        if in_bundle != in_checkpoint:
+            raise BundleError(
+                f"{path}: member {member.get('model')} fold {member.get('fold')}: {field} is {in_bundle!r} "
+                f"in the bundle but {in_checkpoint!r} in its checkpoint {member['checkpoint']}; rebuild "
+                "the bundle with Snakemake, or undo the edit"
+            )
 
 
 def collect_photos(locations: Sequence[str | Path], report: DataReport | None = None) -> list[Path]:
-    """The photos at `locations`: files as given, in order, and every photo file (.jpg, .jpeg,
-    .png, any case) below a folder, recursively, sorted; other files in folders are ignored and
-    counted in `report`. Each photo is decoded once to check it."""
+    """The photos at `locations`: files as given, in order, and every file below a folder,
+    recursively, sorted, whose extension (any case) is an image format's (see image_suffixes);
+    the folders' other files are ignored and listed in `report`. Each photo is decoded once to
+    check it (see check_photo_file)."""
     report = DataReport() if report is None else report
+    suffixes = image_suffixes()
     photos = []
     for location in map(Path, locations):
         if location.is_dir():
-            found = sorted(f for f in location.rglob("*") if f.is_file())
-            report.ignored_files += [str(f) for f in found if not is_photo_file(f)]
-            photos += [f for f in found if is_photo_file(f)]
-        elif location.is_file():
+            found = sorted(f for f in location.rglob("*") if not f.is_dir())
+            report.ignored_files += [str(f) for f in found if f.suffix.lower() not in suffixes]
+            photos += [f for f in found if f.suffix.lower() in suffixes]
+        elif location.exists() or location.is_symlink():
             photos.append(location)
         else:
             raise DataError(f"{location}: no such file or folder")
     if not photos:
-        raise DataError(f"no photos (.jpg, .jpeg, .png) in {', '.join(map(str, locations))}")
+        ignored = f"; {ignored_files_message(report.ignored_files)}" if report.ignored_files else ""
+        raise DataError(
+            f"no photos (.jpg, .jpeg, .png) in {', '.join(map(str, locations))}, nor images of another "
+            f"format PIL opens (.webp, .bmp, .gif, .tif, ...){ignored}"
+        )
     for photo in photos:
-        check_photo(photo, report)
+        check_photo_file(photo, report)
     return photos
+
+
+def check_photo_file(path: Path, report: DataReport) -> None:
+    """check_photo, after a DataError naming `path` if it is a broken symbolic link (and its
+    target) or not a file (a folder, a pipe)."""
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"{path}: a broken symbolic link (to {os.readlink(path)})")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+    check_photo(path, report)
+
+
+def ignored_files_message(files: Sequence[str]) -> str:
+    """The ignored `files` counted, and the first NAMED_FILES of them named."""
+    more = f" and {len(files) - NAMED_FILES} more" if len(files) > NAMED_FILES else ""
+    return f"ignored {len(files)} files that are not images: {', '.join(files[:NAMED_FILES])}{more}"
 
 
 def predict_photos(
@@ -46,40 +115,50 @@ def predict_photos(
     photos: Sequence[Path],
     threads: int = 1,
     batch_size: int | None = None,
-    device: str = "auto",
+    device: str | torch.device = "auto",
 ) -> pd.DataFrame:
     """The bundle's answer for each photo, in order: path, the 18-class `ans`, the mask, gender
     and age band in words, and the 18 vote probabilities. Photos are prepared as the training
     pipeline's image cache prepares them (one temporary cache per member input size), each member
-    predicts them with the bundle's TTA on the `device` setting's device, and the vote is decided
-    with the bundle's class offsets."""
+    predicts them with the bundle's TTA on `device` (a device, or the `device` setting, resolved
+    here once for all members), and the vote is decided with the bundle's class offsets."""
+    on = device if isinstance(device, torch.device) else pick_device(device)
     tta = bundle["tta"] | ({"batch_size": batch_size} if batch_size else {})
-    options = PredictOptions(tta, threads, device)
+    options = PredictOptions(tta, threads, on.type)  # the setting of `on`: no second warning
     logits = []
     with tempfile.TemporaryDirectory(prefix="facemask-predict-") as tmp:
         caches: dict[tuple, Path] = {}
         for member in bundle["members"]:
-            size = tuple(member["cache"]["size"])
-            # the crop settings; bundles written before face_detector used the Haar cascade
-            crop = {"face_detector": "haar"} | {
-                key: value for key, value in member["cache"].items() if key != "size"
-            }
-            key = (size, *sorted(crop.items()))
-            if key not in caches:
-                caches[key] = Path(tmp) / f"cache{len(caches)}.npy"
-                prepare_photos(
-                    Path.cwd(), [str(p) for p in photos], size, caches[key], threads=threads, **crop
-                )
-            log.info("member %s fold %d", member["model"], member["fold"])
+            log.debug(
+                "member %s: %s, weight %.4g, checkpoint %s",
+                Member(member["model"], member["fold"]),
+                member["arch"],
+                member["weight"],
+                member["checkpoint"],
+            )
+            cache = member_cache(member, photos, caches, Path(tmp), threads)
             logits.append(
-                predict_cached_photos(
-                    member["checkpoint"], caches[key], len(photos), options, member["age_cuts"]
-                )
+                predict_cached_photos(member["checkpoint"], cache, len(photos), options, member["age_cuts"])
             )
     probabilities = soft_vote(logits, [member["weight"] for member in bundle["members"]])
     return answer_table(
         photos, probabilities, decide_as_bundle(bundle, probabilities), bundle["classes"]["age"]
     )
+
+
+def member_cache(
+    member: dict, photos: Sequence[Path], caches: dict[tuple, Path], tmp: Path, threads: int
+) -> Path:
+    """The temporary image cache of `photos` at a member's input size and crop settings: one of
+    `caches` (by size and settings), or one prepared now in `tmp` and added to them."""
+    size = tuple(member["cache"]["size"])
+    # the crop settings; bundles written before face_detector used the Haar cascade
+    crop = {"face_detector": "haar"} | {key: value for key, value in member["cache"].items() if key != "size"}
+    key = (size, *sorted(crop.items()))
+    if key not in caches:
+        caches[key] = tmp / f"cache{len(caches)}.npy"
+        prepare_photos(Path.cwd(), [str(p) for p in photos], size, caches[key], threads=threads, **crop)
+    return caches[key]
 
 
 def answer_table(

@@ -11,7 +11,7 @@ from timm.utils import ModelEmaV3
 from facemask.inference import predict_logits
 from facemask.labels import NUM_CLASSES
 from facemask.models import ClassAndYears
-from facemask.scores import macro_f1
+from facemask.scores import task_scores
 from facemask.vote import decide_classes
 
 
@@ -55,7 +55,8 @@ class ValidationFold:
 class Validation:
     """One set of weights ('raw' or 'ema') scored on the validation fold: its module, its outputs
     (the 18-class logits; a years head's years' log-probabilities beside them), loss, macro F1
-    (classes decided as the submission decides them) and accuracy."""
+    (classes decided as the submission decides them), accuracy, and each task's macro F1 by name
+    (val_mask_f1, val_gender_f1, val_age_f1)."""
 
     weights: str
     module: torch.nn.Module
@@ -63,6 +64,7 @@ class Validation:
     val_loss: float
     val_f1: float
     val_accuracy: float
+    task_f1: dict[str, float]
 
 
 def score_weights(name: str, module: torch.nn.Module, fold: ValidationFold) -> Validation:
@@ -71,13 +73,15 @@ def score_weights(name: str, module: torch.nn.Module, fold: ValidationFold) -> V
     outputs = predict_logits(model, fold.loader, fold.transform, fold.device, fold.precision)
     logits = torch.from_numpy(outputs[:, :NUM_CLASSES])
     predicted = decide_classes(logits.softmax(1).double().numpy(), fold.shares)
+    scores = task_scores(fold.labels, predicted)
     return Validation(
         weights=name,
         module=module,
         outputs=outputs,
         val_loss=float(torch.nn.functional.cross_entropy(logits, torch.tensor(fold.labels))),
-        val_f1=macro_f1(fold.labels, predicted),
-        val_accuracy=float((predicted == fold.labels).mean()),
+        val_f1=scores["macro_f1"],
+        val_accuracy=scores["accuracy"],
+        task_f1={f"val_{task}_f1": scores[f"{task}_f1"] for task in ("mask", "gender", "age")},
     )
 
 

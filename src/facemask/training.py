@@ -6,7 +6,9 @@ outputs themselves are written once, atomically, when training ends.
 """
 
 import dataclasses
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from facemask.provenance import code_digest
 from facemask.resume import resume, save_resume_state, seed_everything, settings_fingerprint
 from facemask.selection import Validation, ValidationFold, WeightAverage, validate
 from facemask.settings import ModelBlock
+from facemask.tracking import TrainTracking
 
 
 @dataclass
@@ -148,6 +151,7 @@ def train_fold(
     block: ModelBlock,
     cache: str | Path,
     outputs: TrainOutputs,
+    tracking: TrainTracking | None = None,
     **options,
 ) -> pd.DataFrame:
     """Train the model `block` on every fold but `fold`, validate on `fold` each epoch (the raw
@@ -155,7 +159,8 @@ def train_fold(
     logits and the history; return the history. `options`: TrainJob's seed, threads, age_bins,
     device and class_shares; the epoch kept is chosen by the rule that decides the submission
     (classes matched to `class_shares` when given, else the plain argmax). Resumes from
-    `outputs.resume_state` when a killed run of the same settings, photos, cache and code left one."""
+    `outputs.resume_state` when a killed run of the same settings, photos, cache and code left one.
+    `tracking`: the job's MLflow run (settings, per-epoch metrics, best epoch, checkpoint)."""
     job = TrainJob(block, fold, Path(cache), outputs, **options)
     torch.set_num_threads(job.threads)
     seed_everything(job.seed + fold)
@@ -173,15 +178,37 @@ def train_fold(
         f"fold {fold}: {block.arch} on {run.step.device} in {run.step.precision}, {len(train_photos)} "
         f"training / {len(val_photos)} validation photos, {run.schedule.epochs} epochs"
     )
-    train_epochs(run, state)
-    run.model.load_state_dict(state.best_model or {})
-    save_best_checkpoint(run, state)
-    return write_fold_results(outputs, state, val_photos)
+    tracking = tracking or TrainTracking(None, outputs.tracking_record, "", {})
+    sizes = {"fold": fold, "seed": job.seed, "train_photos": len(train_photos), "val_photos": len(val_photos)}
+    tracking.start(run.fingerprint, identity | sizes, state.history)
+    try:
+        train_epochs(run, state, tracking.log_epoch)
+        run.model.load_state_dict(state.best_model or {})
+        save_best_checkpoint(run, state)
+        history = write_fold_results(outputs, state, val_photos)
+    except BaseException as error:
+        tracking.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    tracking.end("FINISHED", best_epoch_tags(outputs.checkpoint, state))
+    return history
 
 
-def train_epochs(run: FoldRun, state: TrainingState) -> None:
+def best_epoch_tags(checkpoint: Path, state: TrainingState) -> dict[str, str]:
+    """What a tracking run records of the epoch kept: its number, F1 and checkpoint (path, SHA-256)."""
+    with open(checkpoint, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {
+        "best_epoch": str(state.best_epoch),
+        "best_val_f1": f"{state.best_f1:.6f}",
+        "checkpoint": str(checkpoint.resolve()),
+        "checkpoint_sha256": digest,
+    }
+
+
+def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], None]) -> None:
     """Train, validate and save the resume state epoch by epoch from `state.epoch`, until the
-    schedule's epochs are done or early stopping ends the run."""
+    schedule's epochs are done or early stopping ends the run; `on_epoch` gets each epoch's
+    history row once it is saved."""
     fold, epochs, patience = run.job.fold, run.schedule.epochs, run.job.block.early_stopping_patience
     resumed_at, run_started = state.epoch, time.perf_counter()
     for epoch in range(state.epoch + 1, epochs + 1):
@@ -192,7 +219,7 @@ def train_epochs(run: FoldRun, state: TrainingState) -> None:
         mean_lr = run.schedule.end_epoch(epoch, kept.val_f1)
         scores = {"val_loss": kept.val_loss, "val_f1": kept.val_f1, "val_accuracy": kept.val_accuracy}
         row: dict[str, float | str] = {"epoch": epoch, "lr": lr, "mean_lr": mean_lr, "train_loss": train_loss}
-        row |= scores
+        row |= scores | kept.task_f1
         row |= {"train_images_per_s": images_per_s} | (
             candidates | {"weights": kept.weights} if run.ema else {}
         )
@@ -209,6 +236,7 @@ def train_epochs(run: FoldRun, state: TrainingState) -> None:
         save_resume_state(
             run.job.outputs.resume_state, run.fingerprint, run.parts, run.train_loader.generator, vars(state)
         )
+        on_epoch(row)
         if patience and epoch - state.best_epoch >= patience:
             log.info(
                 "fold %d: early stop after epoch %d, no better validation F1 for %d epochs",

@@ -1,4 +1,5 @@
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -235,16 +236,22 @@ def member_files(pattern):
     return expand(pattern, zip, model=[model for model, _ in members], fold=[fold for _, fold in members])
 
 
+def get_plots():
+    """The run's plots: class shares, out-of-fold confusion and class F1, each model's curves."""
+    plots = ["class_distribution", "oof_confusion_matrix", "oof_class_f1"]
+    plots += expand("training_curves_{model}", model=MODELS)
+    return [f"{RESULTS}/plots/{plot}.png" for plot in plots]
+
+
+def get_eval_scores():
+    """The eval scores (per model and of the ensemble) when the eval answers are known, else none."""
+    return [f"{RESULTS}/eval_scores.csv"] if config["eval_labels"] else []
+
+
 def get_final_outputs():
-    """The submission, the CV summary, the plots and, when the eval answers are known, the eval scores."""
-    outputs = [
-        f"{RESULTS}/submission.csv",
-        f"{RESULTS}/cv_scores.csv",
-        f"{RESULTS}/plots/class_distribution.png",
-        f"{RESULTS}/plots/oof_confusion_matrix.png",
-        f"{RESULTS}/plots/oof_class_f1.png",
-    ]
-    outputs += expand(f"{RESULTS}/plots/training_curves_{{model}}.png", model=MODELS)
-    if config["eval_labels"]:
-        outputs.append(f"{RESULTS}/eval_scores.json")
+    """The submission, the CV summary, the plots, the eval scores when the eval answers are known,
+    and, with tracking on, the results logged to the tracking parent run."""
+    outputs = [f"{RESULTS}/submission.csv", f"{RESULTS}/cv_scores.csv", *get_plots(), *get_eval_scores()]
+    if config["tracking"] is not False:
+        outputs.append(f"{RESULTS}/tracking/results.json")
     return outputs

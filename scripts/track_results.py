@@ -1,0 +1,38 @@
+"""Snakemake job: the results folder's CV and eval scores, ensemble weights and plots to its MLflow
+parent run."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from facemask.files import write_json
+from facemask.logs import log, run_job
+from facemask.tracking import TrackingTarget, log_results, score_metrics
+
+
+def main():
+    target = TrackingTarget.from_config(snakemake.config)
+    metrics = score_metrics(pd.read_csv(snakemake.input.cv_scores), "cv")
+    for eval_scores in snakemake.input.eval_scores:  # none without the eval answers
+        metrics |= score_metrics(pd.read_csv(eval_scores), "eval")
+    bundle = json.loads(Path(snakemake.input.bundle).read_text())
+    metrics |= {f"ensemble_weight/{model}": weight for model, weight in bundle["model_weights"].items()}
+    artifacts = [
+        Path(path) for path in snakemake.input if Path(path).suffix in {".csv", ".md", ".json", ".png"}
+    ]
+    run_id = log_results(target, metrics, artifacts)
+    if run_id:
+        log.info(
+            "tracking: %d metrics and %d files in run %s of %s",
+            len(metrics),
+            len(artifacts),
+            run_id,
+            target.uri,
+        )
+    write_json(
+        {"uri": target.uri if target else None, "run_id": run_id, "metrics": metrics}, snakemake.output[0]
+    )
+
+
+run_job(main, snakemake.log[0])

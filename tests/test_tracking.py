@@ -1,0 +1,222 @@
+"""Experiment tracking with MLflow: a run per train job under a parent run per results folder, a
+resumed job continuing its own run, a failed job's run marked failed, a server reached by URI, and
+a store that cannot be reached costing one warning and nothing else."""
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+import facemask.training
+from facemask.dataset import index_train_photos
+from facemask.files import write_csv
+from facemask.folds import make_folds
+from facemask.tracking import PARENT_TAG, TrackingTarget, TrainTracking
+from facemask.training import TrainOutputs, train_fold
+
+from .conftest import model_settings
+
+BLOCK = {
+    "arch": "test_resnet",
+    "image_size": [32, 32],
+    "batch_size": 8,
+    "epochs": 3,
+    "optimizer": {"lr": 1e-3},
+}
+SETTINGS = model_settings(**BLOCK)
+
+
+@pytest.fixture(scope="module")
+def tables(demo_dir):
+    index = index_train_photos(demo_dir, (30, 60))
+    return index, make_folds(index, k=3, seed=0)
+
+
+def outputs_in(folder: Path) -> TrainOutputs:
+    folder.mkdir(parents=True, exist_ok=True)
+    return TrainOutputs(folder / "checkpoint.pt", folder / "oof_logits.csv", folder / "history.csv")
+
+
+def target_in(results: Path, uri: str | None = None) -> TrackingTarget:
+    config = {"results_dir": str(results), "tracking": {"uri": uri} if uri else {}}
+    target = TrackingTarget.from_config(config)
+    assert target is not None
+    return target
+
+
+def tracked(target: TrackingTarget, outputs: TrainOutputs) -> TrainTracking:
+    return TrainTracking(
+        target, outputs.tracking_record, "test_resnet/fold0", {"facemask.model": "test_resnet"}
+    )
+
+
+def child_runs(client: MlflowClient, target: TrackingTarget) -> list:
+    experiment = client.get_experiment_by_name(target.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    return [run for run in runs if PARENT_TAG in run.data.tags]
+
+
+def epochs_logged(client: MlflowClient, run_id: str, metric: str = "val_f1") -> list[int]:
+    return sorted(metric.step for metric in client.get_metric_history(run_id, metric))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_demo_run_tracks_one_run_per_train_job_under_one_parent(demo_run):
+    results = demo_run / "results" / "demo"
+    client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("facemask")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [run for run in runs if PARENT_TAG not in run.data.tags]
+    assert [run.info.run_name for run in parents] == ["demo"]
+    parent = parents[0]
+    children = [run for run in runs if run.data.tags.get(PARENT_TAG) == parent.info.run_id]
+    histories = sorted(results.glob("train/*/fold*/history.csv"))
+    assert len(children) == len(histories) == len(runs) - 1 >= 6
+    for child in children:
+        model, fold = child.data.tags["facemask.model"], child.data.tags["facemask.fold"]
+        history = pd.read_csv(results / "train" / model / f"fold{fold}" / "history.csv")
+        assert child.info.status == "FINISHED"
+        assert child.data.params["fold"] == fold and "optimizer.lr" in child.data.params
+        for metric in ("val_f1", "val_mask_f1", "val_gender_f1", "val_age_f1", "train_loss", "lr"):
+            assert epochs_logged(client, child.info.run_id, metric) == list(history["epoch"]), metric
+        logged = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "val_f1")}
+        assert logged == dict(zip(history["epoch"], history["val_f1"], strict=True))
+        assert int(child.data.tags["best_epoch"]) == history.loc[history["val_f1"].idxmax(), "epoch"]
+        assert len(child.data.tags["checkpoint_sha256"]) == 64
+    cv = pd.read_csv(results / "cv_scores.csv").set_index(["model", "fold"])
+    assert parent.data.metrics["cv/ensemble/macro_f1"] == pytest.approx(
+        cv.loc[("ensemble", "all"), "macro_f1"]
+    )
+    assert "eval/ensemble/macro_f1" in parent.data.metrics
+    artifacts = {Path(item.path).name for item in client.list_artifacts(parent.info.run_id, "results")}
+    assert {"cv_scores.csv", "eval_scores.csv", "ensemble.json", "oof_confusion_matrix.png"} <= artifacts
+
+
+TRAIN_TRACKED = """
+import json, sys
+from pathlib import Path
+import pandas as pd
+from facemask.settings import ModelBlock
+from facemask.tracking import TrackingTarget, TrainTracking
+from facemask.training import TrainOutputs, train_fold
+index, folds = (pd.read_csv(path, dtype={"person": str}) for path in sys.argv[1:3])
+out, results = Path(sys.argv[4]), sys.argv[5]
+outputs = TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv")
+target = TrackingTarget.from_config({"results_dir": results})
+tracking = TrainTracking(target, outputs.tracking_record, "test_resnet/fold0", {})
+train_fold(index, folds, 0, ModelBlock.from_config(json.loads(sys.argv[6])), sys.argv[3], outputs, tracking)
+"""
+
+
+def test_a_killed_train_job_resumes_in_its_own_run_with_every_epoch_once(tables, demo_cache, tmp_path):
+    index, folds = tables
+    write_csv(index, tmp_path / "index.csv")
+    write_csv(folds, tmp_path / "folds.csv")
+    outputs, target = outputs_in(tmp_path / "train"), target_in(tmp_path / "results")
+    arguments = [str(tmp_path / name) for name in ("index.csv", "folds.csv")]
+    arguments += [str(demo_cache["train"]), str(tmp_path / "train"), str(tmp_path / "results")]
+    job = subprocess.Popen(
+        [sys.executable, "-c", TRAIN_TRACKED, *arguments, json.dumps(SETTINGS.as_config())]
+    )
+    deadline = time.monotonic() + 300
+    while not outputs.resume_state.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    assert outputs.resume_state.exists() and not outputs.checkpoint.exists(), "the job was not killed mid-run"
+
+    history = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], outputs, tracked(target, outputs))
+    client = MlflowClient(target.uri)
+    [run] = child_runs(client, target)
+    assert run.info.status == "FINISHED"
+    assert epochs_logged(client, run.info.run_id) == list(history["epoch"]) == [1, 2, 3]
+
+
+def test_a_failed_train_job_marks_its_run_failed(tables, demo_cache, tmp_path, monkeypatch):
+    index, folds = tables
+    outputs, target = outputs_in(tmp_path / "train"), target_in(tmp_path / "results")
+
+    def diverge(step, loader, epoch):
+        raise FloatingPointError("the loss diverged")
+
+    monkeypatch.setattr(facemask.training, "train_one_epoch", diverge)
+    with pytest.raises(FloatingPointError):
+        train_fold(index, folds, 0, SETTINGS, demo_cache["train"], outputs, tracked(target, outputs))
+    [run] = child_runs(MlflowClient(target.uri), target)
+    assert run.info.status == "FAILED"
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """`mlflow server` on a free local port, its store in tmp_path: its URI."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ]
+        + ["--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"]
+        + ["--default-artifact-root", str(tmp_path / "artifacts")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and server.poll() is None:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    uri = f"http://127.0.0.1:{port}"
+    yield uri
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_a_server_named_by_uri_receives_the_run(tables, demo_cache, tmp_path, mlflow_server):
+    index, folds = tables
+    outputs, target = outputs_in(tmp_path / "train"), target_in(tmp_path / "results", mlflow_server)
+    history = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], outputs, tracked(target, outputs))
+    client = MlflowClient(mlflow_server)
+    [run] = child_runs(client, target)
+    assert run.info.status == "FINISHED" and run.data.params["arch"] == "test_resnet"
+    assert epochs_logged(client, run.info.run_id) == list(history["epoch"])
+    assert not (tmp_path / "results" / "mlflow.db").exists()
+
+
+def test_a_store_that_cannot_be_reached_is_one_warning_and_a_complete_run(
+    tables, demo_cache, tmp_path, caplog
+):
+    index, folds = tables
+    outputs = outputs_in(tmp_path / "train")
+    target = target_in(tmp_path / "results", f"http://127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="facemask"):
+        history = train_fold(
+            index, folds, 0, SETTINGS, demo_cache["train"], outputs, tracked(target, outputs), device="cpu"
+        )
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "tracking" in warnings[0].getMessage(), [w.getMessage() for w in warnings]
+    assert list(history["epoch"]) == [1, 2, 3] and outputs.checkpoint.exists()
+    assert time.monotonic() - started < 120
