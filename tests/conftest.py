@@ -1,9 +1,13 @@
 """Shared fixtures: a small generated data set in the competition layout; the demo built by Snakemake;
 a real face photo."""
 
+import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,8 +16,10 @@ from matplotlib import cbook
 from facemask.cache import prepare_cache
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.demo import make_demo_data
+from facemask.files import write_csv
 from facemask.folds import make_folds
 from facemask.settings import ModelBlock
+from facemask.training import TrainOutputs
 
 ROOT = Path(__file__).parents[1]
 #: a real face photo that an installed package ships: Grace Hopper's portrait in matplotlib's sample
@@ -78,6 +84,54 @@ def demo_dir(tmp_path_factory):
 def demo_cache(demo_dir):
     """The demo_dir photos in the image cache at 36 x 36 (for 32 x 32 models): train and eval paths."""
     return prepare_test_cache(demo_dir, (36, 36))
+
+
+@pytest.fixture(scope="session")
+def demo_tables(demo_dir):
+    """The demo_dir's training index and its people in 3 folds."""
+    index = index_train_photos(demo_dir, (30, 60))
+    return index, make_folds(index, k=3, seed=0)
+
+
+def outputs_in(folder: Path) -> TrainOutputs:
+    """A train job's outputs in `folder` (made if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return TrainOutputs(folder / "checkpoint.pt", folder / "oof_logits.csv", folder / "history.csv")
+
+
+#: fold 0 of a block trained in a process of its own; with a results folder, tracked in its store
+TRAIN_IN_SUBPROCESS = """
+import json, sys
+from pathlib import Path
+import pandas as pd
+from facemask.settings import ModelBlock
+from facemask.tracking import TrackingTarget, TrainTracking
+from facemask.training import TrainOutputs, train_fold
+index, folds = (pd.read_csv(path, dtype={"person": str}) for path in sys.argv[1:3])
+out = Path(sys.argv[4])
+outputs = TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv")
+target = TrackingTarget.from_config({"results_dir": sys.argv[6]}) if len(sys.argv) > 6 else None
+tracking = TrainTracking(target, outputs.tracking_record, "fold0", {})
+train_fold(index, folds, 0, ModelBlock.from_config(json.loads(sys.argv[5])), sys.argv[3], outputs, tracking)
+"""
+
+
+def kill_a_train_job_mid_run(tmp_path, tables, cache, settings: ModelBlock, *results: Path) -> TrainOutputs:
+    """Train fold 0 of `settings` in a process of its own (tracked in the store of the results
+    folder, when given), killed (SIGKILL) once its first epoch is saved: its outputs' paths."""
+    for table, name in zip(tables, ("index.csv", "folds.csv"), strict=True):
+        write_csv(table, tmp_path / name)
+    killed = outputs_in(tmp_path / "killed")
+    arguments = [tmp_path / "index.csv", tmp_path / "folds.csv", cache, tmp_path / "killed"]
+    arguments += [json.dumps(settings.as_config()), *results]
+    job = subprocess.Popen([sys.executable, "-c", TRAIN_IN_SUBPROCESS, *map(str, arguments)])
+    deadline = time.monotonic() + 300
+    while not killed.resume_state.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    assert killed.resume_state.exists() and not killed.checkpoint.exists(), "the job was not killed mid-run"
+    return killed
 
 
 @pytest.fixture(scope="session")

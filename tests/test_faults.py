@@ -1,14 +1,7 @@
 """Faults: a killed train job resumes, a diverging loss or full GPU stops clearly, outputs are
 atomic, a bad submission is never written, checkpoints load without pickle, runs are repeatable."""
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,10 +15,10 @@ from facemask.files import atomic_output, write_csv
 from facemask.folds import make_folds
 from facemask.inference import PredictOptions, predict_eval_photos
 from facemask.models import load_checkpoint
-from facemask.training import TrainOutputs, train_fold
+from facemask.training import train_fold
 from facemask.vote import check_submission
 
-from .conftest import model_settings
+from .conftest import kill_a_train_job_mid_run, model_settings, outputs_in
 
 BLOCK = {
     "arch": "test_resnet",  # tiny: these tests check states and files, not learning
@@ -38,29 +31,6 @@ BLOCK = {
 SETTINGS = model_settings(**BLOCK)
 
 
-@pytest.fixture(scope="module")
-def tables(demo_dir):
-    index = index_train_photos(demo_dir, (30, 60))
-    return index, make_folds(index, k=3, seed=0)
-
-
-def outputs_in(folder: Path) -> TrainOutputs:
-    folder.mkdir(parents=True, exist_ok=True)
-    return TrainOutputs(folder / "checkpoint.pt", folder / "oof_logits.csv", folder / "history.csv")
-
-
-TRAIN_IN_SUBPROCESS = """
-import pandas as pd, sys, json
-from pathlib import Path
-from facemask.settings import ModelBlock
-from facemask.training import TrainOutputs, train_fold
-index, folds = (pd.read_csv(path, dtype={"person": str}) for path in sys.argv[1:3])
-out = Path(sys.argv[4])
-outputs = TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv")
-train_fold(index, folds, 0, ModelBlock.from_config(json.loads(sys.argv[5])), sys.argv[3], outputs)
-"""
-
-
 AVERAGED_YEARS = {"ema": {"decay": 0.9, "warmup": True}, "age_years": {"sigma": 2.0, "weight": 0.5}}
 
 
@@ -69,31 +39,11 @@ AVERAGED_YEARS = {"ema": {"decay": 0.9, "warmup": True}, "age_years": {"sigma": 
     "changes", [{}, {"precision": "fp16"}, AVERAGED_YEARS], ids=["plain", "fp16", "ema_and_years"]
 )
 def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(
-    tables, demo_cache, tmp_path, changes
+    demo_tables, demo_cache, tmp_path, changes
 ):
-    index, folds = tables
+    index, folds = demo_tables
     settings = model_settings(**BLOCK | changes)
-    write_csv(index, tmp_path / "index.csv")
-    write_csv(folds, tmp_path / "folds.csv")
-    killed = outputs_in(tmp_path / "killed")
-    job = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            TRAIN_IN_SUBPROCESS,
-            str(tmp_path / "index.csv"),
-            str(tmp_path / "folds.csv"),
-            str(demo_cache["train"]),
-            str(tmp_path / "killed"),
-            json.dumps(settings.as_config()),
-        ]
-    )
-    deadline = time.monotonic() + 300
-    while not killed.resume_state.exists() and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait()
-    assert killed.resume_state.exists() and not killed.checkpoint.exists(), "the job was not killed mid-run"
+    killed = kill_a_train_job_mid_run(tmp_path, (index, folds), demo_cache["train"], settings)
     saved = torch.load(killed.resume_state, weights_only=True)
     assert 1 <= saved["progress"]["epoch"] < settings.epochs
     # the loss scaler's state joins the resume state
@@ -116,8 +66,8 @@ def test_a_train_job_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(
         assert (resumed["val_f1"] == resumed[["val_f1_raw", "val_f1_ema"]].max(axis=1)).all()
 
 
-def test_resume_state_of_other_settings_is_ignored(tables, demo_cache, tmp_path):
-    index, folds = tables
+def test_resume_state_of_other_settings_is_ignored(demo_tables, demo_cache, tmp_path):
+    index, folds = demo_tables
     outputs = outputs_in(tmp_path)
     torch.save({"fingerprint": "another run"}, outputs.resume_state)
     history = train_fold(index, folds, 1, replace(SETTINGS, epochs=1), demo_cache["train"], outputs)
@@ -211,9 +161,9 @@ def test_checkpoints_load_without_unpickling_code(tmp_path):
 
 
 def test_the_same_seed_gives_byte_identical_index_folds_cache_checkpoint_and_predictions(
-    tables, demo_dir, tmp_path
+    demo_tables, demo_dir, tmp_path
 ):
-    index, _ = tables
+    index, _ = demo_tables
     runs = []
     for run in ("a", "b"):
         folder = tmp_path / run

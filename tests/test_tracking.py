@@ -2,10 +2,7 @@
 resumed job continuing its own run, a failed job's run marked failed, a server reached by URI, and
 a store that cannot be reached costing one warning and nothing else."""
 
-import json
 import logging
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,13 +14,10 @@ import pytest
 from mlflow import MlflowClient
 
 import facemask.training
-from facemask.dataset import index_train_photos
-from facemask.files import write_csv
-from facemask.folds import make_folds
 from facemask.tracking import PARENT_TAG, TrackingTarget, TrainTracking
 from facemask.training import TrainOutputs, train_fold
 
-from .conftest import model_settings
+from .conftest import kill_a_train_job_mid_run, model_settings, outputs_in
 
 BLOCK = {
     "arch": "test_resnet",
@@ -33,17 +27,6 @@ BLOCK = {
     "optimizer": {"lr": 1e-3},
 }
 SETTINGS = model_settings(**BLOCK)
-
-
-@pytest.fixture(scope="module")
-def tables(demo_dir):
-    index = index_train_photos(demo_dir, (30, 60))
-    return index, make_folds(index, k=3, seed=0)
-
-
-def outputs_in(folder: Path) -> TrainOutputs:
-    folder.mkdir(parents=True, exist_ok=True)
-    return TrainOutputs(folder / "checkpoint.pt", folder / "oof_logits.csv", folder / "history.csv")
 
 
 def target_in(results: Path, uri: str | None = None) -> TrackingTarget:
@@ -106,38 +89,12 @@ def test_the_demo_run_tracks_one_run_per_train_job_under_one_parent(demo_run):
     assert {"cv_scores.csv", "eval_scores.csv", "ensemble.json", "oof_confusion_matrix.png"} <= artifacts
 
 
-TRAIN_TRACKED = """
-import json, sys
-from pathlib import Path
-import pandas as pd
-from facemask.settings import ModelBlock
-from facemask.tracking import TrackingTarget, TrainTracking
-from facemask.training import TrainOutputs, train_fold
-index, folds = (pd.read_csv(path, dtype={"person": str}) for path in sys.argv[1:3])
-out, results = Path(sys.argv[4]), sys.argv[5]
-outputs = TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv")
-target = TrackingTarget.from_config({"results_dir": results})
-tracking = TrainTracking(target, outputs.tracking_record, "test_resnet/fold0", {})
-train_fold(index, folds, 0, ModelBlock.from_config(json.loads(sys.argv[6])), sys.argv[3], outputs, tracking)
-"""
-
-
-def test_a_killed_train_job_resumes_in_its_own_run_with_every_epoch_once(tables, demo_cache, tmp_path):
-    index, folds = tables
-    write_csv(index, tmp_path / "index.csv")
-    write_csv(folds, tmp_path / "folds.csv")
-    outputs, target = outputs_in(tmp_path / "train"), target_in(tmp_path / "results")
-    arguments = [str(tmp_path / name) for name in ("index.csv", "folds.csv")]
-    arguments += [str(demo_cache["train"]), str(tmp_path / "train"), str(tmp_path / "results")]
-    job = subprocess.Popen(
-        [sys.executable, "-c", TRAIN_TRACKED, *arguments, json.dumps(SETTINGS.as_config())]
+def test_a_killed_train_job_resumes_in_its_own_run_with_every_epoch_once(demo_tables, demo_cache, tmp_path):
+    index, folds = demo_tables
+    target = target_in(tmp_path / "results")
+    outputs = kill_a_train_job_mid_run(
+        tmp_path, demo_tables, demo_cache["train"], SETTINGS, tmp_path / "results"
     )
-    deadline = time.monotonic() + 300
-    while not outputs.resume_state.exists() and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait()
-    assert outputs.resume_state.exists() and not outputs.checkpoint.exists(), "the job was not killed mid-run"
 
     history = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], outputs, tracked(target, outputs))
     client = MlflowClient(target.uri)
@@ -146,8 +103,8 @@ def test_a_killed_train_job_resumes_in_its_own_run_with_every_epoch_once(tables,
     assert epochs_logged(client, run.info.run_id) == list(history["epoch"]) == [1, 2, 3]
 
 
-def test_a_failed_train_job_marks_its_run_failed(tables, demo_cache, tmp_path, monkeypatch):
-    index, folds = tables
+def test_a_failed_train_job_marks_its_run_failed(demo_tables, demo_cache, tmp_path, monkeypatch):
+    index, folds = demo_tables
     outputs, target = outputs_in(tmp_path / "train"), target_in(tmp_path / "results")
 
     def diverge(step, loader, epoch):
@@ -194,8 +151,8 @@ def mlflow_server(tmp_path):
     server.wait(timeout=30)
 
 
-def test_a_server_named_by_uri_receives_the_run(tables, demo_cache, tmp_path, mlflow_server):
-    index, folds = tables
+def test_a_server_named_by_uri_receives_the_run(demo_tables, demo_cache, tmp_path, mlflow_server):
+    index, folds = demo_tables
     outputs, target = outputs_in(tmp_path / "train"), target_in(tmp_path / "results", mlflow_server)
     history = train_fold(index, folds, 0, SETTINGS, demo_cache["train"], outputs, tracked(target, outputs))
     client = MlflowClient(mlflow_server)
@@ -206,9 +163,9 @@ def test_a_server_named_by_uri_receives_the_run(tables, demo_cache, tmp_path, ml
 
 
 def test_a_store_that_cannot_be_reached_is_one_warning_and_a_complete_run(
-    tables, demo_cache, tmp_path, caplog
+    demo_tables, demo_cache, tmp_path, caplog
 ):
-    index, folds = tables
+    index, folds = demo_tables
     outputs = outputs_in(tmp_path / "train")
     target = target_in(tmp_path / "results", f"http://127.0.0.1:{free_port()}")
     started = time.monotonic()
