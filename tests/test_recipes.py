@@ -267,7 +267,10 @@ def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_t
     demo_folds, demo_cache, tmp_path, monkeypatch
 ):
     val_f1 = iter([0.2, 0.5, 0.4, 0.5, 0.9, 0.9])
-    monkeypatch.setattr(selection, "macro_f1", lambda labels, predicted: next(val_f1))
+    scores = dict.fromkeys(("accuracy", "mask_f1", "gender_f1", "age_f1"), 0.0)
+    monkeypatch.setattr(
+        selection, "task_scores", lambda labels, predicted: scores | {"macro_f1": next(val_f1)}
+    )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
     history = train_fold(
         *demo_folds, 0, quick_settings(epochs=6, early_stopping_patience=2), demo_cache["train"], outputs

@@ -154,24 +154,29 @@ def test_cluster_jobs_write_the_same_logs_as_local_jobs_and_their_slurm_output_t
 def test_a_failed_cluster_job_is_reported_with_its_logs(slurm_cluster, slurm_run):
     env, _ = slurm_cluster
     workdir, _ = slurm_run
-    # weights that no load-time check reads: the train job stops, after the index, the folds and the cache
+    # weights that no load-time check reads, in a model block added to the run: its train job stops
+    # (the index, folds and image cache it needs are the run's, already built)
     (workdir / "broken_weights.pth").write_bytes(b"not a weights file")
-    broken = {"results_dir": "results/failed", "models": {MODEL: {"pretrained": "broken_weights.pth"}}}
+    blocks = (
+        yaml.safe_load((workdir / name).read_text())["models"][MODEL] for name in ("config.yaml", "demo.yaml")
+    )
+    block = next(blocks) | next(blocks) | {"pretrained": "broken_weights.pth"}
+    broken = {"run_models": ["broken"], "models": {"broken": block}}
     (workdir / "broken_model.yaml").write_text(yaml.safe_dump(broken))
     run = snakemake(
         workdir,
         *PROFILES,
-        f"results/failed/train/{MODEL}/fold0/checkpoint.pt",
-        configs=("demo.yaml", "one_model.yaml", "broken_model.yaml"),
+        "results/demo/train/broken/fold0/checkpoint.pt",
+        configs=("demo.yaml", "broken_model.yaml"),
         env=env,
         timeout=600,
     )
     assert run.returncode == 1, run.stderr[-5000:]
     assert "Error in rule train" in run.stderr
-    assert f"results/failed/logs/train/{MODEL}/fold0.log" in run.stderr
+    assert "results/demo/logs/train/broken/fold0.log" in run.stderr
     slurm_log = re.search(r"\S*/logs/slurm/rule_train/\S+/\d+\.log", run.stderr)
     assert slurm_log and Path(slurm_log[0]).is_file(), run.stderr[-5000:]
     assert (
         "broken_weights.pth: not loadable as weights"
-        in (workdir / f"results/failed/logs/train/{MODEL}/fold0.log").read_text()
+        in (workdir / "results/demo/logs/train/broken/fold0.log").read_text()
     )
