@@ -58,6 +58,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.workflow
 def test_the_demo_run_tracks_one_run_per_train_job_under_one_parent(demo_run):
     results = demo_run / "results" / "demo"
     client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
