@@ -10,10 +10,8 @@ import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 
 from facemask import optim, selection
-from facemask.dataset import index_train_photos
 from facemask.epoch import TrainStep, create_mixup, train_one_epoch
 from facemask.fold_data import sample_weights, training_labels
-from facemask.folds import make_folds
 from facemask.labels import decode_class, encode_class
 from facemask.loader import CachedPhotos, photo_loader
 from facemask.losses import CompositeLoss, create_loss, cross_entropy, focal, soft_f1, task_marginals
@@ -186,12 +184,6 @@ def test_a_short_run_of_each_head_type_learns_the_demo_well_above_chance(learnab
     assert scores["macro_f1"] > 0.2 and scores["gender_f1"] > 0.7, scores
 
 
-@pytest.fixture(scope="module")
-def demo_folds(demo_dir):
-    index = index_train_photos(demo_dir, (30, 60))
-    return index, make_folds(index, k=3, seed=0)
-
-
 def quick_settings(**block) -> ModelBlock:
     """A model block of timm's smallest test network (100k weights, batch norm) at 32 x 32."""
     return model_settings(arch="test_efficientnet", image_size=[32, 32], batch_size=16, **block)
@@ -216,7 +208,7 @@ def quick_settings(**block) -> ModelBlock:
     ids=["SGD with step decay", "Adam with cosine warm restarts"],
 )
 def test_the_configured_optimizer_trains_with_the_configured_lr_schedule(
-    demo_folds, demo_cache, tmp_path, monkeypatch, optimizer, scheduler, epochs, lrs
+    demo_tables, demo_cache, tmp_path, monkeypatch, optimizer, scheduler, epochs, lrs
 ):
     created = []
 
@@ -227,7 +219,7 @@ def test_the_configured_optimizer_trains_with_the_configured_lr_schedule(
     monkeypatch.setattr(optim, "create_optimizer_v2", record_optimizer)
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
     history = train_fold(
-        *demo_folds,
+        *demo_tables,
         0,
         quick_settings(epochs=epochs, optimizer=optimizer, scheduler=scheduler),
         demo_cache["train"],
@@ -264,7 +256,7 @@ def test_two_batches_of_8_with_accumulation_2_make_the_same_step_as_one_batch_of
 
 
 def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_the_best_epoch(
-    demo_folds, demo_cache, tmp_path, monkeypatch
+    demo_tables, demo_cache, tmp_path, monkeypatch
 ):
     val_f1 = iter([0.2, 0.5, 0.4, 0.5, 0.9, 0.9])
     scores = dict.fromkeys(("accuracy", "mask_f1", "gender_f1", "age_f1"), 0.0)
@@ -273,7 +265,7 @@ def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_t
     )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
     history = train_fold(
-        *demo_folds, 0, quick_settings(epochs=6, early_stopping_patience=2), demo_cache["train"], outputs
+        *demo_tables, 0, quick_settings(epochs=6, early_stopping_patience=2), demo_cache["train"], outputs
     )
     assert list(history["epoch"]) == [1, 2, 3, 4]  # best at 2; 3 and 4 no better
     assert load_checkpoint(outputs.checkpoint)[1]["epoch"] == 2

@@ -8,8 +8,6 @@ import torch
 from scipy.special import softmax
 
 from facemask import resume, training
-from facemask.dataset import index_train_photos
-from facemask.folds import make_folds
 from facemask.optim import LearningRateSchedule, updates_per_epoch
 from facemask.scores import macro_f1
 from facemask.selection import ValidationFold, validate
@@ -131,10 +129,9 @@ def test_compile_reaches_the_backbone_that_every_head_goes_through(years):
 
 @pytest.mark.parametrize("code_changed", [False, True], ids=["same code", "code changed"])
 def test_a_resume_state_is_taken_up_only_by_a_run_of_the_same_code(
-    demo_dir, demo_cache, tmp_path, monkeypatch, code_changed
+    demo_tables, demo_cache, tmp_path, monkeypatch, code_changed
 ):
-    index = index_train_photos(demo_dir, (30, 60))
-    folds = make_folds(index, k=3, seed=0)
+    index, folds = demo_tables
     settings = model_settings(arch="test_efficientnet", image_size=[32, 32], batch_size=16, epochs=1)
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
 

@@ -43,9 +43,10 @@ def image_suffixes() -> set[str]:
 def read_checked_bundle(location: str | Path) -> dict:
     """The bundle at `location` (see facemask.bundle.read_bundle), each member's fields checked
     against its checkpoint (see check_member_fields)."""
-    bundle = read_bundle(location)
+    path = find_bundle(location)
+    bundle = read_bundle(path)
     for member in bundle["members"]:
-        check_member_fields(find_bundle(location), member)
+        check_member_fields(path, member)
     return bundle
 
 
