@@ -22,14 +22,21 @@ ROOT = Path(__file__).parents[1]
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 MIXUP = {"mixup_alpha": 1.0, "prob": 0.5}
 EVEN = "Mixup / CutMix (mix) need an even batch"
+#: the benchmark configs that are given over utkmask_best.yaml only (their headers say so)
+OVER_RECIPE_B = ("utkmask_years.yaml", "utkmask_next.yaml")
 #: the shipped config files as they are given over config.yaml (see their headers and the README)
 LAYERS = [
     (),
     ("demo.yaml",),
     ("presets.yaml",),
     ("demo.yaml", "presets.yaml"),
-    *((f"benchmarks/{path.name}",) for path in sorted((ROOT / "config" / "benchmarks").glob("*.yaml"))),
+    *(
+        (f"benchmarks/{path.name}",)
+        for path in sorted((ROOT / "config" / "benchmarks").glob("*.yaml"))
+        if path.name not in OVER_RECIPE_B
+    ),
     ("benchmarks/utkmask_best.yaml", "benchmarks/utkmask_years.yaml", "benchmarks/utkmask_crop.yaml"),
+    ("benchmarks/utkmask_best.yaml", "benchmarks/utkmask_next.yaml"),
     ("benchmarks/utkmask_lite_ensemble.yaml", "benchmarks/five_folds.yaml"),
 ]
 

@@ -15,6 +15,7 @@ from PIL import Image
 from scipy.special import softmax
 from sklearn.metrics import f1_score
 
+from facemask.models import checkpoint_meta
 from facemask.vote import decide_classes, read_class_shares
 
 from .conftest import ROOT, demo_work_folder, snakemake
@@ -56,6 +57,18 @@ def test_demo_submission_scores_well_above_chance_and_learns_the_mask(demo_run):
     assert scores["mask_f1"] > 0.4, scores
     assert scores["gender_f1"] > 0.75, scores
     assert scores["age_f1"] > 0.6, scores
+
+
+def test_the_demo_trains_the_default_recipe_the_age_in_years_and_a_weight_average(demo_run):
+    """config.yaml's blocks, and so the demo's, learn the age in years beside the classes (a
+    years head with the bands' cuts) and validate a moving average of the weights every epoch."""
+    checkpoints = sorted((demo_run / "results" / "demo" / "train").glob("*/fold*/checkpoint.pt"))
+    assert len(checkpoints) == 9
+    for checkpoint in checkpoints:
+        assert checkpoint_meta(checkpoint)["age_cuts"] == [30, 60], checkpoint
+        history = pd.read_csv(checkpoint.with_name("history.csv"))
+        assert {"val_f1_raw", "val_f1_ema"} <= set(history.columns), checkpoint
+        assert set(history["weights"]) <= {"raw", "ema"}, checkpoint
 
 
 def test_eval_scores_name_each_model_and_the_ensemble(demo_run):

@@ -9,7 +9,9 @@ The labels CSV needs ImageID, ans and person columns (utkmask-dev's eval/labels.
 Give --plain for a run made with `ensemble.match_class_shares: false`, and --models BASE NEW to
 compare two of the run's models instead (NEW's own fold vote minus BASE's), e.g. a recipe with a
 new option trained beside the old one on the same folds; with --new-run DIR, NEW is that model of
-another run on the same data and folds (e.g. the same recipe on face-cropped photos). Each line
+another run on the same data and folds (e.g. the same recipe on face-cropped photos). --base MODEL
+compares the submission with that model instead of the best one (e.g. a vote of some of the run's
+models, made with `run_models`, against the recipe it builds on). Each line
 gives one score: macro F1, accuracy, and the macro F1 of each task.
 """
 
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs=2, metavar=("BASE", "NEW"), help="compare NEW with BASE instead")
     parser.add_argument("--new-run", type=Path, help="with --models: the run NEW is read from")
+    parser.add_argument("--base", help="compare the submission with this model, not the best one")
     args = parser.parse_args()
 
     image_ids = pd.read_csv(args.results_dir / "index/eval_photos.csv", dtype=str)["ImageID"].tolist()
@@ -50,7 +53,7 @@ def main() -> None:
 
     truth = answers["ans"].to_numpy()
     alone = models_alone(args.results_dir, image_ids, shares)
-    best = max(alone, key=lambda model: macro_f1(truth, alone[model]))
+    best = args.base or max(alone, key=lambda model: macro_f1(truth, alone[model]))
     voted, name = submission.to_numpy(), "submission"
     if args.models:
         (best, name), other = (
@@ -72,8 +75,9 @@ def main() -> None:
         gains.append({score: new[score] - old[score] for score in new})
     gains, measured = pd.DataFrame(gains), task_scores(truth, voted)
     base = task_scores(truth, alone[best])
+    which = "" if args.models or args.base else " (the best single model)"
     print(
-        f"{args.results_dir}: {name} minus {best}{'' if args.models else ' (the best single model)'}, "
+        f"{args.results_dir}: {name} minus {best}{which}, "
         f"{args.resamples} resamples of {len(rows_of_person)} people:"
     )
     for score in gains:
