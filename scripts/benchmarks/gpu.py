@@ -16,9 +16,11 @@ from facemask.augment import batch_transform
 from facemask.devices import job_precision, pick_device
 from facemask.epoch import TrainStep, create_mixup, train_one_epoch
 from facemask.inference import predict_logits, tta_transforms
+from facemask.labels import NUM_CLASSES, encode_year_and_class
 from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.losses import create_loss
-from facemask.models import create_classifier, model_data_config
+from facemask.models import ClassAndYears, create_classifier, model_data_config
+from facemask.selection import WeightAverage
 from facemask.settings import ModelBlock
 
 TTA_VIEWS = len(
@@ -28,24 +30,32 @@ _barrier = None  # in a concurrent job's process: where it waits for the other j
 
 
 def measure_model(name: str, args, cache_file: Path, device: torch.device, together=lambda: None) -> dict:
-    """One job's passes for a seed model of config.yaml (its arch, batch size, loss, mixing and
-    augmentation, at 224 x 224): the CPU loader alone (images/s), and the timed passes of training
+    """One job's passes for a seed model of config.yaml (its arch, head, years, batch size, loss,
+    mixing, augmentation and weight average, at 224 x 224): the CPU loader alone (images/s), and the
+    timed passes of training
     on random tensors already on the GPU (the limit), end to end from loader workers and from the
     cache held on the GPU, and flip-TTA inference, each with its images."""
     block = ModelBlock.from_config(seed_models()[name])
     arch, batch_size = block.arch, args.batch_size or block.batch_size
     precision = job_precision(args.precision, device)
     photos = args.gpu_photos
-    labels = np.random.default_rng(1).integers(0, 18, photos)
-    model = create_classifier(arch).to(device, memory_format=torch.channels_last)
+    rng = np.random.default_rng(1)
+    classes = rng.integers(0, NUM_CLASSES, photos)
+    years = block.is_years_head
+    labels = encode_year_and_class(rng.integers(18, 80, photos), classes) if years else classes
+    age_cuts = block.training_age_cuts(workflow_defaults()["age_bins"]) if years else None
+    model = create_classifier(arch, head=block.head, age_cuts=age_cuts)
+    model.to(device, memory_format=torch.channels_last)
     if args.compile:
-        model.compile()
+        getattr(model, "backbone", model).compile()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    loss_fn = create_loss(block, torch.tensor(labels))
+    if block.ema.decay:  # a step hook on the optimizer, as in a train job
+        WeightAverage(model, optimizer, block.ema.decay, block.ema.warmup)
+    loss_fn = create_loss(block, torch.tensor(classes))
     augment = batch_transform(model_data_config(model, (224, 224)), block.augment).to(device)
-    mixup = create_mixup(block.mix)
+    mixup = create_mixup(block.mix, block.num_targets)
     images = torch.randn(batch_size, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
-    targets = torch.randint(0, 18, (batch_size,), device=device)
+    targets = torch.from_numpy(labels[:batch_size]).to(device)
     synthetic = [(images, targets)] * (photos // batch_size)
     views = [(torch.cat([images] * TTA_VIEWS), targets)] * (
         photos // batch_size
@@ -72,7 +82,16 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     }.items():
         job[run] = timed_passes(
             lambda batches=batches, transform=transform: train_one_epoch(
-                TrainStep(model, transform, loss_fn, optimizer, device, mixup, precision=precision),
+                TrainStep(
+                    ClassAndYears(model) if years else model,  # type: ignore[arg-type]
+                    transform,
+                    loss_fn,
+                    optimizer,
+                    device,
+                    mixup,
+                    precision=precision,
+                    num_targets=block.num_targets,
+                ),
                 batches,
                 1,
             ),
