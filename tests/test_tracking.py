@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 import facemask.training
-from facemask.tracking import PARENT_TAG, TrackingTarget, TrainTracking
+from facemask.tracking import PARENT_TAG, Tracker, TrackingTarget, TrainTracking, parent_run_id
 from facemask.training import TrainOutputs, train_fold
 
 from .conftest import kill_a_train_job_mid_run, model_settings, outputs_in
@@ -178,3 +178,17 @@ def test_a_store_that_cannot_be_reached_is_one_warning_and_a_complete_run(
     assert len(warnings) == 1 and "tracking" in warnings[0].getMessage(), [w.getMessage() for w in warnings]
     assert list(history["epoch"]) == [1, 2, 3] and outputs.checkpoint.exists()
     assert time.monotonic() - started < 120
+
+
+def test_a_local_stores_files_go_beside_its_database_not_into_the_working_folder(tmp_path, monkeypatch):
+    """MLflow's default puts a SQLite store's artifacts in ./mlruns of whatever folder a job runs from."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    target = TrackingTarget.from_config({"results_dir": "results/run"})
+    (tmp_path / "scores.csv").write_text("macro_f1\n0.5\n")
+    tracker = Tracker(target)
+    run_id = tracker("parent run", lambda client: parent_run_id(client, target))
+    tracker("artifact", lambda client: client.log_artifact(run_id, str(tmp_path / "scores.csv"), "results"))
+    assert (tmp_path / "results/run/mlartifacts").is_dir()
+    assert list((tmp_path / "results/run/mlartifacts").rglob("scores.csv"))
+    assert not (tmp_path / "mlruns").exists()

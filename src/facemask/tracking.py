@@ -58,6 +58,14 @@ class TrackingTarget:
         return self.results_dir / "tracking" / "parent_run.json"
 
     @property
+    def artifact_location(self) -> str | None:
+        """Where a new experiment keeps its files: beside a SQLite store's database (MLflow's own
+        default is ./mlruns in whatever folder the job runs from); a server decides for itself."""
+        if not self.uri.startswith("sqlite:///"):
+            return None
+        return (Path(self.uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+
+    @property
     def lock(self) -> Path:
         """The lock that the jobs of the results folder take to make the store and the parent run."""
         return self.results_dir / "tracking" / "tracking.lock"
@@ -108,13 +116,14 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def experiment_id(client, name: str) -> str:
-    """The id of the experiment `name`, made if missing (by whichever job comes first)."""
+def experiment_id(client, name: str, artifact_location: str | None = None) -> str:
+    """The id of the experiment `name`, made if missing (by whichever job comes first), its files
+    at `artifact_location` (None: the store's default)."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=artifact_location)
     except Exception:  # another job made it meanwhile
         return client.get_experiment_by_name(name).experiment_id
 
@@ -140,7 +149,7 @@ def parent_run_id(client, target: TrackingTarget) -> str:
         if same_store and live_run(client, known.get("run_id")):
             return known["run_id"]
         run = client.create_run(
-            experiment_id(client, target.experiment),
+            experiment_id(client, target.experiment, target.artifact_location),
             run_name=target.results_dir.name,
             tags={"facemask.results_dir": str(target.results_dir)},
         )
