@@ -32,9 +32,8 @@ _barrier = None  # in a concurrent job's process: where it waits for the other j
 def measure_model(name: str, args, cache_file: Path, device: torch.device, together=lambda: None) -> dict:
     """One job's passes for a seed model of config.yaml (its arch, head, years, batch size, loss,
     mixing, augmentation and weight average, at 224 x 224): the CPU loader alone (images/s), and the
-    timed passes of training
-    on random tensors already on the GPU (the limit), end to end from loader workers and from the
-    cache held on the GPU, and flip-TTA inference, each with its images."""
+    timed passes of training on random tensors already on the GPU (the limit), end to end from
+    loader workers and from the cache held on the GPU, and flip-TTA inference, each with its images."""
     block = ModelBlock.from_config(seed_models()[name])
     arch, batch_size = block.arch, args.batch_size or block.batch_size
     precision = job_precision(args.precision, device)
