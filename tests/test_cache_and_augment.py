@@ -113,6 +113,21 @@ def test_face_crop_falls_back_to_a_centre_crop_and_counts_it(tmp_path):
     assert (left + right) / 2 == pytest.approx(60) and (top + bottom) / 2 == pytest.approx(80)
 
 
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_the_face_crop_finds_the_same_faces_with_any_number_of_threads(demo_dir, tmp_path, detector):
+    """A detector shared by the decoding threads found other faces (OpenCV's cascade classifier is
+    not safe to share), so that the cache, and so `facemask predict`, depended on the threads."""
+    photos = [str(path.relative_to(demo_dir)) for path in sorted(demo_dir.glob("eval/images/*"))]
+    caches = []
+    for threads in (1, 4):
+        caches.append(tmp_path / f"{threads}.npy")
+        crops = prepare_photos(
+            demo_dir, photos, (36, 36), caches[-1], face_crop=True, threads=threads, face_detector=detector
+        )
+        assert crops["face_found"].any(), "no face found: the test shows nothing"
+    assert caches[0].read_bytes() == caches[1].read_bytes()
+
+
 def test_a_face_crop_box_keeps_the_models_aspect_and_stays_inside_the_photo():
     assert crop_box(384, 512, (150, 180, 100, 100), 4 / 3, 2.0) == pytest.approx(
         (100, 96.666, 300, 363.333), abs=1e-3
