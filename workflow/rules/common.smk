@@ -19,7 +19,13 @@ SOURCE_DIR = Path(workflow.basedir) / "src"
 
 def check_models():
     """Stop at load time, before any job runs, when a model block names no timm model, or holds a
-    setting that its train jobs would fail on or ignore (see facemask.checks.check_block)."""
+    setting that its train jobs would fail on or ignore (see facemask.checks.check_block). A block
+    that passed as it is now is not checked again (facemask.check_cache)."""
+    from facemask.check_cache import record_passed, unchecked_blocks
+
+    blocks = unchecked_blocks(config["models"], config["precision"], config["age_bins"])
+    if not blocks:
+        return
     import timm
 
     from facemask.checks import check_block
@@ -27,17 +33,16 @@ def check_models():
     from facemask.settings import ModelBlock
 
     unknown = [
-        f"{name} ({block['arch']})"
-        for name, block in config["models"].items()
-        if not timm.is_model(block["arch"])
+        f"{name} ({block['arch']})" for name, block in blocks.items() if not timm.is_model(block["arch"])
     ]
     if unknown:
         raise WorkflowError(f"config: not in timm's registry: {', '.join(unknown)}; see timm.list_models()")
-    for name, block in config["models"].items():
+    for name, block in blocks.items():
         try:
             check_block(name, ModelBlock.from_config(block, config["precision"]), config["age_bins"])
         except ConfigError as error:
             raise WorkflowError(str(error)) from None
+    record_passed(blocks, config["precision"], config["age_bins"])
 
 
 check_models()
