@@ -55,6 +55,12 @@ def main():
     parser.add_argument("--tta-size", type=int, default=128)
     parser.add_argument("--gpu-photos", type=int, default=4096)
     parser.add_argument(
+        "--gpu-size",
+        type=int,
+        default=224,
+        help="gpu benchmark: the photos' side (a smaller one only checks the script; the ViT needs 224)",
+    )
+    parser.add_argument(
         "--models",
         nargs="+",
         choices=list(seed_models()),

@@ -1,5 +1,5 @@
-"""Shared fixtures: a small generated data set in the competition layout; the demo built by Snakemake;
-a real face photo."""
+"""Shared fixtures: a small generated data set in the competition layout; the tiny run and the demo
+built by Snakemake; a real face photo."""
 
 import json
 import os
@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from matplotlib import cbook
 
 from facemask.cache import prepare_cache
+from facemask.check_cache import VERDICTS
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.demo import make_demo_data
 from facemask.files import write_csv
@@ -25,6 +27,15 @@ ROOT = Path(__file__).parents[1]
 #: a real face photo that an installed package ships: Grace Hopper's portrait in matplotlib's sample
 #: data, 512 x 600
 PORTRAIT = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+#: the torch threads of a test's training: one under pytest-xdist (`-n 2`), whose two workers share
+#: the two cores (two threads each would fight over them), else two
+TORCH_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+#: the config files of the tiny run: the demo's, updated by config/tiny.yaml (timm's test networks)
+TINY = ("demo.yaml", "tiny.yaml")
+#: where every work folder of a test session keeps the load-time check's verdicts (see work_folder)
+SHARED_VERDICTS: list[Path] = []
 
 
 def snakemake(
@@ -53,20 +64,74 @@ def snakemake(
     )
 
 
+#: the shared runs, and the fixtures that read one (the SLURM run is compared with the tiny run)
+SHARED_RUNS = {"demo_run": ("demo_run",), "tiny_run": ("tiny_run", "slurm_run")}
+#: the tests that take minutes, in the order they start: the demo's, the full-size load test, the
+#: tiny run's and the SLURM run's, the option matrix; the many short tests fill the cores after them
+LONG_FIRST = ("demo_run", "scale", "tiny_run", "test_option_matrix")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`-n 2`, with --dist loadgroup from pyproject.toml), every test that reads
+    a shared run goes to one worker, which builds the run once; and the long tests start first
+    (LONG_FIRST), so that the two workers end together."""
+    for item in items:
+        for run, readers in SHARED_RUNS.items():
+            if set(readers) & set(item.fixturenames):
+                item.add_marker(pytest.mark.xdist_group(run))
+    items.sort(key=start_rank)
+
+
+def start_rank(item: pytest.Item) -> int:
+    """Where `item` starts: the index of its kind in LONG_FIRST, or after them all."""
+    kinds = {mark.args[0] for mark in item.iter_markers("xdist_group")} | {
+        m.name for m in item.iter_markers()
+    }
+    kinds.add(item.module.__name__.rpartition(".")[2])
+    return next((rank for rank, kind in enumerate(LONG_FIRST) if kind in kinds), len(LONG_FIRST))
+
+
 def demo_work_folder(workdir: Path, tracking: bool = False) -> Path:
-    """`workdir` with the workflow's config.yaml and the demo's config as demo.yaml, tracking off
-    unless asked (the runs that test it turn it on; the others would only pay for it)."""
+    """`workdir` with the workflow's config.yaml, the demo's config as demo.yaml and config/tiny.yaml
+    as tiny.yaml, tracking off unless asked (the runs that test it turn it on; the others would only
+    pay for it). The folder shares the session's verdicts of the load-time check
+    (facemask.check_cache), so that each block is built once a session, not once a folder."""
     shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
+    shutil.copy(ROOT / "config" / "tiny.yaml", workdir / "tiny.yaml")
     demo = (ROOT / "config" / "demo.yaml").read_text()
     (workdir / "demo.yaml").write_text(demo if tracking else f"{demo}\ntracking: false\n")
+    verdicts = workdir / VERDICTS
+    if SHARED_VERDICTS and not verdicts.is_symlink():
+        verdicts.parent.mkdir(parents=True, exist_ok=True)
+        verdicts.symlink_to(SHARED_VERDICTS[0], target_is_directory=True)
+    return workdir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_verdicts(tmp_path_factory):
+    """One folder of load-time check verdicts for every work folder of the session."""
+    SHARED_VERDICTS.append(tmp_path_factory.mktemp("checked_blocks"))
+    yield
+    SHARED_VERDICTS.clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A work folder in which the tiny run's `submission` target was built (config/tiny.yaml over the
+    demo's config: every rule, timm's test networks, tracking on), shared by the tests that check
+    wiring, reruns, the bundle, tracking and the SLURM run, which compares its own run with it."""
+    workdir = demo_work_folder(tmp_path_factory.mktemp("tiny"), tracking=True)
+    run = snakemake(workdir, "submission", configs=TINY)
+    assert run.returncode == 0, run.stderr[-5000:]
     return workdir
 
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """A work folder in which the demo's `submission` target was built (by local jobs), shared by the
-    workflow tests and the SLURM test, which compares its own run with this one."""
-    workdir = demo_work_folder(tmp_path_factory.mktemp("workflow"), tracking=True)
+    """A work folder in which the README's demo built its `submission` target: the tests that check
+    that the demo learns read it."""
+    workdir = demo_work_folder(tmp_path_factory.mktemp("workflow"))
     run = snakemake(workdir, "submission")
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir

@@ -23,7 +23,7 @@ from facemask.scores import task_scores
 from facemask.settings import Mixing
 from facemask.training import TrainOutputs, train_fold
 
-from .conftest import model_settings
+from .conftest import TORCH_THREADS, model_settings
 
 
 @pytest.mark.parametrize("head", ["single", "multi"])
@@ -107,7 +107,7 @@ def test_a_short_run_with_a_years_head_learns_the_age_in_years(learnable, tmp_pa
         age_years={"sigma": 3.0, "weight": 1.0},
     )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
-    train_fold(index, folds, 0, settings, cache, outputs, threads=2)
+    train_fold(index, folds, 0, settings, cache, outputs, threads=TORCH_THREADS)
     oof = pd.read_csv(outputs.oof_logits).merge(index[["path", "age"]], on="path")
     scores = task_scores(oof["label"], oof[list(LOGIT_COLUMNS)].to_numpy().argmax(1))
     mean_age = oof[list(YEAR_COLUMNS)].to_numpy() @ np.arange(MAX_AGE + 1)

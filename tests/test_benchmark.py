@@ -61,6 +61,10 @@ def test_the_gpu_benchmark_measures_the_limit_and_end_to_end_and_extrapolates_th
         "4",
         "--gpu-photos",
         "8",
+        "--gpu-size",
+        "32",
+        "--workers",
+        "0",
         "--jobs-per-gpu",
         str(jobs_per_gpu),
     )

@@ -22,6 +22,7 @@ HOST_ONLY = {
     "snakemake-executor-plugin-slurm",
     "jsonschema",
     "pytest",
+    "pytest-xdist",
     "snakefmt",
     "ruff",
     "mypy",

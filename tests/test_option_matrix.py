@@ -1,6 +1,8 @@
 """Every option that changes the DAG, the bundle or the vote, walked end to end through Snakemake
-on tiny demo data: for each, the ensemble bundle (`facemask predict`, and the `predict` target)
-answers the eval photos exactly as submission.csv does."""
+on tiny demo data, in as few runs as it takes (three: a face crop by MTCNN, by the Haar cascade,
+and none; each TTA merge mode once): for each, the ensemble bundle (`facemask predict`, and the
+`predict` target) answers the eval photos exactly as submission.csv does. CASES lists the options
+that each run walks; a failure names them."""
 
 import json
 from pathlib import Path
@@ -22,11 +24,12 @@ TINY = {
     "results_dir": "results/matrix",
     "eval_labels": "data/demo/eval/labels.csv",
     "device": "cpu",
+    "tracking": False,
     "folds": {"k": 2},
     "threads": {"train": 1, "predict": 1, "prepare": 1},
-    "tta": {"batch_size": 32},
     "demo": {"train_people": 24, "eval_people": 6, "width": 48, "height": 64, "seed": 5},
 }
+EVAL_PHOTOS = "data/demo/eval/images"
 
 
 def block(**options) -> dict:
@@ -46,60 +49,162 @@ def years(fit_cuts: bool, **options) -> dict:
     return block(age_years={"sigma": 3.0, "fit_cuts": fit_cuts}, **options)
 
 
-#: the options, two members a run: each run's options, and what its members are
+#: the three runs by a short name: the options each walks (named in its failures)
 CASES = {
-    "years heads, fitted weights, safetensors, compile, fp16": lambda weights: {
+    "mtcnn crop, gmean TTA, fitted weights, years heads": (
+        "cache.face_crop with face_detector mtcnn, cache.margin 1.25, cache.face_scale 1.8",
+        "tta HorizontalFlip + Multiply + Add, merged by gmean",
+        "ensemble.fit_weights, precision bf16, age_bins [30, 58]",
+        "years heads with fitted and with training cuts, a multi years head, local safetensors weights",
+        "sampler class, ema, the step and plateau schedules, a focal task loss",
+        "compile aot_eager, precision fp16, accumulation_steps 2, clip_grad_norm, train_age_bins",
+    ),
+    "haar crop, tsharpen TTA, plain argmax, two of three folds": (
+        "cache.face_crop with face_detector haar",
+        "tta VerticalFlip + Rotate90 + Scale, merged by tsharpen",
+        "ensemble.match_class_shares false, folds.run [0, 2] of k 3",
+        "Mixup / CutMix, cross-entropy with label smoothing and class weights + F1 loss",
+        "sampler age, ema without warm-up, early stopping, the none schedule",
+        "a three-task head with a task loss, precision bf16, the cosine schedule, ensemble_weight 2",
+        "model_kwargs, augment",
+    ),
+    "no crop, Resize and FiveCrops TTA, predict_dir, run_models": (
+        "tta Resize + FiveCrops, merged by mean, predict_dir instead of predict_sets",
+        "run_models leaving a block out, sgd with momentum, the tanh schedule",
+    ),
+}
+#: each run's config, given the local weights file
+CONFIGS = {
+    "mtcnn crop, gmean TTA, fitted weights, years heads": lambda weights: {
+        "cache": {"face_crop": True, "face_detector": "mtcnn", "margin": 1.25, "face_scale": 1.8},
+        "tta": {
+            "transforms": [
+                "HorizontalFlip",
+                {"Multiply": {"factors": [0.9, 1.1]}},
+                {"Add": {"values": [0, 0.05]}},
+            ],
+            "merge": "gmean",
+        },
         "ensemble": {"fit_weights": True},
+        "precision": "bf16",
+        "age_bins": [30, 58],
+        "predict_sets": {"eval_photos": EVAL_PHOTOS},
         "models": {
             "years_fitted_cuts": years(
                 True,
                 head="multi",
                 pretrained=str(weights),
                 task_losses={"age": [{"name": "focal", "gamma": 2.0}]},
+                sampler="class",
+                ema={"decay": 0.9},
+                scheduler={"name": "step", "decay_epochs": 1, "decay_rate": 0.5, "warmup_epochs": 0},
             ),
-            "years_training_cuts": years(False, compile="aot_eager", precision="fp16"),
+            "years_training_cuts": years(
+                False,
+                compile="aot_eager",
+                precision="fp16",
+                accumulation_steps=2,
+                clip_grad_norm=1.0,
+                scheduler={"name": "plateau", "warmup_epochs": 0},
+                train_age_bins=[30, 55],
+            ),
         },
     },
-    "plain argmax, three heads with task losses, mixing": lambda weights: {
+    "haar crop, tsharpen TTA, plain argmax, two of three folds": lambda weights: {
+        "cache": {"face_crop": True, "face_detector": "haar"},
+        "tta": {
+            "transforms": [
+                "VerticalFlip",
+                {"Rotate90": {"angles": [0, 90]}},
+                {"Scale": {"scales": [1, 0.875]}},
+            ],
+            "merge": "tsharpen",
+        },
         "ensemble": {"match_class_shares": False},
+        "folds": {"k": 3, "run": [0, 2]},
+        "predict_sets": {"eval_photos": EVAL_PHOTOS},
         "models": {
-            "single": block(mix={"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 0.5}),
-            "multi": block(
-                head="multi", task_losses={"mask": [{"name": "cross_entropy", "label_smoothing": 0.1}]}
+            "single": block(
+                mix={"mixup_alpha": 1.0, "cutmix_alpha": 1.0, "prob": 0.5},
+                loss=[
+                    {"name": "cross_entropy", "label_smoothing": 0.1, "class_weights": True},
+                    {"name": "f1", "weight": 0.5},
+                ],
+                sampler="age",
+                ema={"decay": 0.9, "warmup": False},
+                epochs=3,
+                early_stopping_patience=1,
+                scheduler={"name": "none"},
             ),
+            "multi": block(
+                head="multi",
+                task_losses={"mask": [{"name": "cross_entropy", "label_smoothing": 0.1}]},
+                precision="bf16",
+                model_kwargs={"drop_rate": 0.1},
+                augment={"scale": [0.6, 1.0], "hflip": 0.0, "color_jitter": 0.4},
+                ensemble_weight=2.0,
+            ),
+        },
+    },
+    "no crop, Resize and FiveCrops TTA, predict_dir, run_models": lambda weights: {
+        "tta": {
+            "transforms": [
+                {"Resize": {"sizes": [[32, 32], [24, 24]], "original_size": [32, 32]}},
+                {"FiveCrops": {"crop_height": 28, "crop_width": 28}},
+            ],
+            "merge": "mean",
+        },
+        "run_models": ["plain", "sgd_tanh"],
+        "models": {
+            "plain": block(),
+            "sgd_tanh": block(
+                optimizer={"name": "sgd", "lr": 1e-2, "momentum": 0.9},
+                scheduler={"name": "tanh", "warmup_epochs": 0},
+            ),
+            "not_run": block(arch="test_resnet"),
         },
     },
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_the_bundle_answers_the_eval_photos_as_the_submission_for_every_option(tmp_path, case):
+@pytest.mark.parametrize(("case", "options"), CASES.items(), ids=list(CASES))
+def test_the_bundle_answers_the_eval_photos_as_the_submission_for_every_option(tmp_path, case, options):
     weights = tmp_path / "test_efficientnet.safetensors"
     save_file(timm.create_model("test_efficientnet").state_dict(), weights)
-    config = TINY | CASES[case](weights) | {"predict_sets": {"eval_photos": "data/demo/eval/images"}}
-    config["run_models"] = list(config["models"])
+    config = TINY | CONFIGS[case](weights)
+    config.setdefault("run_models", list(config["models"]))  # not config.yaml's seed models
     (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     (tmp_path / "case.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(tmp_path, "submission", "predict", configs=("case.yaml",))
-    assert run.returncode == 0, run.stderr[-5000:]
+    predict_dir = [] if config.get("predict_sets") else ["--config", f"predict_dir={EVAL_PHOTOS}"]
+    # the submission and the predictions (the plots and scores are the tiny run's to check)
+    targets = ("results/matrix/submission.csv", "predict")
+    run = snakemake(tmp_path, *targets, *predict_dir, configs=("case.yaml",))
+    assert run.returncode == 0, (options, run.stderr[-5000:])
     results = tmp_path / "results/matrix"
     submission = pd.read_csv(results / "submission.csv", dtype={"ImageID": str}).set_index("ImageID")["ans"]
 
-    cli = facemask_predict(
-        tmp_path, "data/demo/eval/images", "--ensemble", results, "--out", tmp_path / "cli.csv"
-    )
-    assert cli.returncode == 0, cli.stderr[-3000:]
+    cli = facemask_predict(tmp_path, EVAL_PHOTOS, "--ensemble", results, "--out", tmp_path / "cli.csv")
+    assert cli.returncode == 0, (options, cli.stderr[-3000:])
+    predict_set = "eval_photos" if config.get("predict_sets") else "images"
     for answers in (
         pd.read_csv(tmp_path / "cli.csv"),
-        pd.read_csv(results / "predictions/eval_photos/predictions.csv"),
+        pd.read_csv(results / f"predictions/{predict_set}/predictions.csv"),
     ):
         by_photo = answers.assign(ImageID=[Path(path).name for path in answers["path"]]).set_index("ImageID")[
             "ans"
         ]
         assert len(by_photo) == len(submission) == 42
-        pd.testing.assert_series_equal(by_photo.loc[submission.index], submission, check_names=False)
+        pd.testing.assert_series_equal(
+            by_photo.loc[submission.index], submission, check_names=False, obj=f"answers with {options}"
+        )
+    bundle = json.loads((results / "ensemble/ensemble.json").read_text())
+    run_models = config.get("run_models") or list(config["models"])
+    folds = config["folds"].get("run") or range(config["folds"]["k"])
+    assert sorted((m["model"], m["fold"]) for m in bundle["members"]) == sorted(
+        (model, fold) for model in run_models for fold in folds
+    )
     # a years head's bundle entry cuts its bands where its predict jobs do: at fitted cuts only with fit_cuts
-    for member in json.loads((results / "ensemble/ensemble.json").read_text())["members"]:
+    for member in bundle["members"]:
         fitted = results / "train" / member["model"] / "age_cuts.json"
         fit_cuts = config["models"][member["model"]].get("age_years", {}).get("fit_cuts", False)
         assert fitted.exists() == fit_cuts

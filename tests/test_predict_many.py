@@ -17,7 +17,7 @@ from PIL import Image
 
 from facemask.labels import GENDER_NAMES, MASK_NAMES
 
-from .conftest import snakemake
+from .conftest import TINY, snakemake
 from .test_workflow import planned_jobs
 
 pytestmark = pytest.mark.workflow
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.workflow
 EVAL_SIDE = {
     "index_photos": 1,
     "prepare_images": 1,
-    "predict_eval": 9,
+    "predict_eval": 6,
     "ensemble_bundle": 1,
     "soft_vote": 1,
     "score_submission": 1,
@@ -50,7 +50,7 @@ def restored(*paths: Path):
 
 def dry_run(workdir: Path, *configs: str) -> dict[str, int]:
     """The jobs a dry run of `submission` plans, by rule."""
-    return planned_jobs(snakemake(workdir, "submission", "--dry-run", configs=("demo.yaml", *configs)))
+    return planned_jobs(snakemake(workdir, "submission", "--dry-run", configs=(*TINY, *configs)))
 
 
 def replace_photo(path: Path) -> None:
@@ -66,60 +66,60 @@ def facemask_predict(workdir: Path, *args) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
 
 
-def test_removing_a_row_of_info_csv_reruns_only_the_eval_side(demo_run):
-    info = demo_run / "data/demo/eval/info.csv"
+def test_removing_a_row_of_info_csv_reruns_only_the_eval_side(tiny_run):
+    info = tiny_run / "data/demo/eval/info.csv"
     with restored(info):
         info.write_text("".join(info.read_text().splitlines(keepends=True)[:-5]))
-        assert dry_run(demo_run) == EVAL_SIDE
+        assert dry_run(tiny_run) == EVAL_SIDE
 
 
-def test_replacing_one_eval_photo_reruns_only_the_eval_side(demo_run):
-    photo = next((demo_run / "data/demo/eval/images").iterdir())
+def test_replacing_one_eval_photo_reruns_only_the_eval_side(tiny_run):
+    photo = next((tiny_run / "data/demo/eval/images").iterdir())
     with restored(photo):
         replace_photo(photo)
-        assert dry_run(demo_run) == EVAL_SIDE
+        assert dry_run(tiny_run) == EVAL_SIDE
 
 
-def test_changing_the_tta_reruns_the_predictions_and_the_vote_only(demo_run):
-    (demo_run / "tta.yaml").write_text(
+def test_changing_the_tta_reruns_the_predictions_and_the_vote_only(tiny_run):
+    (tiny_run / "tta.yaml").write_text(
         yaml.safe_dump({"tta": {"transforms": ["HorizontalFlip", "VerticalFlip"]}})
     )
     # the eval side without the eval index and cache
-    assert dry_run(demo_run, "tta.yaml") == {
+    assert dry_run(tiny_run, "tta.yaml") == {
         rule: jobs for rule, jobs in EVAL_SIDE.items() if rule not in ("index_photos", "prepare_images")
     }
 
 
-def test_replacing_one_training_photo_retrains_every_member(demo_run):
-    photo = next(next((demo_run / "data/demo/train/images").iterdir()).glob("normal.*"))
+def test_replacing_one_training_photo_retrains_every_member(tiny_run):
+    photo = next(next((tiny_run / "data/demo/train/images").iterdir()).glob("normal.*"))
     with restored(photo):
         replace_photo(photo)
-        planned = dry_run(demo_run)
-    assert planned["train"] == 9 and planned["index_photos"] == 1 and planned["prepare_images"] == 1, planned
+        planned = dry_run(tiny_run)
+    assert planned["train"] == 6 and planned["index_photos"] == 1 and planned["prepare_images"] == 1, planned
 
 
-def test_the_bundle_lists_every_member_with_what_a_prediction_needs(demo_run):
-    bundle = json.loads((demo_run / "results/demo/ensemble/ensemble.json").read_text())
+def test_the_bundle_lists_every_member_with_what_a_prediction_needs(tiny_run):
+    bundle = json.loads((tiny_run / "results/tiny/ensemble/ensemble.json").read_text())
     assert [(m["model"], m["fold"]) for m in bundle["members"]] == [
-        (model, fold) for model in ("vit_small_r26", "efficientnetv2_rw_t", "resnet34") for fold in range(3)
+        (model, fold) for model in ("vit_small_r26", "efficientnetv2_rw_t", "resnet34") for fold in range(2)
     ]
     for member in bundle["members"]:
-        assert member["image_size"] == [64, 48] and member["cache"]["size"] == [72, 54]
+        assert member["image_size"] == [32, 32] and member["cache"]["size"] == [36, 36]
         assert len(member["data_config"]["mean"]) == 3 and len(member["sha256"]) == 64
-        assert (demo_run / "results/demo/ensemble" / member["checkpoint"]).resolve().is_file()
+        assert (tiny_run / "results/tiny/ensemble" / member["checkpoint"]).resolve().is_file()
     assert len(bundle["class_offsets"]) == 18 and bundle["tta"]["transforms"] == ["HorizontalFlip"]
     assert bundle["classes"]["age_bins"] == [30, 60]
 
 
-def test_the_bundle_predicts_the_submission_from_the_eval_photos(demo_run, tmp_path):
-    image_ids = pd.read_csv(demo_run / "data/demo/eval/info.csv", dtype=str)["ImageID"]
+def test_the_bundle_predicts_the_submission_from_the_eval_photos(tiny_run, tmp_path):
+    image_ids = pd.read_csv(tiny_run / "data/demo/eval/info.csv", dtype=str)["ImageID"]
     photos = [f"data/demo/eval/images/{image_id}" for image_id in image_ids]
     run = facemask_predict(
-        demo_run, *photos, "--ensemble", "results/demo", "--out", tmp_path / "eval.csv", "--threads", "1"
+        tiny_run, *photos, "--ensemble", "results/tiny", "--out", tmp_path / "eval.csv", "--threads", "1"
     )
     assert run.returncode == 0, run.stderr[-3000:]
     predicted = pd.read_csv(tmp_path / "eval.csv")
-    submission = pd.read_csv(demo_run / "results/demo/submission.csv", dtype={"ImageID": str})
+    submission = pd.read_csv(tiny_run / "results/tiny/submission.csv", dtype={"ImageID": str})
     assert list(predicted["path"]) == photos
     assert list(predicted["ans"]) == list(submission["ans"])
     assert list(predicted["mask"]) == [MASK_NAMES[a // 6] for a in predicted["ans"]]
@@ -129,10 +129,10 @@ def test_the_bundle_predicts_the_submission_from_the_eval_photos(demo_run, tmp_p
 
 
 @pytest.fixture
-def nested_photos(demo_run, tmp_path) -> Path:
+def nested_photos(tiny_run, tmp_path) -> Path:
     """Six demo eval photos in nested folders with mixed extensions (.jpg, .JPEG, .png), and a text file."""
     folder = tmp_path / "new_photos"
-    sources = sorted((demo_run / "data/demo/eval/images").iterdir())[:6]
+    sources = sorted((tiny_run / "data/demo/eval/images").iterdir())[:6]
     targets = ["a.jpg", "b.JPEG", "sub/c.png", "sub/d.jpg", "sub/deeper/e.PNG", "sub/deeper/f.jpeg"]
     for source, target in zip(sources, targets, strict=True):
         (folder / target).parent.mkdir(parents=True, exist_ok=True)
@@ -144,12 +144,12 @@ def nested_photos(demo_run, tmp_path) -> Path:
     return folder
 
 
-def test_facemask_predict_writes_one_row_per_photo_of_a_nested_folder(demo_run, nested_photos, tmp_path):
+def test_facemask_predict_writes_one_row_per_photo_of_a_nested_folder(tiny_run, nested_photos, tmp_path):
     run = facemask_predict(
-        demo_run,
+        tiny_run,
         nested_photos,
         "--ensemble",
-        "results/demo/ensemble/ensemble.json",
+        "results/tiny/ensemble/ensemble.json",
         "--out",
         tmp_path / "out.csv",
     )
@@ -166,16 +166,16 @@ def test_facemask_predict_writes_one_row_per_photo_of_a_nested_folder(demo_run, 
     assert predicted["ans"].between(0, 17).all()
 
 
-def test_the_predict_target_predicts_a_folder_without_retraining(demo_run, nested_photos, tmp_path):
+def test_the_predict_target_predicts_a_folder_without_retraining(tiny_run, nested_photos, tmp_path):
     folder = f"predict_dir={nested_photos}"
-    plan = planned_jobs(snakemake(demo_run, "predict", "--dry-run", "--config", folder))
+    plan = planned_jobs(snakemake(tiny_run, "predict", "--dry-run", "--config", folder, configs=TINY))
     assert plan == {"predict_photos": 1, "predict": 1}
-    run = snakemake(demo_run, "predict", "--config", folder)
+    run = snakemake(tiny_run, "predict", "--config", folder, configs=TINY)
     assert run.returncode == 0, run.stderr[-3000:]
-    predicted = pd.read_csv(demo_run / "results/demo/predictions/new_photos/predictions.csv")
+    predicted = pd.read_csv(tiny_run / "results/tiny/predictions/new_photos/predictions.csv")
     assert len(predicted) == 6
     cli = facemask_predict(
-        demo_run, nested_photos, "--ensemble", "results/demo", "--out", tmp_path / "cli.csv"
+        tiny_run, nested_photos, "--ensemble", "results/tiny", "--out", tmp_path / "cli.csv"
     )
     assert cli.returncode == 0, cli.stderr[-3000:]
     # the same answers; the probabilities to float rounding (the job ran on 1 thread, the command on
@@ -183,26 +183,26 @@ def test_the_predict_target_predicts_a_folder_without_retraining(demo_run, neste
     pd.testing.assert_frame_equal(predicted, pd.read_csv(tmp_path / "cli.csv"), rtol=1e-4)
 
 
-def test_the_predict_target_without_photos_says_how_to_give_them(demo_run):
-    run = snakemake(demo_run, "predict", "--dry-run")
+def test_the_predict_target_without_photos_says_how_to_give_them(tiny_run):
+    run = snakemake(tiny_run, "predict", "--dry-run", configs=TINY)
     assert run.returncode != 0
     assert "predict_dir=DIR" in run.stdout + run.stderr
 
 
-def test_an_unreadable_photo_is_named(demo_run, nested_photos, tmp_path):
+def test_an_unreadable_photo_is_named(tiny_run, nested_photos, tmp_path):
     (nested_photos / "sub" / "broken.jpg").write_bytes(b"not a JPEG at all")
     run = facemask_predict(
-        demo_run, nested_photos, "--ensemble", "results/demo", "--out", tmp_path / "out.csv"
+        tiny_run, nested_photos, "--ensemble", "results/tiny", "--out", tmp_path / "out.csv"
     )
     assert run.returncode == 1
     assert f"{nested_photos / 'sub' / 'broken.jpg'}: not a readable image" in run.stderr
     assert "Traceback" not in run.stderr and not (tmp_path / "out.csv").exists()
 
 
-def test_an_empty_folder_is_a_clear_error(demo_run, tmp_path):
+def test_an_empty_folder_is_a_clear_error(tiny_run, tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     run = facemask_predict(
-        demo_run, tmp_path / "empty", "--ensemble", "results/demo", "--out", tmp_path / "out.csv"
+        tiny_run, tmp_path / "empty", "--ensemble", "results/tiny", "--out", tmp_path / "out.csv"
     )
     assert run.returncode == 1
     assert (
@@ -211,18 +211,18 @@ def test_an_empty_folder_is_a_clear_error(demo_run, tmp_path):
     )
 
 
-def test_a_checkpoint_changed_since_the_bundle_was_written_is_refused(demo_run, tmp_path):
-    bundle = json.loads((demo_run / "results/demo/ensemble/ensemble.json").read_text())
+def test_a_checkpoint_changed_since_the_bundle_was_written_is_refused(tiny_run, tmp_path):
+    bundle = json.loads((tiny_run / "results/tiny/ensemble/ensemble.json").read_text())
     member = bundle["members"][0]
     checkpoint = tmp_path / "checkpoint.pt"
-    shutil.copy(demo_run / "results/demo/ensemble" / member["checkpoint"], checkpoint)
+    shutil.copy(tiny_run / "results/tiny/ensemble" / member["checkpoint"], checkpoint)
     with open(checkpoint, "ab") as handle:
         handle.write(b"\0")
     (tmp_path / "ensemble.json").write_text(
         json.dumps(bundle | {"members": [member | {"checkpoint": "checkpoint.pt"}]})
     )
     run = facemask_predict(
-        demo_run,
+        tiny_run,
         "data/demo/eval/images",
         "--ensemble",
         tmp_path / "ensemble.json",

@@ -22,7 +22,7 @@ from facemask.settings import Mixing, ModelBlock
 from facemask.training import TrainOutputs, train_fold
 from facemask.vote import soft_vote
 
-from .conftest import model_settings
+from .conftest import TORCH_THREADS, model_settings
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_a_short_run_of_each_head_type_learns_the_demo_well_above_chance(learnab
         loss=[{"name": "cross_entropy", "weight": 0.7}, {"name": "f1", "weight": 0.3}],
     )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
-    train_fold(index, folds, 0, settings, cache, outputs, threads=2)
+    train_fold(index, folds, 0, settings, cache, outputs, threads=TORCH_THREADS)
     oof = pd.read_csv(outputs.oof_logits)
     scores = task_scores(oof["label"], oof.filter(like="logit_").to_numpy().argmax(1))
     # chance: macro F1 about 0.05; constant answers: mask F1 0.28, gender F1 0.37

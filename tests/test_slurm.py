@@ -1,8 +1,8 @@
-"""The demo on a real one-node SLURM cluster through profiles/slurm: every job an sbatch job,
+"""The tiny run on a real one-node SLURM cluster through profiles/slurm: every job an sbatch job,
 logging where local jobs do, a failed job reported with its logs, and the same results as the
-local run (demo_run) with the same seed. To keep CI short the cluster runs one of the demo's three
-models (ResNet34): its logits must equal the local run's byte for byte, and the submission the
-vote of those logits."""
+local run (tiny_run) with the same seed. To keep CI short the cluster runs one of the three
+models (the ResNet block): its logits must equal the local run's byte for byte, and the submission
+the vote of those logits."""
 
 import os
 import re
@@ -21,16 +21,17 @@ from facemask.files import Member, read_member_tables
 from facemask.tracking import PARENT_TAG
 from facemask.vote import read_class_shares, vote_eval_predictions
 
-from .conftest import ROOT, demo_work_folder, snakemake
+from .conftest import ROOT, TINY, demo_work_folder, snakemake
 
 pytestmark = pytest.mark.slurm
 
 SLURM_TESTS = ROOT / "tests" / "slurm"
 PROFILES = ("--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(SLURM_TESTS / "profile"))
 MODEL = "resnet34"
-# the jobs of one model's demo that go to SLURM; the small CPU rules are `localrules`
+# the jobs of one model's tiny run that go to SLURM; the small CPU rules are `localrules`
 # (workflow/rules/common.smk)
-DEMO_JOBS = {"prepare_images": 2, "train": 3, "predict_eval": 3}
+CLUSTER_JOBS = {"prepare_images": 2, "train": 2, "predict_eval": 2}
+FOLDS = range(2)
 
 
 @pytest.fixture(scope="module")
@@ -74,65 +75,63 @@ def slurm_jobs(env) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster, tmp_path_factory):
-    """A work folder in which the demo's `submission` was built through the SLURM profile, and the
-    (rule, state) of the SLURM jobs of that run."""
+    """A work folder in which the tiny run's `submission` was built through the SLURM profile, and
+    the (rule, state) of the SLURM jobs of that run."""
     env, _ = slurm_cluster
     workdir = demo_work_folder(tmp_path_factory.mktemp("slurm_run"), tracking=True)
     (workdir / "one_model.yaml").write_text(yaml.safe_dump({"run_models": [MODEL]}))
     started = time.monotonic()
-    run = snakemake(
-        workdir, *PROFILES, "submission", configs=("demo.yaml", "one_model.yaml"), env=env, timeout=1500
-    )
+    run = snakemake(workdir, *PROFILES, "submission", configs=(*TINY, "one_model.yaml"), env=env, timeout=900)
     assert run.returncode == 0, run.stderr[-5000:]
-    print(f"SLURM: the demo through profiles/slurm in {time.monotonic() - started:.0f} s")
+    print(f"SLURM: the tiny run through profiles/slurm in {time.monotonic() - started:.0f} s")
     return workdir, slurm_jobs(env)
 
 
-def test_every_demo_job_ran_as_a_slurm_job(slurm_run):
+def test_every_cluster_job_ran_as_a_slurm_job(slurm_run):
     _, jobs = slurm_run
     assert {state for _, state in jobs} == {"COMPLETED"}, jobs
-    assert Counter(rule for rule, _ in jobs) == DEMO_JOBS
+    assert Counter(rule for rule, _ in jobs) == CLUSTER_JOBS
 
 
-def test_the_results_equal_the_local_runs(slurm_run, demo_run):
+def test_the_results_equal_the_local_runs(slurm_run, tiny_run):
     workdir, _ = slurm_run
     logits = sorted(
-        path.relative_to(workdir) for path in workdir.glob(f"results/demo/*/{MODEL}/fold*/*_logits.csv")
+        path.relative_to(workdir) for path in workdir.glob(f"results/tiny/*/{MODEL}/fold*/*_logits.csv")
     )
-    assert len(logits) == 6  # out-of-fold and eval logits of 3 folds
+    assert len(logits) == 4  # out-of-fold and eval logits of 2 folds
     for path in logits:
-        assert (workdir / path).read_bytes() == (demo_run / path).read_bytes(), path
-    members = [Member(MODEL, fold) for fold in range(3)]
+        assert (workdir / path).read_bytes() == (tiny_run / path).read_bytes(), path
+    members = [Member(MODEL, fold) for fold in FOLDS]
     eval_logits = read_member_tables(
-        members, [demo_run / f"results/demo/predict/{MODEL}/fold{fold}/eval_logits.csv" for fold in range(3)]
+        members, [tiny_run / f"results/tiny/predict/{MODEL}/fold{fold}/eval_logits.csv" for fold in FOLDS]
     )
-    image_ids = pd.read_csv(demo_run / "results/demo/index/eval_photos.csv", dtype=str)["ImageID"]
-    shares = read_class_shares(demo_run / "results/demo/index/train_photos.csv")
+    image_ids = pd.read_csv(tiny_run / "results/tiny/index/eval_photos.csv", dtype=str)["ImageID"]
+    shares = read_class_shares(tiny_run / "results/tiny/index/train_photos.csv")
     local_vote = vote_eval_predictions(eval_logits, {MODEL: 1.0}, image_ids, shares)
     pd.testing.assert_frame_equal(
-        pd.read_csv(workdir / "results/demo/submission.csv", dtype={"ImageID": str}), local_vote
+        pd.read_csv(workdir / "results/tiny/submission.csv", dtype={"ImageID": str}), local_vote
     )
 
 
 def test_the_cluster_jobs_track_their_runs_in_the_results_folders_store(slurm_run):
     workdir, _ = slurm_run
-    client = MlflowClient(f"sqlite:///{workdir / 'results/demo/mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{workdir / 'results/tiny/mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("facemask").experiment_id])
     [parent] = [run for run in runs if PARENT_TAG not in run.data.tags]
     children = [run for run in runs if run.data.tags.get(PARENT_TAG) == parent.info.run_id]
-    assert sorted(run.info.run_name for run in children) == [f"{MODEL}/fold{fold}" for fold in range(3)]
+    assert sorted(run.info.run_name for run in children) == [f"{MODEL}/fold{fold}" for fold in FOLDS]
     assert {run.info.status for run in runs} == {"FINISHED"}
 
 
 def test_cluster_jobs_write_the_same_logs_as_local_jobs_and_their_slurm_output_to_logs_slurm(
-    slurm_run, demo_run
+    slurm_run, tiny_run
 ):
     workdir, _ = slurm_run
 
     def job_logs(folder: Path) -> list[str]:
         return sorted(
             str(log.relative_to(folder))
-            for log in [*folder.glob("results/demo/logs/**/*.log"), folder / "data/demo/demo_data.log"]
+            for log in [*folder.glob("results/tiny/logs/**/*.log"), folder / "data/demo/demo_data.log"]
         )
 
     other_models = set(yaml.safe_load((ROOT / "config.yaml").read_text())["models"]) - {MODEL}
@@ -140,14 +139,14 @@ def test_cluster_jobs_write_the_same_logs_as_local_jobs_and_their_slurm_output_t
     # (tests/test_predict_many.py)
     local = [
         log
-        for log in job_logs(demo_run)
+        for log in job_logs(tiny_run)
         if not any(part in log for part in (*other_models, "predict_photos"))
     ]
     assert job_logs(workdir) == local
     slurm_logs = workdir.glob("logs/slurm/**/*.log")  # logs/slurm/rule_<rule>/[<wildcards>/]<jobid>.log
     assert (
         Counter(log.relative_to(workdir / "logs/slurm").parts[0].removeprefix("rule_") for log in slurm_logs)
-        == DEMO_JOBS
+        == CLUSTER_JOBS
     )
 
 
@@ -157,26 +156,25 @@ def test_a_failed_cluster_job_is_reported_with_its_logs(slurm_cluster, slurm_run
     # weights that no load-time check reads, in a model block added to the run: its train job stops
     # (the index, folds and image cache it needs are the run's, already built)
     (workdir / "broken_weights.pth").write_bytes(b"not a weights file")
-    blocks = (
-        yaml.safe_load((workdir / name).read_text())["models"][MODEL] for name in ("config.yaml", "demo.yaml")
-    )
-    block = next(blocks) | next(blocks) | {"pretrained": "broken_weights.pth"}
+    block = {"pretrained": "broken_weights.pth"}
+    for name in reversed(("config.yaml", *TINY)):
+        block = yaml.safe_load((workdir / name).read_text())["models"][MODEL] | block
     broken = {"run_models": ["broken"], "models": {"broken": block}}
     (workdir / "broken_model.yaml").write_text(yaml.safe_dump(broken))
     run = snakemake(
         workdir,
         *PROFILES,
-        "results/demo/train/broken/fold0/checkpoint.pt",
-        configs=("demo.yaml", "broken_model.yaml"),
+        "results/tiny/train/broken/fold0/checkpoint.pt",
+        configs=(*TINY, "broken_model.yaml"),
         env=env,
         timeout=600,
     )
     assert run.returncode == 1, run.stderr[-5000:]
     assert "Error in rule train" in run.stderr
-    assert "results/demo/logs/train/broken/fold0.log" in run.stderr
+    assert "results/tiny/logs/train/broken/fold0.log" in run.stderr
     slurm_log = re.search(r"\S*/logs/slurm/rule_train/\S+/\d+\.log", run.stderr)
     assert slurm_log and Path(slurm_log[0]).is_file(), run.stderr[-5000:]
     assert (
         "broken_weights.pth: not loadable as weights"
-        in (workdir / "results/demo/logs/train/broken/fold0.log").read_text()
+        in (workdir / "results/tiny/logs/train/broken/fold0.log").read_text()
     )

@@ -59,13 +59,13 @@ def free_port() -> int:
 
 
 @pytest.mark.workflow
-def test_the_demo_run_tracks_one_run_per_train_job_under_one_parent(demo_run):
-    results = demo_run / "results" / "demo"
+def test_a_run_tracks_one_run_per_train_job_under_one_parent(tiny_run):
+    results = tiny_run / "results" / "tiny"
     client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facemask")
     runs = client.search_runs([experiment.experiment_id])
     parents = [run for run in runs if PARENT_TAG not in run.data.tags]
-    assert [run.info.run_name for run in parents] == ["demo"]
+    assert [run.info.run_name for run in parents] == ["tiny"]
     parent = parents[0]
     children = [run for run in runs if run.data.tags.get(PARENT_TAG) == parent.info.run_id]
     histories = sorted(results.glob("train/*/fold*/history.csv"))

@@ -1,4 +1,5 @@
-"""The whole workflow through Snakemake on the demo data: submission, scores, incremental reruns."""
+"""The whole workflow through Snakemake: the tiny run (config/tiny.yaml over the demo's config) for
+the submission, the scores, the plots, the report and the incremental reruns."""
 
 import json
 import re
@@ -15,10 +16,9 @@ from PIL import Image
 from scipy.special import softmax
 from sklearn.metrics import f1_score
 
-from facemask.models import checkpoint_meta
 from facemask.vote import decide_classes, read_class_shares
 
-from .conftest import ROOT, demo_work_folder, snakemake
+from .conftest import ROOT, TINY, demo_work_folder, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -33,77 +33,60 @@ def planned_jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
     }
 
 
-def with_changed_config(workdir: Path, name: str, change) -> tuple[str, str]:
-    """A second config file that updates demo.yaml by `change(models)`; the configs to pass."""
-    demo = yaml.safe_load((workdir / "demo.yaml").read_text())
-    change(demo["models"])
-    (workdir / name).write_text(yaml.safe_dump({"models": demo["models"]}))
-    return "demo.yaml", name
+def with_changed_config(workdir: Path, name: str, change) -> tuple[str, ...]:
+    """A third config file that updates the tiny run's by `change(models)`; the configs to pass."""
+    tiny = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    change(tiny["models"])
+    (workdir / name).write_text(yaml.safe_dump({"models": tiny["models"]}))
+    return (*TINY, name)
 
 
-def test_demo_submission_has_every_eval_photo_in_info_csv_order(demo_run):
-    info = pd.read_csv(demo_run / "data/demo/eval/info.csv", dtype=str)
-    submission = pd.read_csv(demo_run / "results/demo/submission.csv", dtype={"ImageID": str})
+def tiny_dry_run(workdir: Path, *args: str, configs: tuple[str, ...] = TINY) -> dict[str, int]:
+    """The jobs that a dry run of `args` (default: the submission) plans in the tiny run's folder."""
+    return planned_jobs(snakemake(workdir, *(args or ("submission",)), "--dry-run", configs=configs))
+
+
+def test_the_submission_has_every_eval_photo_in_info_csv_order(tiny_run):
+    info = pd.read_csv(tiny_run / "data/demo/eval/info.csv", dtype=str)
+    submission = pd.read_csv(tiny_run / "results/tiny/submission.csv", dtype={"ImageID": str})
     assert list(submission.columns) == ["ImageID", "ans"]
     assert list(submission["ImageID"]) == list(info["ImageID"])
     assert submission["ans"].between(0, 17).all() and submission["ans"].dtype.kind == "i"
 
 
-def test_demo_submission_scores_well_above_chance_and_learns_the_mask(demo_run):
-    scores = json.loads((demo_run / "results/demo/eval_scores.json").read_text())
-    # a constant answer scores macro F1 0.01 and mask F1 0.28; uniform guessing about 0.05 and 0.33
-    # (measured: macro F1 0.28-0.35, mask F1 0.45-0.51, gender 0.90-0.91, age 0.86)
-    assert scores["macro_f1"] > 0.2, scores
-    assert scores["mask_f1"] > 0.4, scores
-    assert scores["gender_f1"] > 0.75, scores
-    assert scores["age_f1"] > 0.6, scores
-
-
-def test_the_demo_trains_the_default_recipe_the_age_in_years_and_a_weight_average(demo_run):
-    """config.yaml's blocks, and so the demo's, learn the age in years beside the classes (a
-    years head with the bands' cuts) and validate a moving average of the weights every epoch."""
-    checkpoints = sorted((demo_run / "results" / "demo" / "train").glob("*/fold*/checkpoint.pt"))
-    assert len(checkpoints) == 9
-    for checkpoint in checkpoints:
-        assert checkpoint_meta(checkpoint)["age_cuts"] == [30, 60], checkpoint
-        history = pd.read_csv(checkpoint.with_name("history.csv"))
-        assert {"val_f1_raw", "val_f1_ema"} <= set(history.columns), checkpoint
-        assert set(history["weights"]) <= {"raw", "ema"}, checkpoint
-
-
-def test_eval_scores_name_each_model_and_the_ensemble(demo_run):
-    by_model = pd.read_csv(demo_run / "results/demo/eval_scores.csv").set_index("model")
+def test_eval_scores_name_each_model_and_the_ensemble(tiny_run):
+    by_model = pd.read_csv(tiny_run / "results/tiny/eval_scores.csv").set_index("model")
     assert list(by_model.index) == sorted(["vit_small_r26", "efficientnetv2_rw_t", "resnet34"]) + ["ensemble"]
-    ensemble = json.loads((demo_run / "results/demo/eval_scores.json").read_text())
+    ensemble = json.loads((tiny_run / "results/tiny/eval_scores.json").read_text())
     assert by_model.loc["ensemble", "macro_f1"] == pytest.approx(ensemble["macro_f1"])
-    assert (by_model["n_images"] == 210).all()
+    assert (by_model["n_images"] == 30 * 7).all()
 
 
-def test_cv_scores_cover_every_fold_model_and_the_ensemble(demo_run):
-    scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str})
+def test_cv_scores_cover_every_fold_model_and_the_ensemble(tiny_run):
+    scores = pd.read_csv(tiny_run / "results/tiny/cv_scores.csv", dtype={"fold": str})
     rows = set(zip(scores["model"], scores["fold"], strict=True))
     models = ("vit_small_r26", "efficientnetv2_rw_t", "resnet34")
-    assert rows == {(m, f) for m in models for f in ("0", "1", "2", "all")} | {
+    assert rows == {(m, f) for m in models for f in ("0", "1", "all")} | {
         ("ensemble", "all")
     }  # no fit_weights
     assert scores.set_index(["model", "fold"]).loc[("ensemble", "all"), "n_photos"] == 60 * 7
-    history = pd.read_csv(demo_run / "results/demo/train/resnet34/fold0/history.csv")
+    history = pd.read_csv(tiny_run / "results/tiny/train/resnet34/fold0/history.csv")
     columns = ["epoch", "lr", "mean_lr", "train_loss", "val_loss", "val_f1", "val_accuracy"]
     columns += ["val_mask_f1", "val_gender_f1", "val_age_f1", "train_images_per_s"]
     assert list(history.columns[:11]) == columns
-    assert len(history) == 8
+    assert len(history) == 2
 
 
-def test_nothing_runs_when_nothing_changed(demo_run):
-    dry_run = snakemake(demo_run, "submission", "--dry-run")
+def test_nothing_runs_when_nothing_changed(tiny_run):
+    dry_run = snakemake(tiny_run, "submission", "--dry-run", configs=TINY)
     assert planned_jobs(dry_run) == {}, dry_run.stdout
     assert "Nothing to be done" in dry_run.stdout
 
 
-#: what one model's change rebuilds: its 3 folds' training and predictions, then the vote and summaries
+#: what one model's change rebuilds: its 2 folds' training and predictions, then the vote and summaries
 ONE_MODEL_REBUILT = {
-    "train": 3,
-    "predict_eval": 3,
+    "train": 2,
+    "predict_eval": 2,
     "ensemble_bundle": 1,
     "soft_vote": 1,
     "cv_summary": 1,
@@ -116,40 +99,36 @@ ONE_MODEL_REBUILT = {
 }
 
 
-def test_changing_one_models_lr_reruns_only_that_models_jobs(demo_run):
+def test_changing_one_models_lr_reruns_only_that_models_jobs(tiny_run):
     configs = with_changed_config(
-        demo_run, "lr.yaml", lambda models: models["resnet34"]["optimizer"].update(lr=1e-3)
+        tiny_run, "lr.yaml", lambda models: models["resnet34"].update(optimizer={"lr": 1e-3})
     )
-    assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == ONE_MODEL_REBUILT
+    assert tiny_dry_run(tiny_run, configs=configs) == ONE_MODEL_REBUILT
 
 
-def test_adding_a_model_runs_only_its_jobs_and_the_ensemble(demo_run):
+def test_adding_a_model_runs_only_its_jobs_and_the_ensemble(tiny_run):
     configs = with_changed_config(
-        demo_run,
+        tiny_run,
         "added.yaml",
-        lambda models: models.update(resnet18={"arch": "resnet18", "image_size": [64, 48], "epochs": 1}),
+        lambda models: models.update(resnet18={"arch": "resnet18", "image_size": [32, 32], "epochs": 1}),
     )
-    assert planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=configs)) == ONE_MODEL_REBUILT
+    assert tiny_dry_run(tiny_run, configs=configs) == ONE_MODEL_REBUILT
 
 
-def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_settings_change(demo_run):
-    assert [p.name for p in (demo_run / "results/demo/cache").iterdir()] == [
-        "72x54"
-    ]  # the three models share 64 x 48
+def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_settings_change(tiny_run):
+    # the three models share 32 x 32
+    assert [p.name for p in (tiny_run / "results/tiny/cache").iterdir()] == ["36x36"]
     for split, photos in (("train", 60 * 7), ("eval", 30 * 7)):
-        report = json.loads((demo_run / f"results/demo/cache/72x54/{split}_report.json").read_text())
+        report = json.loads((tiny_run / f"results/tiny/cache/36x36/{split}_report.json").read_text())
         assert report[f"{split}_photos"] == photos
-    (demo_run / "face.yaml").write_text("cache: {face_crop: true}\n")
-    planned = planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "face.yaml")))
-    assert planned["prepare_images"] == 2 and planned["train"] == 9 and planned["predict_eval"] == 9
+    (tiny_run / "face.yaml").write_text("cache: {face_crop: true}\n")
+    planned = tiny_dry_run(tiny_run, configs=(*TINY, "face.yaml"))
+    assert planned["prepare_images"] == 2 and planned["train"] == 6 and planned["predict_eval"] == 6
 
 
 def test_one_fold_is_a_target_of_its_own(tmp_path):
-    dry_run = snakemake(
-        demo_work_folder(tmp_path), "results/demo/train/resnet34/fold2/checkpoint.pt", "--dry-run"
-    )
     # the training side only: training waits for nothing of the eval side
-    assert planned_jobs(dry_run) == {
+    assert tiny_dry_run(demo_work_folder(tmp_path), "results/tiny/train/resnet34/fold1/checkpoint.pt") == {
         "demo_data": 1,
         "index_photos": 1,
         "make_folds": 1,
@@ -195,23 +174,29 @@ def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
         ),
     ],
 )
-def test_editing_a_module_reruns_exactly_the_rules_whose_scripts_reach_it(demo_run, tmp_path, module, rules):
+def test_editing_a_module_reruns_exactly_the_rules_whose_scripts_reach_it(tiny_run, tmp_path, module, rules):
     code = copy_of_the_code(tmp_path)
     with open(code / "src" / "facemask" / module, "a") as source:
         source.write("\nEDITED = True\n")
     assert (
-        params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == rules
+        params_changed(
+            snakemake(tiny_run, "-s", str(code / "Snakefile"), "submission", "--summary", configs=TINY)
+        )
+        == rules
     )
 
 
-def test_a_comment_or_docstring_edit_reruns_nothing(demo_run, tmp_path):
+def test_a_comment_or_docstring_edit_reruns_nothing(tiny_run, tmp_path):
     code = copy_of_the_code(tmp_path)
     losses = code / "src" / "facemask" / "losses.py"
     source = losses.read_text().replace('"""Cross-entropy', '"""A reworded docstring. Cross-entropy', 1)
     losses.write_text(source.replace("\nimport torch\n", "\n# a comment\nimport torch  # and another\n", 1))
     assert losses.read_text().count("comment") == 1 and "reworded" in losses.read_text()
     assert (
-        params_changed(snakemake(demo_run, "-s", str(code / "Snakefile"), "submission", "--summary")) == set()
+        params_changed(
+            snakemake(tiny_run, "-s", str(code / "Snakefile"), "submission", "--summary", configs=TINY)
+        )
+        == set()
     )
 
 
@@ -224,19 +209,11 @@ def copy_of_the_code(tmp_path: Path) -> Path:
     return code
 
 
-def test_running_more_folds_trains_only_the_new_ones(demo_run):
-    (demo_run / "two_folds.yaml").write_text("folds: {run: [0, 1]}\n")
-    assert (
-        planned_jobs(
-            snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "two_folds.yaml"))
-        ).get("train", 0)
-        == 0
-    )
-    (demo_run / "all_folds.yaml").write_text("folds: {run: [0, 1, 2]}\n")
-    assert (
-        planned_jobs(snakemake(demo_run, "submission", "--dry-run", configs=("demo.yaml", "all_folds.yaml")))
-        == {}
-    )
+def test_running_more_folds_trains_only_the_new_ones(tiny_run):
+    (tiny_run / "one_fold.yaml").write_text("folds: {run: [1]}\n")
+    assert tiny_dry_run(tiny_run, configs=(*TINY, "one_fold.yaml")).get("train", 0) == 0
+    (tiny_run / "all_folds.yaml").write_text("folds: {run: [0, 1]}\n")
+    assert tiny_dry_run(tiny_run, configs=(*TINY, "all_folds.yaml")) == {}
 
 
 def test_the_workflow_passes_snakemakes_linter():
@@ -250,8 +227,8 @@ def test_the_workflow_passes_snakemakes_linter():
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
 
 
-def test_the_plots_are_real_images(demo_run):
-    plots = sorted((demo_run / "results/demo/plots").glob("*.png"))
+def test_the_plots_are_real_images(tiny_run):
+    plots = sorted((tiny_run / "results/tiny/plots").glob("*.png"))
     assert [p.name for p in plots] == [
         "class_distribution.png",
         "oof_class_f1.png",
@@ -267,19 +244,19 @@ def test_the_plots_are_real_images(demo_run):
             assert high - low > 100, f"{plot.name} is blank"
 
 
-def test_cv_scores_equal_those_recomputed_from_the_stored_out_of_fold_logits(demo_run):
-    scores = pd.read_csv(demo_run / "results/demo/cv_scores.csv", dtype={"fold": str}).set_index(
+def test_cv_scores_equal_those_recomputed_from_the_stored_out_of_fold_logits(tiny_run):
+    scores = pd.read_csv(tiny_run / "results/tiny/cv_scores.csv", dtype={"fold": str}).set_index(
         ["model", "fold"]
     )
     logit_columns = [f"logit_{c:02d}" for c in range(18)]
     shares = read_class_shares(
-        demo_run / "results/demo/index/train_photos.csv"
+        tiny_run / "results/tiny/index/train_photos.csv"
     )  # ensemble.match_class_shares
     by_model = {}
     for model in ("vit_small_r26", "efficientnetv2_rw_t", "resnet34"):
         folds = []
-        for fold in range(3):
-            oof = pd.read_csv(demo_run / f"results/demo/train/{model}/fold{fold}/oof_logits.csv")
+        for fold in range(2):
+            oof = pd.read_csv(tiny_run / f"results/tiny/train/{model}/fold{fold}/oof_logits.csv")
             predicted = decide_classes(softmax(oof[logit_columns].to_numpy(), axis=1), shares)
             assert scores.loc[(model, str(fold)), "macro_f1"] == pytest.approx(
                 f1_score(oof["label"], predicted, average="macro")
@@ -287,7 +264,7 @@ def test_cv_scores_equal_those_recomputed_from_the_stored_out_of_fold_logits(dem
             assert scores.loc[(model, str(fold)), "accuracy"] == pytest.approx(
                 (oof["label"] == predicted).mean()
             )
-            history = pd.read_csv(demo_run / f"results/demo/train/{model}/fold{fold}/history.csv")
+            history = pd.read_csv(tiny_run / f"results/tiny/train/{model}/fold{fold}/history.csv")
             assert (
                 scores.loc[(model, str(fold)), "best_epoch"] == history["epoch"][history["val_f1"].idxmax()]
             )
@@ -305,10 +282,10 @@ def test_cv_scores_equal_those_recomputed_from_the_stored_out_of_fold_logits(dem
     )
 
 
-def test_the_snakemake_report_collects_the_scores_and_plots(demo_run):
-    run = snakemake(demo_run, "--report", "report.html")
+def test_the_snakemake_report_collects_the_scores_and_plots(tiny_run):
+    run = snakemake(tiny_run, "--report", "report.html", configs=TINY)
     assert run.returncode == 0, run.stderr[-3000:]
-    html = (demo_run / "report.html").read_text(errors="replace")
+    html = (tiny_run / "report.html").read_text(errors="replace")
     for expected in (
         "Cross-validation",
         "Training curves",

@@ -31,9 +31,10 @@ _barrier = None  # in a concurrent job's process: where it waits for the other j
 
 def measure_model(name: str, args, cache_file: Path, device: torch.device, together=lambda: None) -> dict:
     """One job's passes for a seed model of config.yaml (its arch, head, years, batch size, loss,
-    mixing, augmentation and weight average, at 224 x 224): the CPU loader alone (images/s), and the
-    timed passes of training on random tensors already on the GPU (the limit), end to end from
-    loader workers and from the cache held on the GPU, and flip-TTA inference, each with its images."""
+    mixing, augmentation and weight average, at args.gpu_size, 224 by default): the CPU loader
+    alone (images/s), and the timed passes of training on random tensors already on the GPU (the
+    limit), end to end from loader workers and from the cache held on the GPU, and flip-TTA
+    inference, each with its images."""
     block = ModelBlock.from_config(seed_models()[name])
     arch, batch_size = block.arch, args.batch_size or block.batch_size
     precision = job_precision(args.precision, device)
@@ -51,9 +52,12 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     if block.ema.decay:  # a step hook on the optimizer, as in a train job
         WeightAverage(model, optimizer, block.ema.decay, block.ema.warmup)
     loss_fn = create_loss(block, torch.tensor(classes))
-    augment = batch_transform(model_data_config(model, (224, 224)), block.augment).to(device)
+    side = args.gpu_size
+    augment = batch_transform(model_data_config(model, (side, side)), block.augment).to(device)
     mixup = create_mixup(block.mix, block.num_targets)
-    images = torch.randn(batch_size, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
+    images = torch.randn(batch_size, 3, side, side, device=device).contiguous(
+        memory_format=torch.channels_last
+    )
     targets = torch.from_numpy(labels[:batch_size]).to(device)
     synthetic = [(images, targets)] * (photos // batch_size)
     views = [(torch.cat([images] * TTA_VIEWS), targets)] * (
@@ -158,7 +162,10 @@ def bench_gpu(args) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         cache_file = Path(tmp) / "train.npy"
         cache = np.lib.format.open_memmap(
-            cache_file, mode="w+", dtype=np.uint8, shape=(args.gpu_photos, 252, 252, 3)
+            cache_file,
+            mode="w+",
+            dtype=np.uint8,
+            shape=(args.gpu_photos, *[round(args.gpu_size * 1.125)] * 2, 3),
         )
         cache[:] = np.random.default_rng(0).integers(0, 256, cache.shape, dtype=np.uint8)
         cache.flush()
