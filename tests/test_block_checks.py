@@ -12,6 +12,8 @@ import torch
 import yaml
 from snakemake.utils import update_config, validate
 
+from facemask import check_cache
+from facemask.check_cache import record_passed, unchecked_blocks
 from facemask.checks import check_block
 from facemask.errors import ConfigError
 from facemask.settings import ModelBlock
@@ -28,6 +30,7 @@ OVER_RECIPE_B = ("utkmask_years.yaml", "utkmask_next.yaml")
 LAYERS = [
     (),
     ("demo.yaml",),
+    ("demo.yaml", "tiny.yaml"),
     ("presets.yaml",),
     ("demo.yaml", "presets.yaml"),
     *(
@@ -169,3 +172,25 @@ def shipped_blocks() -> dict:
 @pytest.mark.parametrize("where", list(shipped_blocks()))
 def test_every_block_of_the_shipped_configs_passes(where):
     check_block(*shipped_blocks()[where])
+
+
+def test_a_verdict_holds_for_the_block_as_it_is_and_is_lost_when_it_or_the_checks_change(
+    tmp_path, monkeypatch
+):
+    blocks = {"a": {"arch": "resnet18", "epochs": 1}, "b": {"arch": "resnet18", "epochs": 2}}
+    assert unchecked_blocks(blocks, "auto", [30, 60], tmp_path) == blocks
+    record_passed({"a": blocks["a"]}, "auto", [30, 60], tmp_path)
+    assert list(unchecked_blocks(blocks, "auto", [30, 60], tmp_path)) == ["b"]
+    assert list(
+        unchecked_blocks(blocks | {"a": {"arch": "resnet18", "epochs": 3}}, "auto", [30, 60], tmp_path)
+    ) == [
+        "a",
+        "b",
+    ]
+    assert list(unchecked_blocks(blocks, "bf16", [30, 60], tmp_path)) == [
+        "a",
+        "b",
+    ]  # another global precision
+    assert list(unchecked_blocks(blocks, "auto", [30, 58], tmp_path)) == ["a", "b"]  # other age cuts
+    monkeypatch.setattr(check_cache, "code_digest", lambda path: "the checks after an edit")
+    assert list(unchecked_blocks(blocks, "auto", [30, 60], tmp_path)) == ["a", "b"]

@@ -2,6 +2,7 @@
 
 import copy
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from facemask.check_cache import VERDICTS
 
 from .conftest import demo_work_folder, snakemake
 
@@ -118,6 +121,22 @@ def test_a_bad_config_stops_the_workflow_before_any_job_runs(config, tmp_path, c
     assert run.returncode != 0
     assert message in run.stdout + run.stderr
     assert "Job stats" not in run.stdout
+
+
+def test_a_block_that_passed_is_not_checked_again_and_a_bad_one_stops_every_parse(tmp_path):
+    for name, source in (("config.yaml", ROOT / "config.yaml"), ("demo.yaml", ROOT / "config" / "demo.yaml")):
+        shutil.copy(source, tmp_path / name)
+    verdicts = tmp_path / VERDICTS
+    assert snakemake(tmp_path, "--dry-run", "submission").returncode == 0
+    assert len(list(verdicts.iterdir())) == 3  # the demo's three blocks passed
+    (tmp_path / "odd.yaml").write_text(
+        yaml.safe_dump({"models": {"resnet34": {"batch_size": 15, "mix": {"prob": 0.5, "mixup_alpha": 1.0}}}})
+    )
+    for _ in range(2):
+        run = snakemake(tmp_path, "--dry-run", "submission", configs=("demo.yaml", "odd.yaml"))
+        message = "config: model resnet34: batch_size: Mixup / CutMix (mix) need an even batch, not 15"
+        assert run.returncode != 0 and message in run.stdout + run.stderr
+    assert len(list(verdicts.iterdir())) == 3
 
 
 def schema_enums(schema: dict) -> dict[str, set]:
