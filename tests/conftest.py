@@ -30,11 +30,11 @@ PORTRAIT = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 #: the torch threads of a test's training: one under pytest-xdist (`-n 2`), whose two workers share
 #: the two cores (two threads each would fight over them), else two
 TORCH_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(1)
+if TORCH_THREADS == 1:
+    torch.set_num_threads(TORCH_THREADS)
 #: the config files of the tiny run: the demo's, updated by config/tiny.yaml (timm's test networks)
 TINY = ("demo.yaml", "tiny.yaml")
-#: where every work folder of a test session keeps the load-time check's verdicts (see work_folder)
+#: where every work folder of a test session keeps the load-time check's verdicts (see demo_work_folder)
 SHARED_VERDICTS: list[Path] = []
 
 

@@ -165,7 +165,7 @@ def bench_gpu(args) -> list[dict]:
             cache_file,
             mode="w+",
             dtype=np.uint8,
-            shape=(args.gpu_photos, *[round(args.gpu_size * 1.125)] * 2, 3),
+            shape=(args.gpu_photos, *[round(args.gpu_size * workflow_defaults()["cache"]["margin"])] * 2, 3),
         )
         cache[:] = np.random.default_rng(0).integers(0, 256, cache.shape, dtype=np.uint8)
         cache.flush()
