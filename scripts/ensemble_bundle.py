@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from facemask.bundle import BundleMember, write_bundle
+from facemask.bundle import BundleMember, BundleSettings, write_bundle
 from facemask.files import read_member_tables
 from facemask.logs import log, run_job
 from facemask.models import checkpoint_meta
 from facemask.oof_fit import fit_vote, oof_by_model
+from facemask.settings import ImageCache, TestTimeAugmentation, typed
 from facemask.vote import (
     class_share_offsets,
     class_shares_to_match,
@@ -44,15 +45,15 @@ def main():
         model: json.loads(Path(path).read_text())["age_cuts"]
         for model, path in zip(params.age_cut_models, snakemake.input.age_cuts, strict=True)
     }
-    settings = {
-        "model_weights": weights,
-        "age_cuts_of_models": age_cuts,
-        "weights_fitted": params.fit_weights,
-        "tta": params.tta,
-        "cache": params.cache,
-        "age_bins": params.age_bins,
-        "offsets_fitted_on": f"the soft vote of {len(image_ids)} eval photos",
-    }
+    settings = BundleSettings(
+        model_weights=weights,
+        weights_fitted=params.fit_weights,
+        tta=typed(TestTimeAugmentation, params.tta),
+        cache=typed(ImageCache, params.cache),
+        age_bins=params.age_bins,
+        age_cuts_of_models=age_cuts,
+        offsets_fitted_on=f"the soft vote of {len(image_ids)} eval photos",
+    )
     checkpoints = [Path(checkpoint) for checkpoint in snakemake.input.checkpoints]
     trained = [
         BundleMember(member, checkpoint, checkpoint_meta(checkpoint), weight)

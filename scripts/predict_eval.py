@@ -10,6 +10,7 @@ from facemask.devices import claim_gpu
 from facemask.files import write_csv
 from facemask.inference import PredictOptions, predict_eval_photos
 from facemask.logs import run_job
+from facemask.settings import TestTimeAugmentation, typed
 
 
 def main():
@@ -20,7 +21,8 @@ def main():
         if snakemake.input.age_cuts
         else None
     )
-    options = PredictOptions(snakemake.params.tta, job_threads(snakemake.threads), snakemake.params.device)
+    tta = typed(TestTimeAugmentation, snakemake.params.tta)
+    options = PredictOptions(tta, job_threads(snakemake.threads), snakemake.params.device)
     logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache, options, age_cuts)
     write_csv(logits, snakemake.output[0])
 

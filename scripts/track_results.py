@@ -1,5 +1,5 @@
-"""Snakemake job: the results folder's CV and eval scores, ensemble weights and plots to its MLflow
-parent run."""
+"""Snakemake job: the results folder's recipe (its model blocks), CV and eval scores, ensemble
+weights and plots to its MLflow parent run."""
 
 import json
 from pathlib import Path
@@ -8,11 +8,13 @@ import pandas as pd
 
 from facemask.files import write_json
 from facemask.logs import log, run_job
-from facemask.tracking import TrackingTarget, log_results, score_metrics
+from facemask.settings import Tracking, typed
+from facemask.tracking import FolderResults, TrackingTarget, log_results, score_metrics
 
 
 def main():
-    target = TrackingTarget.from_config(snakemake.config)
+    results_dir = Path(snakemake.output[0]).parents[1]  # <results_dir>/tracking/results.json
+    target = TrackingTarget.of(typed(Tracking, snakemake.params.tracking), results_dir)
     metrics = score_metrics(pd.read_csv(snakemake.input.cv_scores), "cv")
     for eval_scores in snakemake.input.eval_scores:  # none without the eval answers
         metrics |= score_metrics(pd.read_csv(eval_scores), "eval")
@@ -21,7 +23,8 @@ def main():
     artifacts = [
         Path(path) for path in snakemake.input if Path(path).suffix in {".csv", ".md", ".json", ".png"}
     ]
-    run_id = log_results(target, metrics, artifacts)
+    members = frozenset(member["sha256"] for member in bundle["members"])
+    run_id = log_results(target, FolderResults(metrics, snakemake.params.recipe, artifacts, members))
     if run_id:
         log.info(
             "tracking: %d metrics and %d files in run %s of %s",

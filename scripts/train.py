@@ -8,8 +8,8 @@ import pandas as pd
 from facemask.cpus import job_threads
 from facemask.devices import claim_gpu
 from facemask.logs import log, run_job
-from facemask.settings import ModelBlock
-from facemask.tracking import TrackingTarget, TrainTracking
+from facemask.settings import ModelBlock, Settings
+from facemask.tracking import TrackingTarget, TrainTracking, child_run_name
 from facemask.training import TrainOutputs, train_fold
 from facemask.vote import class_shares_to_match
 
@@ -26,17 +26,18 @@ def main():
         Path(snakemake.output.checkpoint), Path(snakemake.output.oof_logits), Path(snakemake.output.history)
     )
     model, fold = snakemake.wildcards.model, snakemake.wildcards.fold
+    block, run = ModelBlock.from_config(snakemake.params.settings), Settings.from_config(snakemake.config)
     tracking = TrainTracking(
-        TrackingTarget.from_config(snakemake.config),
+        TrackingTarget.of(run.tracking, run.results_dir),  # not params: tracking retrains nothing
         outputs.tracking_record,
-        f"{model}/fold{fold}",
-        {"facemask.model": model, "facemask.fold": fold, "facemask.arch": snakemake.params.settings["arch"]},
+        child_run_name(model, fold, run.results_dir, snakemake.params.settings),
+        {"facemask.model": model, "facemask.fold": fold, "facemask.arch": block.arch},
     )
     train_fold(
         pd.read_csv(snakemake.input.index, dtype={"person": str}),
         pd.read_csv(snakemake.input.folds, dtype={"person": str}),
         int(fold),
-        ModelBlock.from_config(snakemake.params.settings),
+        block,
         snakemake.input.cache,
         outputs,
         tracking,

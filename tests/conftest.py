@@ -16,6 +16,7 @@ from matplotlib import cbook
 
 from facemask.cache import prepare_cache
 from facemask.check_cache import VERDICTS
+from facemask.config_schema import validated
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.demo import make_demo_data
 from facemask.files import write_csv
@@ -170,12 +171,13 @@ import json, sys
 from pathlib import Path
 import pandas as pd
 from facemask.settings import ModelBlock
+from facemask.settings import Tracking
 from facemask.tracking import TrackingTarget, TrainTracking
 from facemask.training import TrainOutputs, train_fold
 index, folds = (pd.read_csv(path, dtype={"person": str}) for path in sys.argv[1:3])
 out = Path(sys.argv[4])
 outputs = TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv")
-target = TrackingTarget.from_config({"results_dir": sys.argv[6]}) if len(sys.argv) > 6 else None
+target = TrackingTarget.of(Tracking(True), sys.argv[6]) if len(sys.argv) > 6 else None
 tracking = TrainTracking(target, outputs.tracking_record, "fold0", {})
 train_fold(index, folds, 0, ModelBlock.from_config(json.loads(sys.argv[5])), sys.argv[3], outputs, tracking)
 """
@@ -224,8 +226,5 @@ def prepare_test_cache(root, size) -> dict:
 def model_settings(**block) -> ModelBlock:
     """A model block as a train job gets it: the schema's defaults filled in, the global precision
     where it sets none."""
-    from snakemake.utils import validate
-
-    config = {"models": {"model": block}}
-    validate(config, str(Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"))
+    config = validated({"models": {"model": block}})
     return ModelBlock.from_config(config["models"]["model"], config["precision"])

@@ -9,10 +9,10 @@ from scipy.special import log_softmax, softmax
 
 from facemask import oof_fit
 from facemask.epoch import create_mixup
+from facemask.heads import ClassAndYears, ClassesHead, YearsHead, head_named
 from facemask.labels import LOGIT_COLUMNS, MAX_AGE, YEAR_COLUMNS, encode_class, encode_year_and_class
-from facemask.losses import YearsLoss, create_loss, gaussian_years
+from facemask.losses import YearsLoss, gaussian_years
 from facemask.models import (
-    ClassAndYears,
     create_classifier,
     load_checkpoint,
     model_data_config,
@@ -29,7 +29,7 @@ from .conftest import TORCH_THREADS, model_settings
 @pytest.mark.parametrize("head", ["single", "multi"])
 def test_a_years_head_gives_18_classes_whose_age_bands_sum_its_years(head):
     torch.manual_seed(0)
-    model = create_classifier("resnet18", head=head, age_cuts=(30, 60)).eval()
+    model = create_classifier("resnet18", head=YearsHead(head_named(head), (30, 60))).eval()
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         classes, years = model.with_years(images)
@@ -48,7 +48,7 @@ def test_a_years_head_gives_18_classes_whose_age_bands_sum_its_years(head):
 
 def test_predict_applies_fitted_cuts_as_the_vote_recomputes_them_from_stored_years(tmp_path):
     torch.manual_seed(1)
-    model = create_classifier("resnet18", head="multi", age_cuts=(30, 60)).eval()
+    model = create_classifier("resnet18", head=YearsHead(head_named("multi"), (30, 60))).eval()
     save_checkpoint(
         tmp_path / "checkpoint.pt",
         model,
@@ -83,7 +83,7 @@ def test_the_years_target_is_a_gaussian_around_the_true_age_and_mixes_like_the_c
     assert 0 < joint[0, 25, encode_class(0, 1, 0)] < 1
     assert float(joint[0, 25, encode_class(0, 1, 0)] + joint[0, 40, 3]) == pytest.approx(1.0)
     log_probs = torch.randn(4, 18 + 101).log_softmax(1)
-    class_loss = create_loss(model_settings(arch="resnet18"), torch.arange(18))
+    class_loss = ClassesHead().loss(torch.arange(18))
     loss = YearsLoss(class_loss, 3.0, 0.5)(log_probs, targets)
     year_targets = joint.sum(2) @ kernel
     expected = (

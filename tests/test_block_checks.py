@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from snakemake.utils import update_config, validate
+from snakemake.utils import update_config
 
 from facemask import check_cache
 from facemask.check_cache import record_passed, unchecked_blocks
 from facemask.checks import check_block
+from facemask.config_schema import validated
 from facemask.errors import ConfigError
 from facemask.settings import ModelBlock
+from facemask.training import train_fold
 
-from .conftest import model_settings
+from .conftest import TORCH_THREADS, model_settings, outputs_in
 
 ROOT = Path(__file__).parents[1]
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -95,7 +97,7 @@ LAYERS = [
 def test_a_setting_that_would_fail_or_be_ignored_is_refused_in_one_line_naming_its_key(block, message):
     with pytest.raises(ConfigError) as error:
         check_block("tiny", model_settings(arch="resnet18", **block))
-    assert str(error.value).startswith(f"config: model tiny: {message}"), str(error.value)
+    assert str(error.value).startswith(f"config: models.tiny.{message}"), str(error.value)
     assert "\n" not in str(error.value)
 
 
@@ -160,7 +162,7 @@ def shipped_blocks() -> dict:
         config = yaml.safe_load((ROOT / "config.yaml").read_text())
         for layer in layers:
             update_config(config, yaml.safe_load((ROOT / "config" / layer).read_text()))
-        validate(config, SCHEMA)
+        validated(config)
         for name, block in config["models"].items():
             if (key := json.dumps([name, block, config["age_bins"]], sort_keys=True)) not in seen:
                 seen.add(key)
@@ -194,3 +196,19 @@ def test_a_verdict_holds_for_the_block_as_it_is_and_is_lost_when_it_or_the_check
     assert list(unchecked_blocks(blocks, "auto", [30, 58], tmp_path)) == ["a", "b"]  # other age cuts
     monkeypatch.setattr(check_cache, "code_digest", lambda path: "the checks after an edit")
     assert list(unchecked_blocks(blocks, "auto", [30, 60], tmp_path)) == ["a", "b"]
+
+
+def test_the_check_and_a_train_job_build_a_block_with_the_one_builder(demo_tables, demo_cache, tmp_path):
+    """What the load-time check builds is what a train job builds (facemask.recipe): a setting the
+    builder refuses stops both, in the same words, naming the key."""
+    block = model_settings(
+        arch="test_resnet", image_size=[32, 32], optimizer={"name": "adamw", "betas": [0.9]}
+    )
+    with pytest.raises(ConfigError) as checked:
+        check_block("m", block)
+    index, folds = demo_tables
+    outputs = outputs_in(tmp_path)
+    with pytest.raises(ConfigError) as trained:
+        train_fold(index, folds, 0, block, demo_cache["train"], outputs, threads=TORCH_THREADS)
+    assert str(trained.value).startswith("optimizer: timm cannot build it")
+    assert str(checked.value) == f"config: models.m.{trained.value}"

@@ -17,9 +17,9 @@ from facemask.dataset import index_train_photos, read_photo
 from facemask.epoch import TrainStep, create_mixup, train_one_epoch
 from facemask.errors import DataError, PipelineError
 from facemask.faces import DETECTORS, FALLBACK_WIDTH, FaceFinder, Mtcnn, crop_box
+from facemask.heads import head_of
 from facemask.inference import predict_logits
 from facemask.loader import CachedPhotos, load_cache, photo_loader
-from facemask.losses import create_loss
 from facemask.models import create_classifier, model_data_config
 from facemask.settings import Augmentation, Mixing
 
@@ -278,7 +278,7 @@ def test_on_a_gpu_training_and_inference_wait_for_it_only_at_the_end(tmp_path):
         batch_transform(data_config).to(device),
     )
     loss_fn, mixup = (
-        create_loss(settings, torch.tensor(labels)),
+        head_of(settings, (30, 60)).loss(torch.tensor(labels)),
         create_mixup(Mixing(mixup_alpha=1.0, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5)),
     )
     optimizer = create_optimizer_v2(model, opt="adam", lr=1e-4)

@@ -1,6 +1,5 @@
 """config.yaml is checked against the JSON schema, which also fills in the defaults."""
 
-import copy
 import re
 import shutil
 import subprocess
@@ -9,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from facemask.check_cache import VERDICTS
+from facemask.config_schema import check_config, validated
+from facemask.errors import ConfigError
 
 from .conftest import demo_work_folder, snakemake
 
@@ -26,6 +26,7 @@ def config():
 
 
 def test_the_shipped_configs_are_valid_and_list_the_three_seed_models(config):
+    check_config(config, SCHEMA)
     validate(config, SCHEMA)
     assert [block["arch"] for block in config["models"].values()] == [
         "vit_small_r26_s32_224.augreg_in21k",
@@ -67,22 +68,107 @@ def test_the_real_run_wants_the_gpu_and_the_demo_and_cpu_benchmarks_let_the_cpu_
     )
 
 
+def resnet34(config: dict) -> dict:
+    return config["models"]["resnet34"]
+
+
 @pytest.mark.parametrize(
-    ("change", "word"),
+    ("change", "message"),
     [
-        (lambda c: c.update(foldz=3), "foldz"),
-        (lambda c: c["models"]["resnet34"].update(lr=0.1), "lr"),
-        (lambda c: c["models"]["resnet34"]["optimizer"].update(lr=-1.0), "-1.0"),
-        (lambda c: c["folds"].update(k=1), "1"),
-        (lambda c: c["models"]["resnet34"].update(batch_size="big"), "big"),
-        (lambda c: c["tta"].update(transforms=["Explode"]), "Explode"),
+        (lambda c: c.update(foldz=3), "config: unknown key 'foldz' (did you mean 'folds'?)"),
+        (
+            lambda c: resnet34(c).update(epoch=2),
+            "config: models.resnet34: unknown key 'epoch' (did you mean 'epochs'?)",
+        ),
+        (
+            lambda c: resnet34(c).update(lr=0.1),
+            "config: models.resnet34: unknown key 'lr' (the keys: arch, pretrained,",
+        ),
+        (
+            lambda c: resnet34(c).update(image_size=[0, 64]),
+            "config: models.resnet34.image_size[0]: 0 is below the minimum 16",
+        ),
+        (
+            lambda c: resnet34(c).update(head="singel"),
+            "config: models.resnet34.head: 'singel' is not one of single, multi",
+        ),
+        (
+            lambda c: resnet34(c).update(batch_size="big"),
+            "config: models.resnet34.batch_size: 'big' is not an integer",
+        ),
+        (
+            lambda c: resnet34(c)["optimizer"].update(lr=-1.0),
+            "config: models.resnet34.optimizer.lr: -1.0 must be above 0",
+        ),
+        (lambda c: c["folds"].update(k=1), "config: folds.k: 1 is below the minimum 2"),
+        (
+            lambda c: c["tta"].update(transforms=["HorizontalFlip", "Explode"]),
+            "config: tta.transforms[1]: 'Explode' is not one of HorizontalFlip, VerticalFlip,",
+        ),
+        (
+            lambda c: c["tta"].update(transforms=[{"Flip": {}}]),
+            "config: tta.transforms[0]: 'Flip' is not one of HorizontalFlip, VerticalFlip,",
+        ),
+        (
+            lambda c: c.update(tracking={"experimnt": "x"}),
+            "config: tracking: unknown key 'experimnt' (did you mean 'experiment'?)",
+        ),
+        (
+            lambda c: resnet34(c).update(loss=[{"name": "focall"}]),
+            "config: models.resnet34.loss[0].name: 'focall' is not one of cross_entropy, focal, f1",
+        ),
+        (lambda c: resnet34(c).pop("arch"), "config: models.resnet34: missing key 'arch'"),
+        (
+            lambda c: resnet34(c).update(epochs="2.5e0"),
+            "config: models.resnet34.epochs: '2.5e0' is not an integer",
+        ),
     ],
 )
-def test_a_typo_or_wrong_value_fails_at_load_naming_it(config, change, word):
-    bad = copy.deepcopy(config)
-    change(bad)
-    with pytest.raises(WorkflowError, match=word):
-        validate(bad, SCHEMA)
+def test_a_typo_or_wrong_value_fails_at_load_naming_its_key_path(config, change, message):
+    change(config)
+    with pytest.raises(ConfigError) as error:
+        check_config(config, SCHEMA)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_every_mistake_is_told_on_a_line_of_its_own_sorted_by_key_path(config):
+    resnet34(config).update(epoch=2, head="singel")
+    config["folds"]["k"] = 1
+    with pytest.raises(ConfigError) as error:
+        check_config(config, SCHEMA)
+    assert [line.split(": ")[1] for line in str(error.value).splitlines()] == [
+        "folds.k",
+        "models.resnet34",
+        "models.resnet34.head",
+    ]
+
+
+def test_a_learning_rate_written_1e_3_is_the_number_0_001():
+    """YAML 1.1 (PyYAML, Snakemake) reads a number with an exponent but no dot as a string."""
+    config = yaml.safe_load("models: {m: {arch: resnet18, optimizer: {lr: 1e-3}}}")
+    assert config["models"]["m"]["optimizer"]["lr"] == "1e-3"
+    check_config(config, SCHEMA)
+    assert config["models"]["m"]["optimizer"]["lr"] == 0.001
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "value"),
+    [
+        ("optimizer", {"weight_decay": "5E-4"}, {"weight_decay": 5e-4}),
+        ("scheduler", {"warmup_epochs": ".5e1", "min_lr": "+1e-6"}, {"warmup_epochs": 5.0, "min_lr": 1e-6}),
+        ("ema", {"decay": "9.99e-1"}, {"decay": 0.999}),  # a number or null
+        ("augment", {"scale": ["8e-1", 1]}, {"scale": [0.8, 1]}),
+        ("epochs", "1e1", 10),  # a whole number: an integer, as the code wants it
+        ("batch_size", 64.0, 64),
+        ("pretrained", "1e-3", "1e-3"),  # true, false or a weights file: a string stays one
+        ("model_kwargs", {"drop_rate": "1e-1"}, {"drop_rate": "1e-1"}),  # the schema says nothing there
+    ],
+)
+def test_numbers_in_scientific_notation_are_numbers_where_the_schema_wants_one(key, written, value):
+    config = {"models": {"m": {"arch": "resnet18", key: written}}}
+    check_config(config, SCHEMA)
+    assert config["models"]["m"][key] == value
+    assert type(config["models"]["m"][key]) is type(value)
 
 
 @pytest.mark.parametrize(
@@ -90,22 +176,25 @@ def test_a_typo_or_wrong_value_fails_at_load_naming_it(config, change, word):
     [
         (
             lambda c: c["models"]["resnet34"].update(arch="resnet_nope"),
-            "not in timm's registry: resnet34 (resnet_nope)",
+            "config: models.resnet34.arch: 'resnet_nope' is not in timm's registry",
         ),
-        (lambda c: c.update(age_bins=[60, 30]), "age_bins must be two increasing ages"),
-        (lambda c: c["models"]["vit_small_r26"]["optimizer"].update(lr=-0.1), "-0.1"),
+        (lambda c: c.update(age_bins=[60, 30]), "config: age_bins: [60, 30] must be two increasing ages"),
+        (
+            lambda c: c["models"]["vit_small_r26"]["optimizer"].update(lr=-0.1),
+            "config: models.vit_small_r26.optimizer.lr: -0.1 must be above 0",
+        ),
         (
             lambda c: c["models"]["resnet34"]["optimizer"].update(name="adamm"),
-            "config: model resnet34: optimizer: timm cannot build",
+            "config: models.resnet34.optimizer: timm cannot build",
         ),
         (
             lambda c: c["models"]["resnet34"]["scheduler"].update(name="cosinus"),
-            "config: model resnet34: scheduler: timm cannot build",
+            "config: models.resnet34.scheduler: timm cannot build",
         ),
         (lambda c: c["models"]["resnet34"]["optimizer"].update(betaz=[0.9, 0.99]), "betaz"),
         (
             lambda c: c["models"]["vit_small_r26"].update(batch_size=63),  # the seeds' Mixup / CutMix
-            "config: model vit_small_r26: batch_size: Mixup / CutMix (mix) need an even batch, not 63",
+            "config: models.vit_small_r26.batch_size: Mixup / CutMix (mix) need an even batch, not 63",
         ),
     ],
 )
@@ -134,7 +223,7 @@ def test_a_block_that_passed_is_not_checked_again_and_a_bad_one_stops_every_pars
     )
     for _ in range(2):
         run = snakemake(tmp_path, "--dry-run", "submission", configs=("demo.yaml", "odd.yaml"))
-        message = "config: model resnet34: batch_size: Mixup / CutMix (mix) need an even batch, not 15"
+        message = "config: models.resnet34.batch_size: Mixup / CutMix (mix) need an even batch, not 15"
         assert run.returncode != 0 and message in run.stdout + run.stderr
     assert len(list(verdicts.iterdir())) == 3
 
@@ -153,9 +242,9 @@ def schema_enums(schema: dict) -> dict[str, set]:
 
 def test_the_schema_allows_exactly_the_values_the_code_accepts():
     from facemask.fold_data import SAMPLERS
+    from facemask.heads import HEADS
     from facemask.inference import TTA_MERGE_MODES, TTA_TRANSFORMS
     from facemask.losses import LOSSES
-    from facemask.models import HEADS
 
     enums = schema_enums(yaml.safe_load(Path(SCHEMA).read_text()))
     assert enums["name"] == set(LOSSES)  # the loss terms' names
@@ -181,3 +270,50 @@ def test_the_presets_add_their_models_to_a_run(tmp_path):
     assert re.search(r"^train\s+(\d+)$", run.stdout, re.MULTILINE).group(1) == str(
         3 * (3 + len(presets))
     )  # 3 folds of every model
+
+
+def test_a_learning_rate_written_1e_3_runs_and_a_misspelt_key_stops_the_run_naming_its_path(tmp_path):
+    workdir = demo_work_folder(tmp_path)
+    (workdir / "typo.yaml").write_text("models: {resnet34: {epoch: 2}}\n")
+    (workdir / "lr.yaml").write_text(
+        "models: {efficientnetv2_rw_t: {optimizer: {lr: 1e-3}}}\n"
+    )  # the demo's lr
+    typo = snakemake(workdir, "--dry-run", "submission", configs=("demo.yaml", "typo.yaml"), timeout=120)
+    assert typo.returncode != 0
+    assert (
+        "config: models.resnet34: unknown key 'epoch' (did you mean 'epochs'?)" in typo.stdout + typo.stderr
+    )
+    run = snakemake(workdir, "--dry-run", "submission", configs=("demo.yaml", "lr.yaml"), timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def test_the_schema_is_the_one_source_of_defaults():
+    """What the code falls back on where no config reaches it (a block built in code, the age cuts
+    of a function called alone, the experiment of `tracking: true`) is what the schema fills in."""
+    from facemask.labels import DEFAULT_AGE_BINS
+    from facemask.settings import ModelBlock, Settings, Tracking
+    from facemask.tracking import DEFAULT_EXPERIMENT
+
+    config = validated({"models": {"m": {"arch": "resnet18"}}})
+    assert ModelBlock.from_config(config["models"]["m"]) == ModelBlock(arch="resnet18")
+    assert list(DEFAULT_AGE_BINS) == config["age_bins"]
+    assert config["tracking"]["experiment"] == DEFAULT_EXPERIMENT
+    settings = Settings.from_config(config)
+    assert settings.tracking == Tracking(True, None, DEFAULT_EXPERIMENT)
+    assert (settings.folds.chosen, settings.chosen_models) == ([0, 1, 2, 3, 4], ["m"])
+
+
+def test_the_typed_settings_cover_every_top_level_key_and_give_the_rules_plain_data():
+    import dataclasses
+
+    from facemask.settings import Settings, as_config
+
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    fields = {field.name for field in dataclasses.fields(Settings)}
+    assert set(schema["properties"]) <= fields
+    config = validated(yaml.safe_load((ROOT / "config.yaml").read_text()))
+    settings = Settings.from_config(config)
+    assert as_config(settings.tta) == config["tta"] and as_config(settings.folds) == config["folds"]
+    assert settings.models["resnet34"].optimizer["lr"] == 1e-4  # written 1e-4 in config.yaml
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.tta.merge = "gmean"  # type: ignore[misc]

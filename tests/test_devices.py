@@ -1,10 +1,9 @@
 """Each card gets the precision it computes natively; a job that was told to use the GPU and
-finds none stops at once, saying why and how to fix torch; one left to choose says it runs on the CPU."""
+finds none stops at once, saying why and how to fix torch; a run left to choose warns once that it
+runs on the CPU, not once per job."""
 
 import logging
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,7 +11,13 @@ import torch
 from facemask.cli import parse_arguments
 from facemask.cpus import available_cpus, job_threads
 from facemask.dataset import index_train_photos
-from facemask.devices import job_precision, pick_device, resolve_precision, torch_install_command
+from facemask.devices import (
+    job_precision,
+    pick_device,
+    resolve_precision,
+    torch_install_command,
+    warn_if_no_gpu,
+)
 from facemask.errors import PipelineError
 from facemask.folds import make_folds
 from facemask.training import TrainOutputs, train_fold
@@ -104,20 +109,34 @@ def test_the_fix_installs_the_newest_torch_build_the_driver_runs(driver_cuda, fi
     assert fix in torch_install_command(driver_cuda)
 
 
-def test_device_auto_without_a_gpu_runs_on_the_cpu_with_a_warning_on_the_console():
-    job = (
-        "from facemask.devices import pick_device; from facemask.logs import run_job; "
-        "run_job(lambda: print(pick_device('auto')))"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", job],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=os.environ | {"CUDA_VISIBLE_DEVICES": ""},
-    )
-    assert run.returncode == 0 and run.stdout.strip() == "cpu"
-    assert "WARNING torch sees no GPU, so this job runs on the CPU" in run.stderr
+def test_device_auto_without_a_gpu_runs_on_the_cpu_with_an_info_line_not_a_warning(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level(logging.INFO, logger="facemask"):
+        assert pick_device("auto") == torch.device("cpu")
+    assert [record.levelno for record in caplog.records] == [logging.INFO]
+    assert "no GPU" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("setting", "gpu", "warned"),
+    [("auto", False, True), ("auto", True, False), ("cpu", False, False), ("cuda", False, False)],
+)
+def test_a_run_warns_that_it_finds_no_gpu_only_where_it_was_left_to_choose(
+    monkeypatch, caplog, setting, gpu, warned
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    with caplog.at_level(logging.INFO, logger="facemask"):
+        assert warn_if_no_gpu(setting) is warned
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == warned and all("torch sees no GPU" in warning for warning in warnings)
+
+
+@pytest.mark.workflow
+def test_the_jobs_of_a_run_left_to_choose_do_not_each_warn_of_the_cpu(tiny_run):
+    """The demo's `device: auto`: the run warns once, when it starts (the Snakefile's onstart)."""
+    logs = list((tiny_run / "results/tiny/logs").rglob("*.log"))
+    assert len(logs) > 10
+    assert not [log for log in logs if "sees no GPU" in log.read_text()]
 
 
 def test_device_cpu_stays_on_the_cpu_without_a_word(caplog):

@@ -6,9 +6,12 @@ import ast
 import re
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
+
+from facemask.settings import ImageCache
 
 ROOT = Path(__file__).parents[1]
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
@@ -149,7 +152,7 @@ def test_the_image_cache_runs_where_torch_is_only_for_an_mtcnn_face_crop(face_cr
         (ROOT / "workflow/rules/common.smk").read_text(),
         re.MULTILINE,
     )[0]
-    namespace = {"config": {"cache": {"face_crop": face_crop, "face_detector": detector}}}
+    namespace = {"SETTINGS": SimpleNamespace(cache=ImageCache(1.125, face_crop, 2.0, detector))}
     exec(source, namespace)
     assert namespace["get_cache_env"]() == f"../../envs/{env}"
     assert "facenet-pytorch" in (ROOT / "envs/gpu.post-deploy.sh").read_text()

@@ -15,6 +15,7 @@ from facemask.files import atomic_output, write_csv
 from facemask.folds import make_folds
 from facemask.inference import PredictOptions, predict_eval_photos
 from facemask.models import load_checkpoint
+from facemask.settings import TestTimeAugmentation
 from facemask.training import train_fold
 from facemask.vote import check_submission
 
@@ -181,7 +182,7 @@ def test_the_same_seed_gives_byte_identical_index_folds_cache_checkpoint_and_pre
             cache["train"],
             outputs,
         )
-        tta = {"transforms": ["HorizontalFlip"], "merge": "mean", "batch_size": 16}
+        tta = TestTimeAugmentation(("HorizontalFlip",), "mean", 16)
         write_csv(
             predict_eval_photos(outputs.checkpoint, eval_photos, cache["eval"], PredictOptions(tta)),
             folder / "eval_logits.csv",

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from facemask import cache
-from facemask.bundle import BundleMember, write_bundle
+from facemask.bundle import BundleMember, BundleSettings, write_bundle
 from facemask.cache import prepare_photos
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.errors import PipelineError
@@ -22,6 +22,7 @@ from facemask.files import Member, partial_path, write_csv
 from facemask.inference import PredictOptions, predict_eval_photos
 from facemask.labels import LOGIT_COLUMNS
 from facemask.models import create_classifier, save_checkpoint
+from facemask.settings import ImageCache, TestTimeAugmentation
 
 from .conftest import ROOT, demo_work_folder
 
@@ -38,7 +39,7 @@ META = {
         "std": (0.25,) * 3,
     },
 }
-TTA = {"transforms": [], "merge": "mean", "batch_size": 8}
+TTA = TestTimeAugmentation((), "mean", 8)
 
 
 def fill_the_disk_under(path):
@@ -152,15 +153,15 @@ def vote_folder(workdir, demo_dir):
     for checkpoint in checkpoints:
         checkpoint.write_bytes(b"a stand-in")
     meta = {"arch": "resnet34", "head": "single", "epoch": 1, "data_config": {"input_size": [3, 64, 48]}}
-    settings = {
-        "model_weights": {"resnet34": 1.0, "efficientnetv2_rw_t": 1.0},
-        "weights_fitted": False,
-        "tta": TTA,
-        "cache": {"margin": 1.125, "face_crop": False, "face_scale": 2.0, "face_detector": "mtcnn"},
-        "age_bins": [30, 60],
-        "age_cuts_of_models": {},
-        "offsets_fitted_on": "a test",
-    }
+    settings = BundleSettings(
+        model_weights={"resnet34": 1.0, "efficientnetv2_rw_t": 1.0},
+        weights_fitted=False,
+        tta=TTA,
+        cache=ImageCache(1.125, False, 2.0, "mtcnn"),
+        age_bins=(30, 60),
+        age_cuts_of_models={},
+        offsets_fitted_on="a test",
+    )
     trained = [
         BundleMember(member, checkpoint, meta, 0.25)
         for member, checkpoint in zip(members, checkpoints, strict=True)

@@ -1,8 +1,8 @@
-"""Every option that changes the DAG, the bundle or the vote, walked end to end through Snakemake
-on tiny demo data, in as few runs as it takes (three: a face crop by MTCNN, by the Haar cascade,
-and none; each TTA merge mode once): for each, the ensemble bundle (`facemask predict`, and the
-`predict` target) answers the eval photos exactly as submission.csv does. CASES lists the options
-that each run walks; a failure names them."""
+"""The options that change the DAG, the bundle or the vote, each set at least once (not in every
+value or combination), walked end to end through Snakemake on tiny demo data in three runs (a face
+crop by MTCNN, by the Haar cascade, and none; each TTA merge mode once): for each, the ensemble
+bundle (`facemask predict`, and the `predict` target) answers the eval photos exactly as
+submission.csv does. CASES lists the options that each run walks; a failure names them."""
 
 import json
 from pathlib import Path

@@ -14,25 +14,26 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facemask.bundle import BundleError, BundleMember, write_bundle
+from facemask.bundle import BundleError, BundleMember, BundleSettings, write_bundle
 from facemask.files import Member
 from facemask.models import create_classifier, model_data_config, save_checkpoint
 from facemask.prediction import read_checked_bundle
+from facemask.settings import ImageCache, TestTimeAugmentation
 
 from .conftest import PORTRAIT
 
 ARCH = "test_efficientnet"
 MEMBERS = 3
 #: what write_bundle needs besides the members: no offsets, the TTA of the demo
-SETTINGS = {
-    "model_weights": {"tiny": 1.0},
-    "weights_fitted": False,
-    "tta": {"transforms": ["HorizontalFlip"], "merge": "mean", "batch_size": 8},
-    "cache": {"margin": 1.125, "face_crop": False, "face_scale": 2.0, "face_detector": "mtcnn"},
-    "age_bins": [30, 60],
-    "age_cuts_of_models": {},
-    "offsets_fitted_on": "a test",
-}
+SETTINGS = BundleSettings(
+    model_weights={"tiny": 1.0},
+    weights_fitted=False,
+    tta=TestTimeAugmentation(("HorizontalFlip",), "mean", 8),
+    cache=ImageCache(1.125, False, 2.0, "mtcnn"),
+    age_bins=(30, 60),
+    age_cuts_of_models={},
+    offsets_fitted_on="a test",
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ from timm.optim import create_optimizer_v2
 from facemask import optim, selection
 from facemask.epoch import TrainStep, create_mixup, train_one_epoch
 from facemask.fold_data import sample_weights, training_labels
+from facemask.heads import head_of
 from facemask.labels import decode_class, encode_class
 from facemask.loader import CachedPhotos, photo_loader
-from facemask.losses import CompositeLoss, create_loss, cross_entropy, focal, soft_f1, task_marginals
+from facemask.losses import CompositeLoss, cross_entropy, focal, soft_f1, task_marginals
 from facemask.models import create_classifier, load_checkpoint
 from facemask.oof_fit import fit_weights
 from facemask.scores import macro_f1, task_scores
@@ -73,9 +74,8 @@ def test_a_weighted_sum_of_terms_adds_the_weighted_losses(batch):
 
 def test_class_weights_come_from_the_training_folds_counts():
     labels = torch.tensor([0] * 30 + [1] * 10)
-    loss = create_loss(
-        model_settings(arch="resnet18", loss=[{"name": "cross_entropy", "class_weights": True}]), labels
-    )
+    block = model_settings(arch="resnet18", loss=[{"name": "cross_entropy", "class_weights": True}])
+    loss = head_of(block, (30, 60)).loss(labels)
     weights = loss.terms[None][0][2]["class_weights"]
     assert weights[1] == pytest.approx(3 * weights[0])
 

@@ -8,11 +8,13 @@ import torch
 from scipy.special import softmax
 
 from facemask import resume, training
+from facemask.heads import head_of
 from facemask.optim import LearningRateSchedule, updates_per_epoch
+from facemask.recipe import build_classifier
 from facemask.scores import macro_f1
 from facemask.selection import ValidationFold, validate
 from facemask.settings import ModelBlock
-from facemask.training import TrainOutputs, build_model, train_fold
+from facemask.training import TrainOutputs, train_fold
 from facemask.vote import class_shares, decide_classes
 
 from .conftest import model_settings
@@ -122,7 +124,7 @@ def test_compile_reaches_the_backbone_that_every_head_goes_through(years):
         compile="eager",
         age_years={"sigma": 3.0} if years else {},
     )
-    model, _ = build_model(settings, torch.device("cpu"), [30, 60] if years else None)
+    model, _ = build_classifier(settings, head_of(settings, [30, 60]), torch.device("cpu"))
     backbone = getattr(model, "backbone", model)
     assert backbone._compiled_call_impl is not None
 

@@ -119,7 +119,8 @@ def test_the_cluster_jobs_track_their_runs_in_the_results_folders_store(slurm_ru
     runs = client.search_runs([client.get_experiment_by_name("facemask").experiment_id])
     [parent] = [run for run in runs if PARENT_TAG not in run.data.tags]
     children = [run for run in runs if run.data.tags.get(PARENT_TAG) == parent.info.run_id]
-    assert sorted(run.info.run_name for run in children) == [f"{MODEL}/fold{fold}" for fold in FOLDS]
+    names = sorted(run.info.run_name for run in children)
+    assert [name.split()[0] for name in names] == [f"{MODEL}/fold{fold}" for fold in FOLDS]
     assert {run.info.status for run in runs} == {"FINISHED"}
 
 

@@ -1,8 +1,10 @@
-"""Experiment tracking with MLflow: a run per train job under a parent run per results folder, a
+"""Experiment tracking with MLflow: a run per train job, named for its recipe, under a parent run
+per results folder that holds the recipe, a new parent when the recipe changes in the folder, a
 resumed job continuing its own run, a failed job's run marked failed, a server reached by URI, and
 a store that cannot be reached costing one warning and nothing else."""
 
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -14,7 +16,17 @@ import pytest
 from mlflow import MlflowClient
 
 import facemask.training
-from facemask.tracking import PARENT_TAG, Tracker, TrackingTarget, TrainTracking, parent_run_id
+from facemask.settings import Tracking
+from facemask.tracking import (
+    PARENT_TAG,
+    FolderResults,
+    Tracker,
+    TrackingTarget,
+    TrainTracking,
+    child_run_name,
+    log_results,
+    parent_run_id,
+)
 from facemask.training import TrainOutputs, train_fold
 
 from .conftest import kill_a_train_job_mid_run, model_settings, outputs_in
@@ -30,8 +42,7 @@ SETTINGS = model_settings(**BLOCK)
 
 
 def target_in(results: Path, uri: str | None = None) -> TrackingTarget:
-    config = {"results_dir": str(results), "tracking": {"uri": uri} if uri else {}}
-    target = TrackingTarget.from_config(config)
+    target = TrackingTarget.of(Tracking(True, uri), results)
     assert target is not None
     return target
 
@@ -70,8 +81,12 @@ def test_a_run_tracks_one_run_per_train_job_under_one_parent(tiny_run):
     children = [run for run in runs if run.data.tags.get(PARENT_TAG) == parent.info.run_id]
     histories = sorted(results.glob("train/*/fold*/history.csv"))
     assert len(children) == len(histories) == len(runs) - 1 >= 6
+    digests = {}
     for child in children:
         model, fold = child.data.tags["facemask.model"], child.data.tags["facemask.fold"]
+        assert re.fullmatch(rf"{model}/fold{fold} tiny [0-9a-f]{{6}}", child.info.run_name)
+        digests.setdefault(model, set()).add(child.info.run_name.split()[-1])
+        assert parent.data.params[f"{model}.optimizer.lr"] == child.data.params["optimizer.lr"]
         history = pd.read_csv(results / "train" / model / f"fold{fold}" / "history.csv")
         assert child.info.status == "FINISHED"
         assert child.data.params["fold"] == fold and "optimizer.lr" in child.data.params
@@ -81,6 +96,8 @@ def test_a_run_tracks_one_run_per_train_job_under_one_parent(tiny_run):
         assert logged == dict(zip(history["epoch"], history["val_f1"], strict=True))
         assert int(child.data.tags["best_epoch"]) == history.loc[history["val_f1"].idxmax(), "epoch"]
         assert len(child.data.tags["checkpoint_sha256"]) == 64
+    assert all(len(digest) == 1 for digest in digests.values())  # the same block, the same digest
+    assert len(set.union(*digests.values())) == len(digests)
     cv = pd.read_csv(results / "cv_scores.csv").set_index(["model", "fold"])
     assert parent.data.metrics["cv/ensemble/macro_f1"] == pytest.approx(
         cv.loc[("ensemble", "all"), "macro_f1"]
@@ -88,6 +105,42 @@ def test_a_run_tracks_one_run_per_train_job_under_one_parent(tiny_run):
     assert "eval/ensemble/macro_f1" in parent.data.metrics
     artifacts = {Path(item.path).name for item in client.list_artifacts(parent.info.run_id, "results")}
     assert {"cv_scores.csv", "eval_scores.csv", "ensemble.json", "oof_confusion_matrix.png"} <= artifacts
+
+
+def test_a_child_runs_name_shows_its_results_folder_and_a_digest_of_its_block():
+    name = child_run_name("resnet34", 0, "results/demo_a", BLOCK)
+    assert re.fullmatch(r"resnet34/fold0 demo_a [0-9a-f]{6}", name)
+    assert child_run_name("resnet34", 0, "results/demo_a", BLOCK) == name
+    other_lr = BLOCK | {"optimizer": {"lr": 2e-3}}
+    assert child_run_name("resnet34", 0, "results/demo_a", other_lr).split()[-1] != name.split()[-1]
+
+
+def test_the_parent_run_holds_the_recipe_and_a_changed_recipe_gets_a_parent_of_its_own(tmp_path):
+    target = target_in(tmp_path / "results")
+    first = Tracker(target)("parent run", lambda client: parent_run_id(client, target))
+    client = MlflowClient(target.uri)
+    experiment = client.get_run(first).info.experiment_id
+    kept, replaced = (
+        client.create_run(experiment, tags={PARENT_TAG: first, "checkpoint_sha256": digest}).info.run_id
+        for digest in ("kept", "replaced")
+    )
+    recipe = {"resnet34": {"optimizer": {"lr": 1e-3}, "loss": [{"name": "cross_entropy"}]}}
+
+    def results(recipe: dict) -> FolderResults:
+        return FolderResults({"cv/ensemble/macro_f1": 0.5}, recipe, [], frozenset({"kept"}))
+
+    assert log_results(target, results(recipe)) == log_results(target, results(recipe)) == first
+    assert client.get_run(first).data.params == {
+        "resnet34.optimizer.lr": "0.001",
+        "resnet34.loss": '[{"name": "cross_entropy"}]',
+    }
+    second = log_results(target, results(recipe | {"resnet34": {"optimizer": {"lr": 2e-3}}}))
+    assert second not in (None, first)
+    assert client.get_run(second).data.params == {"resnet34.optimizer.lr": "0.002"}
+    assert client.get_run(first).data.params["resnet34.optimizer.lr"] == "0.001"
+    assert client.get_run(kept).data.tags[PARENT_TAG] == second
+    assert client.get_run(replaced).data.tags[PARENT_TAG] == first
+    assert parent_run_id(client, target) == second  # the next train jobs join the new parent
 
 
 def test_a_killed_train_job_resumes_in_its_own_run_with_every_epoch_once(demo_tables, demo_cache, tmp_path):
@@ -184,7 +237,7 @@ def test_a_local_stores_files_go_beside_its_database_not_into_the_working_folder
     """MLflow's default puts a SQLite store's artifacts in ./mlruns of whatever folder a job runs from."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    target = TrackingTarget.from_config({"results_dir": "results/run"})
+    target = TrackingTarget.of(Tracking(True), "results/run")
     (tmp_path / "scores.csv").write_text("macro_f1\n0.5\n")
     tracker = Tracker(target)
     run_id = tracker("parent run", lambda client: parent_run_id(client, target))

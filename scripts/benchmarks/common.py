@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 import yaml
-from snakemake.utils import validate
+
+from facemask.config_schema import validated
 
 ROOT = Path(__file__).parents[2]
 FULL_SIZE = (512, 384)  # the competition's photos, height x width
@@ -15,9 +16,7 @@ FULL_SIZE = (512, 384)  # the competition's photos, height x width
 def workflow_defaults(**block) -> dict:
     """The settings with the schema's defaults (e.g. `tta`), for one model block (`block`, e.g.
     arch=...) with its defaults filled in as a train job gets them (e.g. `augment`)."""
-    config = {"models": {"model": block or {"arch": "resnet18"}}}
-    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
-    return config
+    return validated({"models": {"model": block or {"arch": "resnet18"}}})
 
 
 def model_defaults(**block) -> dict:

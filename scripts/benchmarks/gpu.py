@@ -4,23 +4,22 @@ loader workers and from the cache held on the GPU, inference images/s (both flip
 pass), the first passes' warm-up, and the default ensemble's wall time extrapolated from those;
 with N jobs per GPU, all of these for N jobs sharing the GPU at once."""
 
+import dataclasses
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from benchmarks.common import images_per_second, seed_models, timed_passes, workflow_defaults
 
-from facemask.augment import batch_transform
 from facemask.devices import job_precision, pick_device
-from facemask.epoch import TrainStep, create_mixup, train_one_epoch
+from facemask.epoch import train_one_epoch
 from facemask.inference import predict_logits, tta_transforms
-from facemask.labels import NUM_CLASSES, encode_year_and_class
+from facemask.labels import NUM_CLASSES
 from facemask.loader import CachedPhotos, load_cache, photo_loader
-from facemask.losses import create_loss
-from facemask.models import ClassAndYears, create_classifier, model_data_config
-from facemask.selection import WeightAverage
+from facemask.recipe import build_training
 from facemask.settings import ModelBlock
 
 TTA_VIEWS = len(
@@ -36,25 +35,24 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     limit), end to end from loader workers and from the cache held on the GPU, and flip-TTA
     inference, each with its images."""
     block = ModelBlock.from_config(seed_models()[name])
-    arch, batch_size = block.arch, args.batch_size or block.batch_size
+    batch_size = args.batch_size or block.batch_size
     precision = job_precision(args.precision, device)
-    photos = args.gpu_photos
+    photos, side = args.gpu_photos, args.gpu_size
     rng = np.random.default_rng(1)
     classes = rng.integers(0, NUM_CLASSES, photos)
-    years = block.is_years_head
-    labels = encode_year_and_class(rng.integers(18, 80, photos), classes) if years else classes
-    age_cuts = block.training_age_cuts(workflow_defaults()["age_bins"]) if years else None
-    model = create_classifier(arch, head=block.head, age_cuts=age_cuts)
-    model.to(device, memory_format=torch.channels_last)
-    if args.compile:
-        getattr(model, "backbone", model).compile()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    if block.ema.decay:  # a step hook on the optimizer, as in a train job
-        WeightAverage(model, optimizer, block.ema.decay, block.ema.warmup)
-    loss_fn = create_loss(block, torch.tensor(classes))
-    side = args.gpu_size
-    augment = batch_transform(model_data_config(model, (side, side)), block.augment).to(device)
-    mixup = create_mixup(block.mix, block.num_targets)
+    parts = build_training(
+        block,
+        device,
+        torch.tensor(classes),
+        workflow_defaults()["age_bins"],
+        photos // batch_size,
+        precision,
+        pretrained=False,
+        compile=args.compile,
+        image_size=(side, side),
+    )  # as a train job builds it: head, loss, Mixup, augmentation, optimizer, weight average
+    model = parts.model
+    labels = parts.head.targets(pd.DataFrame({"age": rng.integers(18, 80, photos)}), classes)
     images = torch.randn(batch_size, 3, side, side, device=device).contiguous(
         memory_format=torch.channels_last
     )
@@ -80,26 +78,12 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     }  # no GPU work
     for run, (batches, transform) in {
         "limit": (synthetic, torch.nn.Identity()),
-        "end_to_end": (loader, augment),
-        "end_to_end_cache_on_gpu": (on_gpu, augment),
+        "end_to_end": (loader, parts.step.transform),
+        "end_to_end_cache_on_gpu": (on_gpu, parts.step.transform),
     }.items():
+        step = dataclasses.replace(parts.step, transform=transform)
         job[run] = timed_passes(
-            lambda batches=batches, transform=transform: train_one_epoch(
-                TrainStep(
-                    ClassAndYears(model) if years else model,  # type: ignore[arg-type]
-                    transform,
-                    loss_fn,
-                    optimizer,
-                    device,
-                    mixup,
-                    precision=precision,
-                    num_targets=block.num_targets,
-                ),
-                batches,
-                1,
-            ),
-            device,
-            together,
+            lambda batches=batches, step=step: train_one_epoch(step, batches, 1), device, together
         ) | {"images": len(batches) * batch_size}
     job["inference"] = timed_passes(
         lambda: predict_logits(model, views, torch.nn.Identity(), device, precision), device, together

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import yaml
-from snakemake.utils import validate
 
 from facemask.cache import prepare_cache
+from facemask.config_schema import validated
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.demo import make_demo_data
 from facemask.folds import make_folds
-from facemask.settings import ModelBlock
+from facemask.settings import ModelBlock, Tracking
 from facemask.tracking import TrackingTarget, TrainTracking
 from facemask.training import TrainOutputs, train_fold
 
@@ -52,8 +52,7 @@ def demo_block() -> ModelBlock:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     block = config["models"]["resnet34"] | demo["models"]["resnet34"]
-    checked = {"models": {"resnet34": block}}
-    validate(checked, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    checked = validated({"models": {"resnet34": block}})
     return ModelBlock.from_config(checked["models"]["resnet34"], "fp32")
 
 
@@ -77,9 +76,7 @@ def main() -> None:
         out = args.folder / name
         out.mkdir(parents=True, exist_ok=True)
         outputs = TrainOutputs(out / "checkpoint.pt", out / "oof.csv", out / "history.csv")
-        target = (
-            TrackingTarget.from_config({"results_dir": str(args.folder / "results")}) if tracked else None
-        )
+        target = TrackingTarget.of(Tracking(True), args.folder / "results") if tracked else None
         tracking = TimedTracking(target, outputs.tracking_record, "resnet34/fold0", {})
         tracking.seconds = {}
         started = time.perf_counter()

@@ -7,7 +7,8 @@ without Snakemake, the data set's layout or retraining (see facemask.prediction)
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ import numpy as np
 from facemask.errors import PipelineError
 from facemask.files import Member, write_json
 from facemask.labels import GENDER_NAMES, MASK_NAMES, TASK_STRIDES, age_band_names
+from facemask.settings import ImageCache, TestTimeAugmentation, as_config
 from facemask.vote import decide_classes
 
 BUNDLE_FORMAT = 1
@@ -45,7 +47,22 @@ class BundleMember(NamedTuple):
     weight: float
 
 
-def member_entry(trained: BundleMember, bundle_dir: Path, cache: dict, age_cuts=None) -> dict:
+@dataclass(frozen=True)
+class BundleSettings:
+    """What a bundle holds besides its members: the vote weights by model (and whether they were
+    fitted), the TTA, the image cache's settings, the config's age cuts, each years head's age cuts
+    fitted out of fold (by model), and what the class offsets were fitted on."""
+
+    model_weights: Mapping[str, float]
+    weights_fitted: bool
+    tta: TestTimeAugmentation
+    cache: ImageCache
+    age_bins: Sequence[int]
+    age_cuts_of_models: Mapping[str, Sequence[int]]
+    offsets_fitted_on: str
+
+
+def member_entry(trained: BundleMember, bundle_dir: Path, cache: ImageCache, age_cuts=None) -> dict:
     """A bundle's record of one trained (model, fold): what its checkpoint says of itself, the image
     cache its inputs come from (`cache`: margin and the crop settings), its vote weight, a years
     head's age cuts fitted out of fold (None for other heads), and the checkpoint's path (relative
@@ -63,8 +80,8 @@ def member_entry(trained: BundleMember, bundle_dir: Path, cache: dict, age_cuts=
         "weight": weight,
         "age_cuts": age_cuts,
         "cache": {
-            "size": [round(side * cache["margin"]) for side in (height, width)],
-            **{key: value for key, value in cache.items() if key != "margin"},
+            "size": list(cache.size((height, width))),
+            **cache.crop_settings,
         },
         "checkpoint": Path(os.path.relpath(Path(checkpoint).resolve(), bundle_dir.resolve())).as_posix(),
         "sha256": file_digest(checkpoint),
@@ -72,33 +89,34 @@ def member_entry(trained: BundleMember, bundle_dir: Path, cache: dict, age_cuts=
 
 
 def write_bundle(
-    path: str | Path, members: Sequence[BundleMember], settings: dict, offsets: Sequence[float] | None
+    path: str | Path,
+    members: Sequence[BundleMember],
+    settings: BundleSettings,
+    offsets: Sequence[float] | None,
 ) -> dict:
-    """Write the bundle of `members` to `path`. `settings`: model_weights, weights_fitted, tta,
-    cache, age_bins, age_cuts_of_models (a years head's fitted cuts by model) and offsets_fitted_on
-    (what the class offsets were fitted on); `offsets`: the decision's class offsets, or None
-    (plain argmax)."""
+    """Write the bundle of `members` to `path` with `settings`; `offsets`: the decision's class
+    offsets, or None (plain argmax)."""
     bundle_dir = Path(path).parent
     bundle = {
         "format": BUNDLE_FORMAT,
         "classes": {
             "mask": list(MASK_NAMES),
             "gender": list(GENDER_NAMES),
-            "age": age_band_names(settings["age_bins"]),
-            "age_bins": list(settings["age_bins"]),
+            "age": age_band_names(settings.age_bins),
+            "age_bins": list(settings.age_bins),
             "class": " + ".join(f"{stride} * {task}" for task, stride in TASK_STRIDES.items()),
         },
-        "model_weights": settings["model_weights"],
-        "weights_fitted": settings["weights_fitted"],
-        "tta": settings["tta"],
+        "model_weights": dict(settings.model_weights),
+        "weights_fitted": settings.weights_fitted,
+        "tta": as_config(settings.tta),
         "class_offsets": None if offsets is None else [float(o) for o in offsets],
-        "class_offsets_fitted_on": settings["offsets_fitted_on"] if offsets is not None else None,
+        "class_offsets_fitted_on": settings.offsets_fitted_on if offsets is not None else None,
         "members": [
             member_entry(
                 trained,
                 bundle_dir,
-                settings["cache"],
-                settings["age_cuts_of_models"].get(trained.member.model),
+                settings.cache,
+                settings.age_cuts_of_models.get(trained.member.model),
             )
             for trained in members
         ],

@@ -3,10 +3,10 @@ stops the workflow before any job runs, naming the block and the key.
 
 `check_block` first refuses what a look at the settings shows (a loss option that its loss does not
 take, `task_losses` of a single head, an odd batch with Mixup / CutMix, ...), then builds the block
-in full as a train job does: the timm model of `arch` with its `model_kwargs` and head on the meta
-device (no memory, no weights), and the loss, mixing, augmentation, optimizer, schedule and weight
-average around a tiny stand-in backbone with the same outputs, and takes one training step and one
-schedule epoch on a dummy batch of the block's size.
+in full with the builder of train jobs (facemask.recipe): the timm model of `arch` with its
+`model_kwargs` and head on the meta device (no memory, no weights), and the loss, mixing,
+augmentation, optimizer, schedule and weight average around a tiny stand-in backbone with the
+same outputs, and takes one training step and one schedule epoch on a dummy batch of the block's size.
 """
 
 import contextlib
@@ -14,24 +14,17 @@ import inspect
 import io
 
 import numpy as np
+import pandas as pd
 import torch
 import torch._dynamo
 from torch.overrides import TorchFunctionMode
 
-from facemask.augment import batch_transform
-from facemask.epoch import TrainStep, create_mixup, train_one_epoch
+from facemask.epoch import train_one_epoch
 from facemask.errors import ConfigError
-from facemask.labels import DEFAULT_AGE_BINS, MAX_AGE, NUM_CLASSES, check_age_bins, encode_year_and_class
-from facemask.losses import LOSSES, create_loss
-from facemask.models import (
-    AgeYearsClassifier,
-    ClassAndYears,
-    ThreeHeadClassifier,
-    create_classifier,
-    model_data_config,
-)
-from facemask.optim import LearningRateSchedule, create_optimizer
-from facemask.selection import WeightAverage
+from facemask.labels import DEFAULT_AGE_BINS, MAX_AGE, NUM_CLASSES, check_age_bins
+from facemask.losses import LOSSES
+from facemask.models import create_backbone
+from facemask.recipe import build_training, part
 from facemask.settings import ModelBlock
 
 #: the side of the dummy photos (the stand-in backbone's input is 3 x SIDE x SIDE)
@@ -109,11 +102,6 @@ def setting_problems(block: ModelBlock):
         )
     if "num_classes" in block.model_kwargs:
         yield "model_kwargs.num_classes: the head sets the number of outputs: remove it"
-    if block.age_years.fit_cuts and not block.is_years_head:
-        yield (
-            "age_years.fit_cuts: only a years head has age cuts to fit: set age_years.sigma, "
-            "or remove fit_cuts"
-        )
     if block.train_age_bins and not increasing(block.train_age_bins):
         yield f"train_age_bins: {list(block.train_age_bins)} are not two increasing ages: e.g. [30, 58]"
     if isinstance(block.compile, str) and block.compile not in compile_backends():
@@ -138,16 +126,6 @@ def compile_backends() -> set[str]:
 
 
 @contextlib.contextmanager
-def naming(name: str, key: str, what: str):
-    """Turn an error raised inside into a ConfigError naming the block `name`, its `key` and `what` failed."""
-    try:
-        yield
-    except Exception as error:  # timm and torch raise many kinds for a bad name or option
-        detail = " ".join(f"{type(error).__name__}: {error}".split())
-        raise ConfigError(f"config: model {name}: {key}: {what} ({detail}); fix or remove it") from error
-
-
-@contextlib.contextmanager
 def kept_random_state():
     """Leave torch's and numpy's global random states as they were (Mixup and the augmentation draw
     from them)."""
@@ -159,71 +137,54 @@ def kept_random_state():
         np.random.set_state(numpy_state)
 
 
-def stand_in_classifier(name: str, block: ModelBlock, age_cuts) -> tuple[torch.nn.Module, dict]:
-    """The block's classifier (models.create_classifier: timm's `arch` with its `model_kwargs` and
-    the head) built on the meta device, which checks both, then rebuilt on the CPU around a
-    Flatten + Linear backbone of the same outputs on SIDE x SIDE photos; and its data config."""
-    arch, kwargs = block.arch, dict(block.model_kwargs)
-    what = f"timm cannot build {arch}" + (f" with {kwargs}" if kwargs else "")
-    with naming(name, "model_kwargs" if kwargs else "arch", what), torch.device("meta"), SkipInit():
-        model = create_classifier(arch, False, block.head, kwargs, age_cuts)
-    outputs: int = getattr(model, "backbone", model).num_classes  # type: ignore[assignment]
-    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * SIDE * SIDE, outputs))
-    data_config = model_data_config(model, (SIDE, SIDE))
-    if isinstance(model, AgeYearsClassifier):
-        return AgeYearsClassifier(backbone, block.head, age_cuts), data_config
-    if isinstance(model, ThreeHeadClassifier):
-        return ThreeHeadClassifier(backbone), data_config
-    return backbone, data_config
+def stand_in_backbone(block: ModelBlock):
+    """A backbone factory for recipe.build_classifier: timm's `arch` with its `model_kwargs` and
+    the head's outputs built on the meta device (no memory, no weights), which checks both, and
+    in its place a Flatten + Linear of the same outputs on SIDE x SIDE photos."""
+
+    def backbone(outputs: int) -> torch.nn.Module:
+        with torch.device("meta"), SkipInit():
+            create_backbone(block.arch, False, outputs, dict(block.model_kwargs))
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * SIDE * SIDE, outputs))
+
+    return backbone
 
 
-def take_one_step(name: str, block: ModelBlock, age_bins) -> None:
-    """Build the block's classifier (see stand_in_classifier), loss, mixing, augmentation,
-    optimizer, schedule and weight average as a train job does, and take one training step
-    (training.train_one_epoch) and one schedule epoch on a dummy batch of the block's batch_size."""
-    years = block.is_years_head
-    age_cuts = block.training_age_cuts(age_bins) if years else None
-    model, data_config = stand_in_classifier(name, block, age_cuts)
-    num_targets = block.num_targets
-    with naming(name, "loss", "cannot build the loss"):
-        loss_fn = create_loss(block, torch.arange(NUM_CLASSES))
-    with naming(name, "mix", "timm cannot build Mixup / CutMix"):
-        mixup = create_mixup(block.mix, num_targets)
-    with naming(name, "augment", "cannot build the augmentation"):
-        transform = batch_transform(data_config, block.augment)
-    with naming(name, "optimizer", "timm cannot build it"):
-        optimizer = create_optimizer(model, block)
-    with naming(name, "scheduler", "timm cannot build it"):
-        schedule = LearningRateSchedule(optimizer, block, UPDATES_PER_EPOCH)
-    if block.ema.decay is not None:
-        with naming(name, "ema", "timm cannot build the weight average"):
-            WeightAverage(model, optimizer, block.ema.decay, block.ema.warmup)
+def take_one_step(block: ModelBlock, age_bins) -> None:
+    """Build the block's training step as a train job does (recipe.build_training) around a
+    stand-in backbone (see stand_in_backbone), and take one training step
+    (epoch.train_one_epoch) and one schedule epoch on a dummy batch of the block's batch_size."""
+    cpu = torch.device("cpu")
+    parts = build_training(
+        block,
+        cpu,
+        torch.arange(NUM_CLASSES),
+        age_bins,
+        UPDATES_PER_EPOCH,
+        pretrained=False,
+        compile=False,
+        image_size=(SIDE, SIDE),
+        backbone=stand_in_backbone(block),
+    )
     labels = np.arange(block.batch_size) % NUM_CLASSES
-    targets = torch.from_numpy(encode_year_and_class(labels * 7 % (MAX_AGE + 1), labels) if years else labels)
+    photos = pd.DataFrame({"age": labels * 7 % (MAX_AGE + 1)})
+    targets = torch.from_numpy(parts.head.targets(photos, labels))
     batch = [(torch.zeros(len(labels), SIDE, SIDE, 3, dtype=torch.uint8), targets)]
-    with naming(name, "loss, mix, optimizer or scheduler", "a training step on a dummy batch fails"):
+    with part("loss, mix, optimizer or scheduler", "a training step on a dummy batch fails"):
         with contextlib.redirect_stderr(io.StringIO()):  # the step's progress line
-            step = TrainStep(
-                model=ClassAndYears(model) if years else model,  # type: ignore[arg-type]
-                transform=transform,
-                loss_fn=loss_fn,
-                optimizer=optimizer,
-                device=torch.device("cpu"),
-                mixup=mixup,
-                accumulation_steps=block.accumulation_steps,
-                clip_grad_norm=block.clip_grad_norm,
-                num_targets=num_targets,
-            )
-            train_one_epoch(step, batch, 1)
-        schedule.end_epoch(1, 0.0)
+            train_one_epoch(parts.step, batch, 1)
+        parts.schedule.end_epoch(1, 0.0)
 
 
 def check_block(name: str, block: ModelBlock, age_bins=DEFAULT_AGE_BINS) -> None:
-    """Raise a ConfigError ('config: model <name>: <key>: <what is wrong and what to do>', one line)
+    """Raise a ConfigError ('config: models.<name>.<key>: <what is wrong and what to do>', one line)
     when the model `block` holds a setting that its train
     job would ignore or fail on (see the module's doc). `age_bins`: the config's age cuts."""
     problem = next(setting_problems(block), None)
     if problem:
-        raise ConfigError(f"config: model {name}: {problem}")
+        raise ConfigError(f"config: models.{name}.{problem}")
     with kept_random_state():
-        take_one_step(name, block, age_bins)
+        try:
+            take_one_step(block, age_bins)
+        except ConfigError as error:
+            raise ConfigError(f"config: models.{name}.{error}") from error

@@ -9,7 +9,7 @@ import time
 
 from facemask.cpus import available_cpus
 from facemask.dataset import DataReport
-from facemask.devices import pick_device
+from facemask.devices import pick_device, warn_if_no_gpu
 from facemask.files import write_csv
 from facemask.logs import log, run_job
 from facemask.prediction import collect_photos, ignored_files_message, predict_photos, read_checked_bundle
@@ -75,7 +75,8 @@ def predict(args: argparse.Namespace) -> None:
     """`facemask predict`: check the device, the bundle and the photos, predict, write the CSV."""
     started = time.perf_counter()
     set_verbosity(args.quiet, args.verbose)
-    device = pick_device(args.device)  # once, before any photo: its warning or error shows once
+    warn_if_no_gpu(args.device)
+    device = pick_device(args.device)  # once, before any photo: its error shows once
     bundle = read_checked_bundle(args.ensemble)
     members = len(bundle["members"])
     report = DataReport()

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -90,15 +91,26 @@ def _lock_is_free(path: Path) -> bool:
 def pick_device(setting: str = "auto") -> torch.device:
     """The device of the `device` setting: 'cpu'; 'cuda', the GPU (the first visible, see
     CUDA_VISIBLE_DEVICES) or, when torch sees none, a PipelineError that says why and how to fix
-    it; 'auto', the GPU when torch sees one, else the CPU with a warning on the console."""
+    it; 'auto', the GPU when torch sees one, else the CPU with an info line (the run warns once:
+    see warn_if_no_gpu)."""
     if setting == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
         return torch.device("cuda")
     if setting == "cuda":
         raise PipelineError(f"device is cuda, but torch sees no GPU: {gpu_diagnosis()}")
-    log.warning("torch sees no GPU, so this job runs on the CPU, many times slower: %s", gpu_diagnosis())
+    log.info("device auto: no GPU visible to torch, so on the CPU")
     return torch.device("cpu")
+
+
+def warn_if_no_gpu(setting: str, warn: Callable[[str], object] = log.warning) -> bool:
+    """`warn` that `device: auto` finds no GPU, so the jobs run on the CPU, many times slower, saying
+    why and how to fix torch: once per run, where the run starts. Silent for 'cpu' and 'cuda' (whose
+    jobs stop at once without a GPU). Whether it warned."""
+    if setting != "auto" or torch.cuda.is_available():
+        return False
+    warn(f"torch sees no GPU, so the jobs run on the CPU, many times slower: {gpu_diagnosis()}")
+    return True
 
 
 def gpu_diagnosis() -> str:

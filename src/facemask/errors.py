@@ -14,5 +14,5 @@ class WeightsError(PipelineError):
 
 
 class ConfigError(PipelineError):
-    """A model block holds a setting that would fail in its train job or be ignored; the message
-    names the block and the key."""
+    """The config breaks the schema, or a model block holds a setting that would fail in its train
+    job or be ignored; the message names the key."""

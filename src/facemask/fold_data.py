@@ -10,7 +10,8 @@ import pandas as pd
 import torch
 
 from facemask.errors import PipelineError
-from facemask.labels import DEFAULT_AGE_BINS, TASK_OF_CLASS, age_band, encode_class, encode_year_and_class
+from facemask.heads import ClassesHead
+from facemask.labels import DEFAULT_AGE_BINS, TASK_OF_CLASS, age_band, encode_class
 from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.settings import ModelBlock
 
@@ -97,13 +98,14 @@ def fold_loaders(
     train_labels: pd.Series,
     val_photos: pd.DataFrame,
     device: torch.device,
+    head: ClassesHead,
 ):
-    """The shuffled (or sampled) training loader, labelled for the block's head (joint year and
-    class labels for a years head), and the validation loader, both on the image cache (held on
+    """The shuffled (or sampled) training loader, labelled with `head`'s targets (see
+    heads.ClassesHead.targets), and the validation loader, both on the image cache (held on
     `device` when it is a GPU and the block asks for it)."""
     block, workers = job.block, max(job.threads - 1, 0)
     held = load_cache(job.cache, device) if block.cache_on_gpu else None
-    labels = encode_year_and_class(train_photos["age"], train_labels) if block.is_years_head else train_labels
+    labels = head.targets(train_photos, train_labels)
     train_loader = photo_loader(
         CachedPhotos(job.cache, train_photos["row"], labels, held),
         block.batch_size,

@@ -2,10 +2,9 @@
 of a batch through the model in one forward pass on a GPU (one pass per view on the CPU, where
 that is faster), merged safely on probabilities."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from facemask.labels import LOGIT_COLUMNS
 from facemask.loader import CachedPhotos, photo_loader
 from facemask.logs import Progress, log
 from facemask.models import load_checkpoint
+from facemask.settings import TestTimeAugmentation
 
 #: ttach transforms a config may name, with their keyword arguments
 TTA_TRANSFORMS = (
@@ -107,10 +107,10 @@ def predict_logits(
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How a trained member predicts: the TTA (the config's `tta`: transforms, merge, batch_size),
+    """How a trained member predicts: the TTA (the config's `tta`),
     the CPU threads (loader workers: threads - 1) and the `device` setting (auto, cuda, cpu)."""
 
-    tta: Mapping[str, Any]
+    tta: TestTimeAugmentation
     threads: int = 1
     device: str = "auto"
 
@@ -128,16 +128,16 @@ def predict_cached_photos(
     precision = job_precision(meta["precision"], on)
     if on.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    if tta["transforms"]:
-        model = BatchedTTA(model, tta["transforms"], tta["merge"], one_pass=on.type == "cuda")
+    if tta.transforms:
+        model = BatchedTTA(model, list(tta.transforms), tta.merge, one_pass=on.type == "cuda")
     dataset = CachedPhotos(cache, np.arange(photos), [-1] * photos)
     log.info(
         f"predicting {photos} photos with {meta['arch']} (fold {meta['fold']}, epoch {meta['epoch']}) "
-        f"on {on} in {precision}, TTA {tta['transforms'] or 'off'}"
+        f"on {on} in {precision}, TTA {list(tta.transforms) or 'off'}"
     )
     transform = batch_transform(meta["data_config"]).to(on)
     logits = predict_logits(
-        model, photo_loader(dataset, tta["batch_size"], max(threads - 1, 0)), transform, on, precision
+        model, photo_loader(dataset, tta.batch_size, max(threads - 1, 0)), transform, on, precision
     )
     return logits.astype(np.float64)  # exact in a CSV, so that a table read back votes as these do
 

@@ -11,7 +11,6 @@ from timm.loss import compute_class_weights
 
 from facemask.labels import MAX_AGE, NUM_CLASSES, TASK_SIZES
 from facemask.labels import TASK_OF_CLASS as TASK_CODES
-from facemask.settings import ModelBlock
 
 #: which task class each of the 18 classes belongs to, by task (labels.TASK_OF_CLASS as tensors)
 TASK_OF_CLASS = {task: torch.from_numpy(codes) for task, codes in TASK_CODES.items()}
@@ -117,7 +116,7 @@ def gaussian_years(sigma: float) -> torch.Tensor:
 class YearsLoss(torch.nn.Module):
     """The class loss plus `weight` x the cross-entropy of the age in years against a Gaussian of
     `sigma` years around the true age (label distribution learning). Takes the 18-class and years'
-    log-probabilities side by side (see models.ClassAndYears; a log_softmax over both is undone
+    log-probabilities side by side (see heads.ClassAndYears; a log_softmax over both is undone
     here) and joint targets over (year, class), index year * 18 + class: one-hot or mixed."""
 
     def __init__(self, class_loss: torch.nn.Module, sigma: float, weight: float):
@@ -131,24 +130,3 @@ class YearsLoss(torch.nn.Module):
         return (
             self.class_loss(log_probs[:, :NUM_CLASSES].log_softmax(1), joint.sum(1)) + self.weight * year_loss
         )
-
-
-def create_loss(block: ModelBlock, labels: torch.Tensor) -> torch.nn.Module:
-    """The loss of a model block: `loss` terms on the 18 classes for a single head; for three heads
-    the same terms per task, or the task's own from `task_losses`; plus the years term of
-    `age_years` when set (see YearsLoss). Class weights come from the counts of `labels` (the
-    training fold's 18-class labels)."""
-    counts_18 = torch.bincount(labels, minlength=NUM_CLASSES).float()
-    if block.head == "single":
-        class_loss = CompositeLoss({None: block.loss}, {None: counts_18})
-    else:
-        terms: dict[str | None, Sequence[Mapping]] = {
-            task: block.task_losses.get(task, block.loss) for task in TASK_SIZES
-        }
-        counts: dict[str | None, torch.Tensor] = {
-            task: torch.zeros(size).index_add_(0, TASK_OF_CLASS[task], counts_18)
-            for task, size in TASK_SIZES.items()
-        }
-        class_loss = CompositeLoss(terms, counts)
-    years = block.age_years
-    return class_loss if years.sigma is None else YearsLoss(class_loss, years.sigma, years.weight)

@@ -1,10 +1,12 @@
-"""A model block's optimizer and learning-rate schedule, built by timm's factories from its settings."""
+"""A model block's optimizer, learning-rate schedule and moving average of the weights, built by
+timm's factories from its settings."""
 
 import warnings
 
 import torch
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
+from timm.utils import ModelEmaV3
 
 from facemask.settings import ModelBlock
 
@@ -84,3 +86,24 @@ def updates_per_epoch(batches: int, accumulation_steps: int) -> int:
     """Optimizer updates in an epoch of `batches` (one every `accumulation_steps` batches, and one at
     the end)."""
     return -(-batches // accumulation_steps)
+
+
+class WeightAverage:
+    """timm's ModelEmaV3 of `model`'s weights, updated after every optimizer step (a step hook:
+    the training loop is unchanged), its decay warmed up over the steps when `warmup`."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, decay: float, warmup: bool):
+        self.model, self.steps = model, 0
+        self.ema = ModelEmaV3(model, decay=decay, use_warmup=warmup)
+        optimizer.register_step_post_hook(self.update)
+
+    def update(self, *_) -> None:
+        self.steps += 1
+        self.ema.update(self.model, step=self.steps)
+
+    def state_dict(self) -> dict:
+        return {"weights": self.ema.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema.load_state_dict(state["weights"])
+        self.steps = state["steps"]

@@ -2,6 +2,7 @@
 them, each member's TTA logits, the soft vote with the bundle's weights, and the classes decided
 with the bundle's class offsets (see facemask.bundle)."""
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -23,6 +24,7 @@ from facemask.inference import PredictOptions, predict_cached_photos
 from facemask.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, decode_class
 from facemask.logs import log
 from facemask.models import checkpoint_meta
+from facemask.settings import TestTimeAugmentation, typed
 from facemask.vote import soft_vote
 
 #: how many ignored files a message names (it counts them all)
@@ -124,7 +126,8 @@ def predict_photos(
     predicts them with the bundle's TTA on `device` (a device, or the `device` setting, resolved
     here once for all members), and the vote is decided with the bundle's class offsets."""
     on = device if isinstance(device, torch.device) else pick_device(device)
-    tta = bundle["tta"] | ({"batch_size": batch_size} if batch_size else {})
+    tta = typed(TestTimeAugmentation, bundle["tta"])
+    tta = dataclasses.replace(tta, batch_size=batch_size) if batch_size else tta
     options = PredictOptions(tta, threads, on.type)  # the setting of `on`: no second warning
     logits = []
     with tempfile.TemporaryDirectory(prefix="facemask-predict-") as tmp:

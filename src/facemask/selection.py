@@ -6,40 +6,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from timm.utils import ModelEmaV3
 
 from facemask.inference import predict_logits
 from facemask.labels import NUM_CLASSES
-from facemask.models import ClassAndYears
+from facemask.optim import WeightAverage
 from facemask.scores import task_scores
 from facemask.vote import decide_classes
-
-
-class WeightAverage:
-    """timm's ModelEmaV3 of `model`'s weights, updated after every optimizer step (a step hook:
-    the training loop is unchanged), its decay warmed up over the steps when `warmup`."""
-
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, decay: float, warmup: bool):
-        self.model, self.steps = model, 0
-        self.ema = ModelEmaV3(model, decay=decay, use_warmup=warmup)
-        optimizer.register_step_post_hook(self.update)
-
-    def update(self, *_) -> None:
-        self.steps += 1
-        self.ema.update(self.model, step=self.steps)
-
-    def state_dict(self) -> dict:
-        return {"weights": self.ema.state_dict(), "steps": self.steps}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.ema.load_state_dict(state["weights"])
-        self.steps = state["steps"]
 
 
 @dataclass(frozen=True)
 class ValidationFold:
     """The held-out fold as validation sees it: its loader, evaluation transform and labels, the
-    device and precision, whether the model is a years head, and the class shares the submission
+    device and precision, the module that validation runs around a classifier (its head's
+    training_module: a years head's returns the years too), and the class shares the submission
     matches its classes to (None: plain argmax)."""
 
     loader: Iterable
@@ -47,7 +26,7 @@ class ValidationFold:
     labels: np.ndarray
     device: torch.device
     precision: str = "fp32"
-    years: bool = False
+    module_of: Callable[[torch.nn.Module], torch.nn.Module] = lambda classifier: classifier
     shares: np.ndarray | None = None
 
 
@@ -69,8 +48,7 @@ class Validation:
 
 def score_weights(name: str, module: torch.nn.Module, fold: ValidationFold) -> Validation:
     """`module`'s scores on the validation fold (see Validation)."""
-    model = ClassAndYears(module) if fold.years else module  # type: ignore[arg-type]
-    outputs = predict_logits(model, fold.loader, fold.transform, fold.device, fold.precision)
+    outputs = predict_logits(fold.module_of(module), fold.loader, fold.transform, fold.device, fold.precision)
     logits = torch.from_numpy(outputs[:, :NUM_CLASSES])
     predicted = decide_classes(logits.softmax(1).double().numpy(), fold.shares)
     scores = task_scores(fold.labels, predicted)

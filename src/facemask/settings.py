@@ -1,14 +1,14 @@
-"""A model block's settings as typed, frozen objects, built once from the validated config (the JSON
-schema guards the YAML and fills in the defaults; past that the code reads fields, not keys). The
-free-form parts that go to timm's factories as keyword arguments (optimizer, scheduler,
-model_kwargs, loss terms) stay mappings."""
+"""The config as typed, frozen objects (Settings, and a ModelBlock per model block), built once
+from the validated config: the JSON schema guards the YAML and holds every default; past that the
+code reads fields, not keys. The free-form parts that go to timm's factories and ttach as keyword
+arguments (optimizer, scheduler, model_kwargs, loss terms, TTA transforms) stay mappings. A rule's
+params carry a slice as plain data (as_config), which the job's script turns back into its type."""
 
 import dataclasses
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from facemask.labels import MAX_AGE, NUM_CLASSES
 
 #: the model-block keys a train job does not depend on (see ModelBlock.from_config)
 VOTE_ONLY_KEYS = ("ensemble_weight",)
@@ -58,7 +58,8 @@ class Augmentation:
 
 @dataclass(frozen=True)
 class ModelBlock:
-    """One model block of the config, all that a train job depends on."""
+    """One model block of the config, all that a train job depends on. Its defaults are the
+    schema's (tests/test_config.py proves it), for blocks built in code; a config's come filled in."""
 
     arch: str
     pretrained: bool | str = False
@@ -66,10 +67,14 @@ class ModelBlock:
     image_size: tuple[int, int] = (224, 224)
     batch_size: int = 64
     epochs: int = 10
-    optimizer: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw"})
-    scheduler: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"name": "cosine"})
+    optimizer: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: {"name": "adamw", "lr": 3.0e-4, "weight_decay": 0.01}
+    )
+    scheduler: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: {"name": "cosine", "warmup_epochs": 1, "min_lr": 1.0e-6}
+    )
     head: str = "single"
-    loss: tuple[Mapping[str, Any], ...] = ({"name": "cross_entropy"},)
+    loss: tuple[Mapping[str, Any], ...] = ({"name": "cross_entropy", "weight": 1.0},)
     task_losses: Mapping[str, tuple[Mapping[str, Any], ...]] = dataclasses.field(default_factory=dict)
     train_age_bins: tuple[int, int] | None = None
     sampler: str = "none"
@@ -103,17 +108,7 @@ class ModelBlock:
 
     def as_config(self) -> dict[str, Any]:
         """Plain data (lists and dicts), as from_config takes it: for logs, fingerprints and JSON."""
-        return _plain(dataclasses.asdict(self))
-
-    @property
-    def is_years_head(self) -> bool:
-        """Whether the head learns the age in years (age_years.sigma set)."""
-        return self.age_years.sigma is not None
-
-    @property
-    def num_targets(self) -> int:
-        """The one-hot targets of a training photo: the 18 classes, or (year, class) pairs of a years head."""
-        return NUM_CLASSES * (MAX_AGE + 1) if self.is_years_head else NUM_CLASSES
+        return as_config(self)
 
     def training_age_cuts(self, age_bins: Sequence[int]) -> list[int]:
         """The age cuts of the training label: train_age_bins, else the config's `age_bins`."""
@@ -132,3 +127,179 @@ def _plain(value):
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The profile-stratified folds: `k` of them drawn with `seed`; `run` the folds trained and
+    voted (None: all)."""
+
+    k: int
+    seed: int
+    run: tuple[int, ...] | None
+
+    @property
+    def chosen(self) -> list[int]:
+        """The folds that are trained and voted."""
+        return list(self.run or range(self.k))
+
+
+@dataclass(frozen=True)
+class Threads:
+    """Each job's threads: a train job's, a predict job's, and the image cache's decoders."""
+
+    train: int
+    predict: int
+    prepare: int
+
+
+@dataclass(frozen=True)
+class ImageCache:
+    """The decoded-once image cache: photos stored `margin` times the model's input size, cropped
+    around the face (`face_crop`, found by `face_detector`, `face_scale` face sizes wide) or not."""
+
+    margin: float
+    face_crop: bool
+    face_scale: float
+    face_detector: str
+
+    def size(self, image_size: Sequence[int]) -> tuple[int, int]:
+        """The cache's (height, width) for a model input of `image_size`."""
+        height, width = (round(side * self.margin) for side in image_size)
+        return height, width
+
+    @property
+    def crop_settings(self) -> dict[str, Any]:
+        """The face crop's settings, as prepare_photos takes them."""
+        return {
+            "face_crop": self.face_crop,
+            "face_scale": self.face_scale,
+            "face_detector": self.face_detector,
+        }
+
+    @property
+    def pixel_settings(self) -> dict[str, Any]:
+        """What the cached pixels depend on besides their size: the crop settings (the detector
+        only with the crop on)."""
+        crop = self.crop_settings
+        return crop if self.face_crop else {key: crop[key] for key in crop if key != "face_detector"}
+
+    @property
+    def runs_torch(self) -> bool:
+        """Whether preparing the cache runs torch (MTCNN's face crop)."""
+        return self.face_crop and self.face_detector == "mtcnn"
+
+
+@dataclass(frozen=True)
+class TestTimeAugmentation:
+    """ttach's `transforms` (names, or one-key maps of a name to its options), the `merge` of the
+    views' probabilities, and the batch size of prediction."""
+
+    __test__ = False  # not a test class, whatever its name says to pytest
+
+    transforms: tuple[Any, ...]
+    merge: str
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """The vote: weights fitted on the out-of-fold predictions or each block's, and classes
+    matched to the training class shares or the plain argmax."""
+
+    fit_weights: bool
+    match_class_shares: bool
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """MLflow tracking: on or off, the store's `uri` (None: MLFLOW_TRACKING_URI, else a SQLite
+    file in the results folder) and the experiment (None: facemask.tracking's default)."""
+
+    on: bool
+    uri: str | None = None
+    experiment: str | None = None
+
+    @classmethod
+    def from_config(cls, setting: bool | Mapping[str, Any]) -> "Tracking":
+        """The config's `tracking`: false, true, or {uri, experiment}."""
+        if isinstance(setting, bool):
+            return cls(setting)
+        return cls(True, setting.get("uri"), setting.get("experiment"))
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """The generated demo data set: people in training and eval, photo size, seed."""
+
+    train_people: int
+    eval_people: int
+    width: int
+    height: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole config as typed, frozen fields, built by from_config after the schema's check
+    (which holds every default); the model blocks by name, less their vote weights, which are
+    `ensemble_weights`."""
+
+    data_dir: str
+    results_dir: str
+    eval_labels: str | None
+    predict_sets: Mapping[str, str]
+    predict_dir: str | None
+    skip_unreadable_photos: bool
+    min_photo_side: int
+    seed: int
+    device: str
+    precision: str
+    age_bins: tuple[int, int]
+    folds: Folds
+    threads: Threads
+    cache: ImageCache
+    tta: TestTimeAugmentation
+    ensemble: Ensemble
+    tracking: Tracking
+    demo: DemoData
+    run_models: tuple[str, ...] | None
+    models: Mapping[str, ModelBlock]
+    ensemble_weights: Mapping[str, float]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+        """The settings of a config that the schema validated (defaults filled in)."""
+        models = config["models"]
+        special = {
+            "tracking": Tracking.from_config(config["tracking"]),
+            "models": {
+                name: ModelBlock.from_config(block, config["precision"]) for name, block in models.items()
+            },
+            "ensemble_weights": {name: block["ensemble_weight"] for name, block in models.items()},
+        }
+        return typed(cls, {**config, **special})
+
+    @property
+    def chosen_models(self) -> list[str]:
+        """The model blocks that are trained and voted (`run_models`, else all)."""
+        return list(self.run_models or self.models)
+
+
+def typed(kind, data: Mapping[str, Any]):
+    """The dataclass `kind` from `data` by field name: a field whose type is a dataclass built
+    from its mapping, lists as tuples; values that are built already kept."""
+    hints = typing.get_type_hints(kind)
+    values = {}
+    for field in dataclasses.fields(kind):
+        value, hint = data[field.name], hints[field.name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            value = typed(hint, value)
+        values[field.name] = _frozen(value)
+    return kind(**values)
+
+
+def as_config(settings) -> dict[str, Any]:
+    """A settings object as plain data (lists and dicts), as the config holds it: for a rule's
+    params (Snakemake compares plain data only), logs and JSON."""
+    return _plain(dataclasses.asdict(settings))

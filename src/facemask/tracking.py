@@ -1,5 +1,6 @@
-"""Experiment tracking with MLflow: one run per train job (model, fold), nested under one parent run
-per results folder, which gets the CV and eval scores, the ensemble weights and the plots.
+"""Experiment tracking with MLflow: one run per train job (model, fold), named so that its recipe
+shows (see child_run_name), nested under one parent run per results folder and recipe, which gets
+the recipe's model blocks as params, the CV and eval scores, the ensemble weights and the plots.
 
 The store is the `tracking: {uri}` of the config, else MLFLOW_TRACKING_URI, else a SQLite file in
 the results folder (`mlflow ui --backend-store-uri sqlite:///results/mlflow.db` opens it);
@@ -8,6 +9,7 @@ one warning, and the job goes on untracked. A train job records its run's id bes
 so a job resumed after a kill continues its own run (each epoch logged once)."""
 
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ import pandas as pd
 
 from facemask.files import write_json
 from facemask.logs import log
+from facemask.settings import Tracking
 
 DEFAULT_EXPERIMENT = "facemask"
 #: the local store's file in the results folder
@@ -27,6 +30,8 @@ LOCAL_STORE = "mlflow.db"
 #: a server that cannot be reached costs seconds, not the minutes of MLflow's default retries
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 PARENT_TAG = "mlflow.parentRunId"
+#: the most params MLflow takes in one log_batch
+PARAMS_PER_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -38,19 +43,16 @@ class TrackingTarget:
     results_dir: Path
 
     @classmethod
-    def from_config(cls, config: dict) -> "TrackingTarget | None":
-        """The config's target (see the module's docstring); None when `tracking` is false."""
-        setting = config.get("tracking", True)
-        if setting is False:
+    def of(cls, tracking: Tracking, results_dir: str | Path) -> "TrackingTarget | None":
+        """The target of the config's `tracking` for `results_dir` (see the module's docstring);
+        None when tracking is off."""
+        if not tracking.on:
             return None
-        setting = {} if setting is True else setting
-        results_dir = Path(config["results_dir"]).resolve()
+        results_dir = Path(results_dir).resolve()
         uri = (
-            setting.get("uri")
-            or os.environ.get("MLFLOW_TRACKING_URI")
-            or f"sqlite:///{results_dir / LOCAL_STORE}"
+            tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results_dir / LOCAL_STORE}"
         )
-        return cls(uri, setting.get("experiment") or DEFAULT_EXPERIMENT, results_dir)
+        return cls(uri, tracking.experiment or DEFAULT_EXPERIMENT, results_dir)
 
     @property
     def parent_record(self) -> Path:
@@ -139,14 +141,14 @@ def live_run(client, run_id: str | None):
     return None if run.info.lifecycle_stage == "deleted" else run
 
 
-def parent_run_id(client, target: TrackingTarget) -> str:
+def parent_run_id(client, target: TrackingTarget, fresh: bool = False) -> str:
     """The results folder's parent run, made by the first job that asks (under a file lock, so the
-    jobs of one folder share one)."""
+    jobs of one folder share one); with `fresh`, a new one that the later jobs share."""
     record = target.parent_record
     with locked(target.lock):
         known = json.loads(record.read_text()) if record.exists() else {}
         same_store = known.get("uri") == target.uri and known.get("experiment") == target.experiment
-        if same_store and live_run(client, known.get("run_id")):
+        if same_store and not fresh and live_run(client, known.get("run_id")):
             return known["run_id"]
         run = client.create_run(
             experiment_id(client, target.experiment, target.artifact_location),
@@ -164,6 +166,26 @@ def flat_params(settings: dict) -> dict[str, str]:
         key: json.dumps(value) if isinstance(value, list | dict) else str(value)
         for key, value in flat.items()
     }
+
+
+def recipe_digest(settings: dict) -> str:
+    """A short digest of a model block's settings: the same block, the same digest."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
+
+
+def child_run_name(model: str, fold: int | str, results_dir: str | Path, settings: dict) -> str:
+    """A train job's run name: `<model>/fold<k> <results folder> <digest of the block>`, e.g.
+    `resnet34/fold0 demo 3fa2c1`, so that two recipes' runs tell apart in MLflow's views."""
+    return f"{model}/fold{fold} {Path(results_dir).resolve().name} {recipe_digest(settings)}"
+
+
+def log_params(client, run_id: str, params: dict[str, str]) -> None:
+    """Log `params` in as few calls as MLflow takes them."""
+    from mlflow.entities import Param
+
+    items = [Param(key, value) for key, value in params.items()]
+    for start in range(0, len(items), PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[start : start + PARAMS_PER_BATCH])
 
 
 def epoch_metrics(row: dict) -> dict[str, float]:
@@ -212,8 +234,7 @@ class TrainTracking:
             return run.info.run_id
         experiment = client.get_run(parent).info.experiment_id
         run = client.create_run(experiment, run_name=self.name, tags=self.tags | {PARENT_TAG: parent})
-        params = flat_params(params)
-        client.log_batch(run.info.run_id, params=[_param(key, value) for key, value in params.items()])
+        log_params(client, run.info.run_id, flat_params(params))
         write_json({"uri": target.uri, "run_id": run.info.run_id, "fingerprint": fingerprint}, self.record)
         log.info("tracking: run %s in %s", run.info.run_id, target.uri)
         return run.info.run_id
@@ -240,12 +261,6 @@ def log_missing(client, run_id: str, history: list[dict]) -> None:
             log_metrics(client, run_id, epoch_metrics(row), row["epoch"])
 
 
-def _param(key: str, value: str):
-    from mlflow.entities import Param
-
-    return Param(key, value)
-
-
 def _close(client, run_id: str, status: str, tags: dict[str, str]) -> None:
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
@@ -270,17 +285,46 @@ def score_metrics(table: pd.DataFrame, prefix: str) -> dict[str, float]:
     }
 
 
-def log_results(
-    target: TrackingTarget | None, metrics: dict[str, float], artifacts: list[Path]
-) -> str | None:
-    """Log `metrics` and the files `artifacts` to the results folder's parent run, and close it;
-    the run's id (None when tracking is off or failed)."""
+@dataclass(frozen=True)
+class FolderResults:
+    """What a results folder's parent run gets: the scores as `metrics`, the `recipe` (each model
+    block run, by name, as its train jobs got it), the files `artifacts`, and the SHA-256 of the
+    ensemble's `member_checkpoints` (whose runs are the recipe's children)."""
+
+    metrics: dict[str, float]
+    recipe: dict[str, dict]
+    artifacts: list[Path]
+    member_checkpoints: frozenset[str]
+
+
+def recipe_parent(client, target: TrackingTarget, params: dict[str, str], members: frozenset[str]) -> str:
+    """The parent run for the recipe `params`: the folder's, unless it holds another recipe (changed
+    in the same folder: MLflow never changes a param); then a new one, under which the runs of the
+    checkpoints `members` move."""
+    run_id = parent_run_id(client, target)
+    logged = client.get_run(run_id).data.params
+    if not logged or logged == params:
+        return run_id
+    fresh = parent_run_id(client, target, fresh=True)
+    experiment = client.get_run(run_id).info.experiment_id
+    for child in client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{run_id}'"):
+        if child.data.tags.get("checkpoint_sha256") in members:
+            client.set_tag(child.info.run_id, PARENT_TAG, fresh)
+    log.info("tracking: the recipe differs from run %s's, so its results go to a new run %s", run_id, fresh)
+    return fresh
+
+
+def log_results(target: TrackingTarget | None, results: FolderResults) -> str | None:
+    """Log `results` to the results folder's parent run (see recipe_parent), and close it; the
+    run's id (None when tracking is off or failed)."""
 
     def log_to_parent(client) -> str:
         assert target is not None  # called by the tracker only with a target
-        run_id = parent_run_id(client, target)
-        log_metrics(client, run_id, metrics)
-        for path in artifacts:
+        params = flat_params(results.recipe)
+        run_id = recipe_parent(client, target, params, results.member_checkpoints)
+        log_params(client, run_id, params)
+        log_metrics(client, run_id, results.metrics)
+        for path in results.artifacts:
             client.log_artifact(run_id, str(path), artifact_path="results")
         client.set_terminated(run_id, "FINISHED")
         return run_id

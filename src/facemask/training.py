@@ -13,27 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 from facemask.augment import batch_transform
 from facemask.devices import job_precision, pick_device
-from facemask.epoch import TrainStep, create_mixup, train_one_epoch
+from facemask.epoch import train_one_epoch
 from facemask.files import write_csv
 from facemask.fold_data import TrainJob, TrainOutputs, fold_loaders, split_fold, training_labels
-from facemask.labels import (
-    LOGIT_COLUMNS,
-    NUM_CLASSES,
-    YEAR_COLUMNS,
-)
+from facemask.heads import head_of
 from facemask.logs import log
-from facemask.losses import create_loss
-from facemask.models import ClassAndYears, create_classifier, model_data_config, save_checkpoint
-from facemask.optim import LearningRateSchedule, create_optimizer, updates_per_epoch
+from facemask.models import save_checkpoint
+from facemask.optim import updates_per_epoch
 from facemask.provenance import code_digest
+from facemask.recipe import TrainingParts, build_training
 from facemask.resume import resume, save_resume_state, seed_everything, settings_fingerprint
-from facemask.selection import Validation, ValidationFold, WeightAverage, validate
+from facemask.selection import Validation, ValidationFold, validate
 from facemask.settings import ModelBlock
 from facemask.tracking import TrainTracking
 
@@ -59,89 +54,45 @@ class TrainingState:
         return True
 
 
-def build_model(block: ModelBlock, device: torch.device, age_cuts) -> tuple[torch.nn.Module, dict]:
-    """The model block's classifier on `device` (a years head when `age_cuts` are given), its
-    timm backbone compiled when asked (`compile`: true for torch's default backend, or a backend's
-    name), and its preprocessing at the block's image size."""
-    model = create_classifier(block.arch, block.pretrained, block.head, dict(block.model_kwargs), age_cuts)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    data_config = model_data_config(model, block.image_size)
-    if block.compile:
-        backend = block.compile if isinstance(block.compile, str) else "inductor"
-        # the backbone, which every forward of a head (18-way, three tasks, years) goes through;
-        # in place, so the state dict keeps its keys
-        getattr(model, "backbone", model).compile(backend=backend)
-    return model, data_config
-
-
 @dataclass
 class FoldRun:
-    """A train job set up: its model and data config, training step, lr schedule, weight average,
-    validation fold, training loader, the age cuts its checkpoint records (a years head's), and
-    the fingerprint its resume state must match."""
+    """A train job set up: the parts of its training step (recipe.TrainingParts), its validation
+    fold and training loader, and the fingerprint its resume state must match."""
 
     job: TrainJob
-    model: torch.nn.Module
-    data_config: dict
-    step: TrainStep
-    schedule: LearningRateSchedule
-    ema: WeightAverage | None
+    parts: TrainingParts
     validation: ValidationFold
     train_loader: torch.utils.data.DataLoader
-    age_cuts: list[int] | None
     fingerprint: str = ""
 
     @property
-    def parts(self) -> dict:
+    def saved(self) -> dict:
         """What the resume state saves and restores, by name."""
-        parts = {"model": self.model, "optimizer": self.step.optimizer, "scheduler": self.schedule}
-        return parts | {"scaler": self.step.scaler} | ({"ema": self.ema} if self.ema else {})
+        parts = self.parts
+        saved = {"model": parts.model, "optimizer": parts.step.optimizer, "scheduler": parts.schedule}
+        return saved | {"scaler": parts.step.scaler} | ({"ema": parts.ema} if parts.ema else {})
 
 
 def set_up(job: TrainJob, train_photos: pd.DataFrame, val_photos: pd.DataFrame) -> FoldRun:
-    """Build the job's model, loaders, loss, optimizer, schedule and weight average (see FoldRun)."""
+    """Build the job's loaders and the parts of its training step (see recipe.build_training)."""
     block, device = job.block, pick_device(job.device)
     precision = job_precision(block.precision, device)
-    age_cuts = block.training_age_cuts(job.age_bins) if block.is_years_head else None
-    model, data_config = build_model(block, device, age_cuts)
     train_labels = training_labels(train_photos, block.train_age_bins)
-    train_loader, val_loader = fold_loaders(job, train_photos, train_labels, val_photos, device)
-    optimizer = create_optimizer(model, block)
-    step = TrainStep(
-        model=ClassAndYears(model) if block.is_years_head else model,  # type: ignore[arg-type]
-        transform=batch_transform(data_config, block.augment).to(device),
-        loss_fn=create_loss(block, torch.tensor(train_labels.to_numpy())),
-        optimizer=optimizer,
-        device=device,
-        mixup=create_mixup(block.mix, block.num_targets),
-        accumulation_steps=block.accumulation_steps,
-        clip_grad_norm=block.clip_grad_norm,
-        precision=precision,
-        num_targets=block.num_targets,
-    )
+    head = head_of(block, job.age_bins)
+    train_loader, val_loader = fold_loaders(job, train_photos, train_labels, val_photos, device, head)
     updates = updates_per_epoch(len(train_loader), block.accumulation_steps)
-    labels = val_photos["label"].to_numpy()
-    return FoldRun(
-        job=job,
-        model=model,
-        data_config=data_config,
-        step=step,
-        schedule=LearningRateSchedule(optimizer, block, updates),
-        ema=WeightAverage(model, optimizer, block.ema.decay, block.ema.warmup) if block.ema.decay else None,
-        validation=ValidationFold(
-            val_loader,
-            batch_transform(data_config).to(device),
-            labels,
-            device,
-            precision=precision,
-            years=block.is_years_head,
-            shares=job.class_shares,
-        ),
-        train_loader=train_loader,
-        age_cuts=age_cuts,
+    labels = torch.tensor(train_labels.to_numpy())
+    parts = build_training(block, device, labels, job.age_bins, updates, precision)
+    validation = ValidationFold(
+        val_loader,
+        batch_transform(parts.data_config).to(device),
+        val_photos["label"].to_numpy(),
+        device,
+        precision=precision,
+        module_of=parts.head.training_module,
+        shares=job.class_shares,
     )
+    return FoldRun(job, parts, validation, train_loader)
 
 
 def train_fold(
@@ -167,25 +118,26 @@ def train_fold(
     train_photos, val_photos = split_fold(index, folds, fold)
     run = set_up(job, train_photos, val_photos)
     identity = block.as_config() | {
-        "precision": run.step.precision,
+        "precision": run.parts.step.precision,
         "code": code_digest(__file__),
         "class_shares": None if job.class_shares is None else job.class_shares.tolist(),
     }
     run.fingerprint = settings_fingerprint(identity, fold, job.seed, train_photos, job.cache)
-    saved = resume(outputs.resume_state, run.fingerprint, run.parts, run.train_loader.generator)
+    saved = resume(outputs.resume_state, run.fingerprint, run.saved, run.train_loader.generator)
     state = TrainingState(**saved) if saved else TrainingState()
+    step = run.parts.step
     log.info(
-        f"fold {fold}: {block.arch} on {run.step.device} in {run.step.precision}, {len(train_photos)} "
-        f"training / {len(val_photos)} validation photos, {run.schedule.epochs} epochs"
+        f"fold {fold}: {block.arch} on {step.device} in {step.precision}, {len(train_photos)} "
+        f"training / {len(val_photos)} validation photos, {run.parts.schedule.epochs} epochs"
     )
     tracking = tracking or TrainTracking(None, outputs.tracking_record, "", {})
     sizes = {"fold": fold, "seed": job.seed, "train_photos": len(train_photos), "val_photos": len(val_photos)}
     tracking.start(run.fingerprint, identity | sizes, state.history)
     try:
         train_epochs(run, state, tracking.log_epoch)
-        run.model.load_state_dict(state.best_model or {})
+        run.parts.model.load_state_dict(state.best_model or {})
         save_best_checkpoint(run, state)
-        history = write_fold_results(outputs, state, val_photos)
+        history = write_fold_results(run, state, val_photos)
     except BaseException as error:
         tracking.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
@@ -209,19 +161,19 @@ def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], 
     """Train, validate and save the resume state epoch by epoch from `state.epoch`, until the
     schedule's epochs are done or early stopping ends the run; `on_epoch` gets each epoch's
     history row once it is saved."""
-    fold, epochs, patience = run.job.fold, run.schedule.epochs, run.job.block.early_stopping_patience
+    fold, epochs, patience = run.job.fold, run.parts.schedule.epochs, run.job.block.early_stopping_patience
     resumed_at, run_started = state.epoch, time.perf_counter()
     for epoch in range(state.epoch + 1, epochs + 1):
-        lr, started = run.schedule.lr, time.perf_counter()
-        train_loss, seen = train_one_epoch(run.step, run.train_loader, epoch)
+        lr, started = run.parts.schedule.lr, time.perf_counter()
+        train_loss, seen = train_one_epoch(run.parts.step, run.train_loader, epoch)
         images_per_s = seen / (time.perf_counter() - started)
-        kept, candidates = validate(run.model, run.ema, run.validation)
-        mean_lr = run.schedule.end_epoch(epoch, kept.val_f1)
+        kept, candidates = validate(run.parts.model, run.parts.ema, run.validation)
+        mean_lr = run.parts.schedule.end_epoch(epoch, kept.val_f1)
         scores = {"val_loss": kept.val_loss, "val_f1": kept.val_f1, "val_accuracy": kept.val_accuracy}
         row: dict[str, float | str] = {"epoch": epoch, "lr": lr, "mean_lr": mean_lr, "train_loss": train_loss}
         row |= scores | kept.task_f1
         row |= {"train_images_per_s": images_per_s} | (
-            candidates | {"weights": kept.weights} if run.ema else {}
+            candidates | {"weights": kept.weights} if run.parts.ema else {}
         )
         state.history.append(row)
         improved = state.keep_if_best(epoch, kept)
@@ -234,7 +186,7 @@ def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], 
         )
         state.epoch = epoch
         save_resume_state(
-            run.job.outputs.resume_state, run.fingerprint, run.parts, run.train_loader.generator, vars(state)
+            run.job.outputs.resume_state, run.fingerprint, run.saved, run.train_loader.generator, vars(state)
         )
         on_epoch(row)
         if patience and epoch - state.best_epoch >= patience:
@@ -249,23 +201,19 @@ def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], 
 
 def save_best_checkpoint(run: FoldRun, state: TrainingState) -> None:
     """The best epoch's weights (loaded into the run's model) with what inference needs to rebuild them."""
-    block = run.job.block
-    meta: dict[str, Any] = {"arch": block.arch, "head": block.head, "model_kwargs": dict(block.model_kwargs)}
-    meta |= {"data_config": run.data_config, "epoch": state.best_epoch, "fold": run.job.fold}
-    meta |= {"val_f1": state.best_f1, "precision": block.precision, "age_cuts": run.age_cuts}
-    save_checkpoint(run.job.outputs.checkpoint, run.model, meta)
+    block, parts = run.job.block, run.parts
+    meta: dict[str, Any] = {"arch": block.arch, "model_kwargs": dict(block.model_kwargs)}
+    meta |= parts.head.checkpoint_meta() | {"data_config": parts.data_config, "epoch": state.best_epoch}
+    meta |= {"fold": run.job.fold, "val_f1": state.best_f1, "precision": block.precision}
+    save_checkpoint(run.job.outputs.checkpoint, run.parts.model, meta)
 
 
-def write_fold_results(outputs: TrainOutputs, state: TrainingState, val_photos: pd.DataFrame) -> pd.DataFrame:
-    """Write the best epoch's out-of-fold logits (and a years head's year probabilities) and the
-    history, drop the resume state; return the history."""
-    oof = val_photos[["path", "person", "fold", "label"]].copy()
-    outputs_of_photos = state.best_logits.numpy()  # type: ignore[union-attr]
-    oof[list(LOGIT_COLUMNS)] = outputs_of_photos[:, :NUM_CLASSES]
-    if outputs_of_photos.shape[1] > NUM_CLASSES:  # a years head: the years' probabilities
-        years = np.exp(outputs_of_photos[:, NUM_CLASSES:])
-        oof = pd.concat([oof, pd.DataFrame(years, columns=list(YEAR_COLUMNS), index=oof.index)], axis=1)
-    write_csv(oof, outputs.oof_logits)
+def write_fold_results(run: FoldRun, state: TrainingState, val_photos: pd.DataFrame) -> pd.DataFrame:
+    """Write the best epoch's out-of-fold columns (heads.ClassesHead.out_of_fold) and the history,
+    drop the resume state; return the history."""
+    outputs = run.job.outputs
+    photos = val_photos[["path", "person", "fold", "label"]]
+    write_csv(run.parts.head.out_of_fold(photos, state.best_logits.numpy()), outputs.oof_logits)  # type: ignore[union-attr]
     history = pd.DataFrame(state.history)
     write_csv(history, outputs.history)
     outputs.resume_state.unlink()

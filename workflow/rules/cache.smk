@@ -11,7 +11,7 @@ rule prepare_images:
         data_dir=DATA,
         cache=get_cache_settings(),
         code=code_digest("prepare_images.py"),
-    threads: config["threads"]["prepare"]
+    threads: SETTINGS.threads.prepare
     conda:
         get_cache_env()
     script:

@@ -3,17 +3,20 @@ import os
 import re
 from pathlib import Path
 
-from snakemake.utils import validate
-
+from facemask.config_schema import close_name, validated
+from facemask.errors import ConfigError
 from facemask.provenance import code_digest as package_code_digest
+from facemask.settings import Settings, as_config
 
-validate(config, "../schemas/config.schema.yaml")
+try:  # the schema's check, naming each mistake's key; the defaults filled in
+    validated(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
 
 if not 0 < config["age_bins"][0] < config["age_bins"][1]:
-    raise WorkflowError(
-        f"config: age_bins must be two increasing ages, e.g. [30, 60]; got {config['age_bins']}"
-    )
+    raise WorkflowError(f"config: age_bins: {config['age_bins']} must be two increasing ages, e.g. [30, 60]")
 
+SETTINGS = Settings.from_config(config)
 SOURCE_DIR = Path(workflow.basedir) / "src"
 
 
@@ -23,56 +26,69 @@ def check_models():
     that passed as it is now is not checked again (facemask.check_cache)."""
     from facemask.check_cache import record_passed, unchecked_blocks
 
-    blocks = unchecked_blocks(config["models"], config["precision"], config["age_bins"])
-    if not blocks:
+    blocks = {name: block.as_config() for name, block in SETTINGS.models.items()}
+    unchecked = unchecked_blocks(blocks, SETTINGS.precision, SETTINGS.age_bins)
+    if not unchecked:
         return
     import timm
 
     from facemask.checks import check_block
-    from facemask.errors import ConfigError
-    from facemask.settings import ModelBlock
 
     unknown = [
-        f"{name} ({block['arch']})" for name, block in blocks.items() if not timm.is_model(block["arch"])
+        f"config: models.{name}.arch: {SETTINGS.models[name].arch!r} is not in timm's registry "
+        "(see timm.list_models())"
+        for name in unchecked
+        if not timm.is_model(SETTINGS.models[name].arch)
     ]
     if unknown:
-        raise WorkflowError(f"config: not in timm's registry: {', '.join(unknown)}; see timm.list_models()")
-    for name, block in blocks.items():
+        raise WorkflowError("\n".join(unknown))
+    for name in unchecked:
         try:
-            check_block(name, ModelBlock.from_config(block, config["precision"]), config["age_bins"])
+            check_block(name, SETTINGS.models[name], SETTINGS.age_bins)
         except ConfigError as error:
             raise WorkflowError(str(error)) from None
-    record_passed(blocks, config["precision"], config["age_bins"])
+    record_passed(unchecked, SETTINGS.precision, SETTINGS.age_bins)
 
 
 check_models()
 
-DATA = config["data_dir"]
-RESULTS = config["results_dir"]
+DATA = SETTINGS.data_dir
+RESULTS = SETTINGS.results_dir
 DEMO_DIR = "data/demo"
-MODELS = config["run_models"] or list(config["models"])
-FOLDS = config["folds"]["run"] or list(range(config["folds"]["k"]))
-PREDICT_SETS = dict(config["predict_sets"])
-if config["predict_dir"]:
-    predict_dir_name = Path(config["predict_dir"]).resolve().name
+MODELS = SETTINGS.chosen_models
+FOLDS = SETTINGS.folds.chosen
+PREDICT_SETS = dict(SETTINGS.predict_sets)
+if SETTINGS.predict_dir:
+    predict_dir_name = Path(SETTINGS.predict_dir).resolve().name
     taken = PREDICT_SETS.get(predict_dir_name)
-    if taken is not None and Path(taken).resolve() != Path(config["predict_dir"]).resolve():
+    if taken is not None and Path(taken).resolve() != Path(SETTINGS.predict_dir).resolve():
         raise WorkflowError(
-            f"config: predict_dir {config['predict_dir']!r} would be the predict set {predict_dir_name!r} "
+            f"config: predict_dir {SETTINGS.predict_dir!r} would be the predict set {predict_dir_name!r} "
             f"(its folder's name), which predict_sets already gives to {taken!r}: give it a name of its own "
-            f"under predict_sets, e.g. predict_sets: {{{predict_dir_name}_2: {config['predict_dir']}}}"
+            f"under predict_sets, e.g. predict_sets: {{{predict_dir_name}_2: {SETTINGS.predict_dir}}}"
         )
-    PREDICT_SETS[predict_dir_name] = config["predict_dir"]
+    PREDICT_SETS[predict_dir_name] = SETTINGS.predict_dir
 if DATA != DEMO_DIR and not Path(DATA, "train", "train.csv").is_file():
     raise WorkflowError(
         f"no data set at data_dir {DATA!r} (no train/train.csv): put the competition data there "
         "(README, 'The real run') or set data_dir; or run the demo: "
         "snakemake submission --cores 2 --configfile config/demo.yaml"
     )
-if set(MODELS) - set(config["models"]) or not set(FOLDS) <= set(range(config["folds"]["k"])):
-    raise WorkflowError(
-        f"config: run_models {MODELS} must name model blocks, folds.run {FOLDS} folds below k"
-    )
+
+
+def check_run_selection():
+    """Stop when run_models names a block that the config lacks, or folds.run a fold at or above k."""
+    blocks, k = list(SETTINGS.models), SETTINGS.folds.k
+    for name in MODELS:
+        if name not in blocks:
+            hint = f"the blocks: {', '.join(blocks)}; {close_name(name, blocks)}".removesuffix("; ")
+            raise WorkflowError(f"config: run_models: {name!r} is not a model block ({hint})")
+    for fold in FOLDS:
+        if fold >= k:
+            raise WorkflowError(f"config: folds.run: {fold} is not a fold below folds.k {k} (0 to {k - 1})")
+
+
+check_run_selection()
 
 
 wildcard_constraints:
@@ -150,10 +166,7 @@ def get_image_cache(split):
     """An input function: the image cache (`split` 'train' or 'eval') at the size of the job's model."""
 
     def cache_file(wildcards):
-        height, width = (
-            round(side * config["cache"]["margin"])
-            for side in config["models"][wildcards.model]["image_size"]
-        )
+        height, width = SETTINGS.cache.size(SETTINGS.models[wildcards.model].image_size)
         return f"{RESULTS}/cache/{height}x{width}/{split}.npy"
 
     return cache_file
@@ -161,33 +174,30 @@ def get_image_cache(split):
 
 def get_cache_env():
     """The image cache's conda environment: MTCNN's face crop runs torch, which the CPU one lacks."""
-    crop = config["cache"]["face_crop"] and config["cache"]["face_detector"] == "mtcnn"
-    return "../../envs/gpu.yaml" if crop else "../../envs/cpu.yaml"
+    return "../../envs/gpu.yaml" if SETTINGS.cache.runs_torch else "../../envs/cpu.yaml"
 
 
 def get_cache_settings():
     """What the image cache's pixels depend on besides their size: the face crop settings (the
     detector only with the crop on)."""
-    ignored = {"margin"} | ({"face_detector"} if not config["cache"]["face_crop"] else set())
-    return {key: value for key, value in config["cache"].items() if key not in ignored}
+    return SETTINGS.cache.pixel_settings
 
 
 def get_model_settings(wildcards):
     """The model block a train job depends on (all but its ensemble weight), its precision
     the global one when it sets none."""
-    block = config["models"][wildcards.model]
-    settings = {key: value for key, value in block.items() if key != "ensemble_weight"}
-    return settings | {"precision": block["precision"] or config["precision"]}
+    return SETTINGS.models[wildcards.model].as_config()
+
+
+def get_recipe():
+    """The model blocks run, each as its train jobs get it (see get_model_settings): the tracking
+    parent run's params."""
+    return {model: SETTINGS.models[model].as_config() for model in MODELS}
 
 
 def get_age_cut_models():
     """The years heads whose age cuts are fitted on their out-of-fold predictions (age_years.fit_cuts)."""
-    return [
-        model
-        for model in MODELS
-        if config["models"][model]["age_years"]["sigma"] is not None
-        and config["models"][model]["age_years"]["fit_cuts"]
-    ]
+    return [model for model in MODELS if SETTINGS.models[model].age_years.fit_cuts]
 
 
 def get_age_cuts(wildcards):
@@ -204,7 +214,7 @@ def get_all_age_cuts():
 
 def get_ensemble_weights():
     """Each model's weight in the soft vote."""
-    return {model: config["models"][model]["ensemble_weight"] for model in MODELS}
+    return {model: SETTINGS.ensemble_weights[model] for model in MODELS}
 
 
 def train_output(name):
@@ -250,13 +260,13 @@ def get_plots():
 
 def get_eval_scores():
     """The eval scores (per model and of the ensemble) when the eval answers are known, else none."""
-    return [f"{RESULTS}/eval_scores.csv"] if config["eval_labels"] else []
+    return [f"{RESULTS}/eval_scores.csv"] if SETTINGS.eval_labels else []
 
 
 def get_final_outputs():
     """The submission, the CV summary, the plots, the eval scores when the eval answers are known,
     and, with tracking on, the results logged to the tracking parent run."""
     outputs = [f"{RESULTS}/submission.csv", f"{RESULTS}/cv_scores.csv", *get_plots(), *get_eval_scores()]
-    if config["tracking"] is not False:
+    if SETTINGS.tracking.on:
         outputs.append(f"{RESULTS}/tracking/results.json")
     return outputs

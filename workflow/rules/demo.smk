@@ -6,7 +6,7 @@ rule demo_data:
     log:
         f"{DEMO_DIR}/demo_data.log",
     params:
-        demo=config["demo"],
+        demo=as_config(SETTINGS.demo),
         code=code_digest("make_demo_data.py"),
     conda:
         "../../envs/cpu.yaml"

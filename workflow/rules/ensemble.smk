@@ -8,7 +8,7 @@ rule fit_age_cuts:
         f"{RESULTS}/logs/fit_age_cuts/{{model}}.log",
     params:
         folds=FOLDS,
-        match_class_shares=config["ensemble"]["match_class_shares"],
+        match_class_shares=SETTINGS.ensemble.match_class_shares,
         code=code_digest("fit_age_cuts.py"),
     conda:
         "../../envs/cpu.yaml"
@@ -31,12 +31,12 @@ rule ensemble_bundle:
     params:
         members=get_members(),
         weights=get_ensemble_weights(),
-        fit_weights=config["ensemble"]["fit_weights"],
+        fit_weights=SETTINGS.ensemble.fit_weights,
         age_cut_models=get_age_cut_models(),
-        match_class_shares=config["ensemble"]["match_class_shares"],
-        tta=config["tta"],
-        cache=config["cache"],
-        age_bins=config["age_bins"],
+        match_class_shares=SETTINGS.ensemble.match_class_shares,
+        tta=as_config(SETTINGS.tta),
+        cache=as_config(SETTINGS.cache),
+        age_bins=list(SETTINGS.age_bins),
         code=code_digest("ensemble_bundle.py"),
     conda:
         "../../envs/gpu.yaml"

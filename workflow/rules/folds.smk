@@ -6,9 +6,9 @@ rule make_folds:
     log:
         f"{RESULTS}/logs/make_folds.log",
     params:
-        k=config["folds"]["k"],
-        seed=config["folds"]["seed"],
-        age_bins=config["age_bins"],
+        k=SETTINGS.folds.k,
+        seed=SETTINGS.folds.seed,
+        age_bins=list(SETTINGS.age_bins),
         code=code_digest("make_folds.py"),
     conda:
         "../../envs/cpu.yaml"

@@ -9,9 +9,9 @@ rule index_photos:
     params:
         data_dir=DATA,
         photos=get_photo_listing,
-        age_bins=config["age_bins"],
-        skip_unreadable_photos=config["skip_unreadable_photos"],
-        min_photo_side=config["min_photo_side"],
+        age_bins=list(SETTINGS.age_bins),
+        skip_unreadable_photos=SETTINGS.skip_unreadable_photos,
+        min_photo_side=SETTINGS.min_photo_side,
         code=code_digest("index_photos.py"),
     conda:
         "../../envs/cpu.yaml"

@@ -11,10 +11,10 @@ rule predict_eval:
     benchmark:
         f"{RESULTS}/benchmarks/predict/{{model}}/fold{{fold}}.tsv"
     params:
-        tta=config["tta"],
-        device=config["device"],
+        tta=as_config(SETTINGS.tta),
+        device=SETTINGS.device,
         code=code_digest("predict_eval.py"),
-    threads: config["threads"]["predict"]
+    threads: SETTINGS.threads.predict
     retries: 1
     resources:
         gpu=1,
@@ -35,9 +35,9 @@ rule predict_photos:
     params:
         folder=get_predict_set_folder,
         photos=get_predict_set_listing,
-        device=config["device"],
+        device=SETTINGS.device,
         code=code_digest("predict_photos.py"),
-    threads: config["threads"]["predict"]
+    threads: SETTINGS.threads.predict
     retries: 1
     resources:
         gpu=1,

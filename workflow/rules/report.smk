@@ -12,8 +12,8 @@ rule cv_summary:
         members=get_members(),
         weights=get_ensemble_weights(),
         age_cut_models=get_age_cut_models(),
-        match_class_shares=config["ensemble"]["match_class_shares"],
-        fit_weights=config["ensemble"]["fit_weights"],
+        match_class_shares=SETTINGS.ensemble.match_class_shares,
+        fit_weights=SETTINGS.ensemble.fit_weights,
         code=code_digest("cv_summary.py"),
     conda:
         "../../envs/cpu.yaml"
@@ -63,7 +63,7 @@ rule plot_oof:
         members=get_members(),
         weights=get_ensemble_weights(),
         age_cut_models=get_age_cut_models(),
-        match_class_shares=config["ensemble"]["match_class_shares"],
+        match_class_shares=SETTINGS.ensemble.match_class_shares,
         code=code_digest("plot_oof.py"),
     conda:
         "../../envs/cpu.yaml"
@@ -96,7 +96,7 @@ rule score_submission:
         submission=f"{RESULTS}/submission.csv",
         eval_logits=member_files(predict_output("eval_logits.csv")),
         index=index_output("eval"),
-        answers=config["eval_labels"] or [],
+        answers=SETTINGS.eval_labels or [],
         train_index=index_output("train"),
     output:
         json=report(f"{RESULTS}/eval_scores.json", caption="../report/eval_scores.rst", category="Submission"),
@@ -108,7 +108,7 @@ rule score_submission:
         f"{RESULTS}/logs/score_submission.log",
     params:
         members=get_members(),
-        match_class_shares=config["ensemble"]["match_class_shares"],
+        match_class_shares=SETTINGS.ensemble.match_class_shares,
         code=code_digest("score_submission.py"),
     conda:
         "../../envs/cpu.yaml"

@@ -10,7 +10,8 @@ rule track_results:
     log:
         f"{RESULTS}/logs/track_results.log",
     params:
-        tracking=config["tracking"],
+        tracking=as_config(SETTINGS.tracking),
+        recipe=get_recipe(),
         uri_from_environment=os.environ.get("MLFLOW_TRACKING_URI"),
         code=code_digest("track_results.py"),
     conda:

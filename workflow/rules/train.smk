@@ -13,12 +13,12 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{model}}/fold{{fold}}.tsv"
     params:
         settings=get_model_settings,
-        seed=config["seed"],
-        age_bins=config["age_bins"],
-        device=config["device"],
-        match_class_shares=config["ensemble"]["match_class_shares"],
+        seed=SETTINGS.seed,
+        age_bins=list(SETTINGS.age_bins),
+        device=SETTINGS.device,
+        match_class_shares=SETTINGS.ensemble.match_class_shares,
         code=code_digest("train.py"),
-    threads: config["threads"]["train"]
+    threads: SETTINGS.threads.train
     retries: 1
     resources:
         gpu=1,
