@@ -152,6 +152,20 @@ def test_a_learning_rate_written_1e_3_is_the_number_0_001():
 
 
 @pytest.mark.parametrize(
+    ("setting", "value"),
+    [("tracking=false", False), ("tracking=True", True), ("ensemble.fit_weights=true", True)],
+)
+def test_a_boolean_from_the_command_line_is_a_boolean(setting, value):
+    """Snakemake's --config key=value gives `false` as a string."""
+    key, written = setting.split("=")
+    config = {"models": {"m": {"arch": "resnet18"}}}
+    section, _, name = key.rpartition(".")
+    (config.setdefault(section, {}) if section else config)[name] = written
+    check_config(config, SCHEMA)
+    assert (config[section] if section else config)[name] is value
+
+
+@pytest.mark.parametrize(
     ("key", "written", "value"),
     [
         ("optimizer", {"weight_decay": "5E-4"}, {"weight_decay": 5e-4}),

@@ -20,11 +20,10 @@ from facemask.inference import predict_logits, tta_transforms
 from facemask.labels import NUM_CLASSES
 from facemask.loader import CachedPhotos, load_cache, photo_loader
 from facemask.recipe import build_training
-from facemask.settings import ModelBlock
+from facemask.settings import ModelBlock, Settings
 
-TTA_VIEWS = len(
-    tta_transforms(workflow_defaults()["tta"]["transforms"])
-)  # the default TTA's views (photo and flip)
+DEFAULTS = Settings.from_config(workflow_defaults())  # the schema's defaults, typed
+TTA_VIEWS = len(tta_transforms(list(DEFAULTS.tta.transforms)))  # the default TTA's views (photo and flip)
 _barrier = None  # in a concurrent job's process: where it waits for the other jobs (set by _start_job)
 
 
@@ -44,7 +43,7 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
         block,
         device,
         torch.tensor(classes),
-        workflow_defaults()["age_bins"],
+        DEFAULTS.age_bins,
         photos // batch_size,
         precision,
         pretrained=False,
@@ -149,7 +148,7 @@ def bench_gpu(args) -> list[dict]:
             cache_file,
             mode="w+",
             dtype=np.uint8,
-            shape=(args.gpu_photos, *[round(args.gpu_size * workflow_defaults()["cache"]["margin"])] * 2, 3),
+            shape=(args.gpu_photos, *DEFAULTS.cache.size((args.gpu_size, args.gpu_size)), 3),
         )
         cache[:] = np.random.default_rng(0).integers(0, 256, cache.shape, dtype=np.uint8)
         cache.flush()

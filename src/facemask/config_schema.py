@@ -16,6 +16,8 @@ from facemask.errors import ConfigError
 #: a number in plain or scientific notation; YAML 1.1 reads one with an exponent but no dot (1e-3) as
 #: a string
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+#: the words a command line gives for a boolean
+BOOLEANS = {"true": True, "false": False}
 TYPE_NAMES = {
     "integer": "an integer",
     "number": "a number",
@@ -54,10 +56,11 @@ def validated(config: dict, schema_path: str | Path = SCHEMA) -> dict:
 
 
 def check_config(config: dict, schema_path: str | Path = SCHEMA) -> None:
-    """Turn numbers written as strings into numbers where the schema wants one (in place), then check
-    `config` against the schema; raise ConfigError with one line per mistake, each naming its key."""
+    """Turn numbers and booleans written as strings into numbers and booleans where the schema wants
+    one (in place, see values_from_strings), then check `config` against the schema; raise
+    ConfigError with one line per mistake, each naming its key."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    numbers_from_strings(config, schema, schema)
+    values_from_strings(config, schema, schema)
     errors = jsonschema.Draft202012Validator(schema).iter_errors(config)
     lines = [
         f"{key_path(error.absolute_path)} {line}"
@@ -68,9 +71,10 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA) -> None:
         raise ConfigError("\n".join(lines))
 
 
-def numbers_from_strings(value: Any, schema: dict, root: dict) -> Any:
-    """`value` with each string in number notation (`1e-3`) turned into a number where the schema
-    wants one there and no string; dicts and lists are changed in place. Where only an integer will
+def values_from_strings(value: Any, schema: dict, root: dict) -> Any:
+    """`value` with each string in number notation (`1e-3`) turned into a number, and each `true` or
+    `false` (as `--config tracking=false` gives it) into a boolean, where the schema wants one there
+    and no string; dicts and lists are changed in place. Where only an integer will
     do, a whole number (`1e1`, `64.0`) becomes an int: YAML 1.2 and JSON read `1e1` as 10.0, which the
     schema's "integer" accepts but `range(epochs)` would not; a fraction (`2.5e0`) stays as written,
     so that the check refuses it by its key."""
@@ -79,10 +83,14 @@ def numbers_from_strings(value: Any, schema: dict, root: dict) -> Any:
         for key, item in value.items() if isinstance(value, dict) else enumerate(value):
             child = child_schema(schemas, key)
             if child is not None:
-                value[key] = numbers_from_strings(item, child, root)
+                value[key] = values_from_strings(item, child, root)
         return value
     types = {name for each in schemas for name in as_list(each.get("type", []))}
-    if "string" in types or not types & {"number", "integer"}:
+    if "string" in types:
+        return value
+    if "boolean" in types and isinstance(value, str) and value.lower() in BOOLEANS:
+        return BOOLEANS[value.lower()]
+    if not types & {"number", "integer"}:
         return value
     if isinstance(value, str) and NUMBER.fullmatch(value.strip()):
         number = float(value)
