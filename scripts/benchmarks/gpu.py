@@ -16,6 +16,7 @@ from benchmarks.common import images_per_second, seed_models, timed_passes, work
 
 from facemask.devices import job_precision, pick_device
 from facemask.epoch import train_one_epoch
+from facemask.heads import head_of
 from facemask.inference import predict_logits, tta_transforms
 from facemask.labels import NUM_CLASSES
 from facemask.loader import CachedPhotos, load_cache, photo_loader
@@ -41,9 +42,9 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     classes = rng.integers(0, NUM_CLASSES, photos)
     parts = build_training(
         block,
+        head_of(block, DEFAULTS.age_bins),
         device,
         torch.tensor(classes),
-        DEFAULTS.age_bins,
         photos // batch_size,
         precision,
         pretrained=False,

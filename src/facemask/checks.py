@@ -21,6 +21,7 @@ from torch.overrides import TorchFunctionMode
 
 from facemask.epoch import train_one_epoch
 from facemask.errors import ConfigError
+from facemask.heads import head_of
 from facemask.labels import DEFAULT_AGE_BINS, MAX_AGE, NUM_CLASSES, check_age_bins
 from facemask.losses import LOSSES
 from facemask.models import create_backbone
@@ -157,9 +158,9 @@ def take_one_step(block: ModelBlock, age_bins) -> None:
     cpu = torch.device("cpu")
     parts = build_training(
         block,
+        head_of(block, age_bins),
         cpu,
         torch.arange(NUM_CLASSES),
-        age_bins,
         UPDATES_PER_EPOCH,
         pretrained=False,
         compile=False,

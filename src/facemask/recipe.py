@@ -12,7 +12,7 @@ import torch
 from facemask.augment import batch_transform
 from facemask.epoch import TrainStep, create_mixup
 from facemask.errors import ConfigError, WeightsError
-from facemask.heads import ClassesHead, head_of
+from facemask.heads import ClassesHead
 from facemask.models import create_backbone, model_data_config
 from facemask.optim import LearningRateSchedule, WeightAverage, create_optimizer
 from facemask.settings import ModelBlock
@@ -78,19 +78,18 @@ def build_classifier(
 
 def build_training(
     block: ModelBlock,
+    head: ClassesHead,
     device: torch.device,
     labels: torch.Tensor,
-    age_bins: Sequence[int],
     updates_per_epoch: int,
     precision: str = "fp32",
     **classifier,
 ) -> TrainingParts:
-    """The parts of the model `block`'s training step (see TrainingParts) on `device` in
-    `precision`: class weights from `labels` (the training photos' 18-class labels), the head's
-    age cuts from the config's `age_bins` (see heads.head_of), the schedule for
-    `updates_per_epoch`; `classifier`: pretrained, compile, image_size or backbone in place of
-    the block's (see build_classifier). A part that cannot be built is a ConfigError naming its key."""
-    head = head_of(block, age_bins)
+    """The parts of the model `block`'s training step (see TrainingParts) with its `head`
+    (heads.head_of) on `device` in `precision`: class weights from `labels` (the training photos'
+    18-class labels), the schedule for `updates_per_epoch`; `classifier`: pretrained, compile,
+    image_size or backbone in place of the block's (see build_classifier). A part that cannot be
+    built is a ConfigError naming its key."""
     model, data_config = build_classifier(block, head, device, **classifier)
     with part("loss", "cannot build the loss"):
         loss_fn = head.loss(labels)

@@ -94,17 +94,10 @@ class ModelBlock:
         """The block as the schema validated it (defaults filled in), less its vote-only keys; its
         precision the global `precision` where it sets none."""
         plain = {key: value for key, value in block.items() if key not in VOTE_ONLY_KEYS}
-        nested = {"mix": Mixing, "age_years": AgeYears, "ema": WeightAveraging, "augment": Augmentation}
-        for key, kind in nested.items():
-            if key in plain:
-                plain[key] = kind(**{name: _frozen(value) for name, value in plain[key].items()})
-        for key in ("image_size", "train_age_bins", "loss"):
-            if plain.get(key) is not None:
-                plain[key] = tuple(plain[key])
         if "task_losses" in plain:
             plain["task_losses"] = {task: tuple(terms) for task, terms in plain["task_losses"].items()}
         plain["precision"] = plain.get("precision") or precision
-        return cls(**plain)
+        return typed(cls, plain)
 
     def as_config(self) -> dict[str, Any]:
         """Plain data (lists and dicts), as from_config takes it: for logs, fingerprints and JSON."""
@@ -287,15 +280,15 @@ class Settings:
 
 
 def typed(kind, data: Mapping[str, Any]):
-    """The dataclass `kind` from `data` by field name: a field whose type is a dataclass built
-    from its mapping, lists as tuples; values that are built already kept."""
+    """The dataclass `kind` from `data` by field name (a missing field its default, an unknown one
+    a TypeError): a field whose type is a dataclass built from its mapping, lists as tuples,
+    values that are built already kept."""
     hints = typing.get_type_hints(kind)
     values = {}
-    for field in dataclasses.fields(kind):
-        value, hint = data[field.name], hints[field.name]
-        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
-            value = typed(hint, value)
-        values[field.name] = _frozen(value)
+    for name, value in data.items():
+        hint = hints.get(name)
+        nested = dataclasses.is_dataclass(hint) and isinstance(value, Mapping)
+        values[name] = typed(hint, value) if nested else _frozen(value)
     return kind(**values)
 
 

@@ -82,7 +82,7 @@ def set_up(job: TrainJob, train_photos: pd.DataFrame, val_photos: pd.DataFrame) 
     train_loader, val_loader = fold_loaders(job, train_photos, train_labels, val_photos, device, head)
     updates = updates_per_epoch(len(train_loader), block.accumulation_steps)
     labels = torch.tensor(train_labels.to_numpy())
-    parts = build_training(block, device, labels, job.age_bins, updates, precision)
+    parts = build_training(block, head, device, labels, updates, precision)
     validation = ValidationFold(
         val_loader,
         batch_transform(parts.data_config).to(device),
