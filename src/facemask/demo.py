@@ -1,9 +1,10 @@
 """A deterministic synthetic data set in the competition's exact layout, for the demo and tests.
 
 Each person is a drawn face whose cues carry the labels: hair style shows gender (short for men,
-long for women), hair colour and forehead lines show age (dark when young, greying with age,
-white at 60), and a mask covers nose and mouth (worn), only mouth and chin (incorrect) or nothing.
-Ages follow the competition's imbalance: the >= 60 band is rare and holds only people aged 60.
+long for women), a mask covers nose and mouth (worn), only mouth and chin (incorrect) or nothing,
+and the age in years (18 to 80) shows as on real faces, a little more with every year and at each
+person's own pace: greying hair, forehead lines, crow's feet and folds, duller skin, age spots.
+Ages follow the competition's imbalance (AGE_BAND_SHARES); the >= 60 band thins out towards 80.
 """
 
 import hashlib
@@ -26,26 +27,89 @@ SKIN_TONES = {
 MASK_STYLES = ((245, 245, 245), (150, 200, 235), (35, 35, 40), (230, 160, 190), (120, 170, 110))
 TRAIN_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".PNG", ".Jpeg")
 AGE_BAND_SHARES = (0.45, 0.42, 0.13)
+#: the first and last age of each band
+AGE_BAND_YEARS = ((18, 29), (30, 59), (60, 80))
 MALE_SHARE = 0.4
+GREY_HAIR = (228, 228, 232)
+#: how far each person's greying, wrinkles and skin run ahead of (or behind) their years, as a
+#: share of the way from 18 to 80
+AGE_PACE_SD = (0.08, 0.08, 0.06)
+AGE_SPOTS = 10
+
+
+def draw_age(rng: np.random.Generator) -> int:
+    """An age in years: a band by AGE_BAND_SHARES, then a year in it, uniform in the bands
+    below 60 and thinning out from 60 to 80, as real ages do."""
+    band = rng.choice(len(AGE_BAND_YEARS), p=AGE_BAND_SHARES)
+    first, last = AGE_BAND_YEARS[band]
+    share = rng.beta(1, 2) if band == len(AGE_BAND_YEARS) - 1 else rng.random()
+    return min(first + int((last + 1 - first) * share), last)
 
 
 def draw_person(rng: np.random.Generator) -> dict:
-    """A person's fixed traits: gender, race, age and the look that goes with them."""
+    """A person's fixed traits: gender, race, age, their young look and the pace they age at."""
     gender = "male" if rng.random() < MALE_SHARE else "female"
-    band = rng.choice(3, p=AGE_BAND_SHARES)
-    age = int(rng.integers(18, 30) if band == 0 else rng.integers(30, 60) if band == 1 else 60)
+    age = draw_age(rng)
     race = str(rng.choice(list(SKIN_TONES)))
-    grey = np.clip((age - 18) / 42, 0, 1) * 190 + 40 + rng.normal(0, 12)
-    tint = rng.normal(0, 10, size=3) * (1 - np.clip((age - 18) / 42, 0, 1))
-    hair = tuple(int(np.clip(grey + t + d, 0, 255)) for t, d in zip(tint, (10, 0, -10), strict=True))
+    dark = rng.normal(45, 12) + rng.normal(12, 6) * np.array((1, 0, -1))  # black to brown
+    spots = rng.uniform((-0.6, -0.35, 0.35), (0.6, 0.35, 1), size=(AGE_SPOTS, 3))  # (x, y, onset)
     return {
         "gender": gender,
         "age": age,
         "race": race,
-        "hair": hair,
+        "hair": tuple(int(c) for c in np.clip(dark, 0, 255)),
         "skin": tuple(int(np.clip(c + rng.normal(0, 8), 0, 255)) for c in SKIN_TONES[race]),
         "face": (rng.normal(0, 0.02), rng.normal(0, 0.02), rng.uniform(0.95, 1.05)),
+        "pace": tuple(float(p) for p in rng.normal(0, AGE_PACE_SD)),
+        "spots": tuple(tuple(float(c) for c in spot) for spot in spots),
     }
+
+
+def aged_look(person: dict) -> dict:
+    """The look of `person` at their age: hair and skin colours, wrinkles (0 to 1) and the age
+    spots shown, each growing smoothly with the years from 18 to 80 at the person's own pace."""
+    first, last = AGE_BAND_YEARS[0][0], AGE_BAND_YEARS[-1][1]
+    years = (person["age"] - first) / (last - first)
+    grey, wrinkles, dull = (
+        float(np.clip(cue + pace, 0, 1))
+        for cue, pace in zip((years**1.2, 1.2 * years - 0.2, years), person["pace"], strict=True)
+    )
+    hair = (1 - grey) * np.asarray(person["hair"]) + grey * np.asarray(GREY_HAIR)
+    skin = np.asarray(person["skin"], dtype=float)
+    skin = ((1 - 0.4 * dull) * skin + 0.4 * dull * skin.mean()) * (1 - 0.12 * dull)
+    return {
+        "hair": tuple(int(c) for c in hair),
+        "skin": tuple(int(c) for c in skin),
+        "wrinkles": wrinkles,
+        "spots": [(u, v) for u, v, onset in person["spots"] if years + person["pace"][2] > onset],
+    }
+
+
+def shade(colour: tuple, darker: float) -> tuple[int, ...]:
+    """`colour` darkened by the share `darker`."""
+    return tuple(int(c * (1 - darker)) for c in colour)
+
+
+def draw_age_marks(draw: ImageDraw.ImageDraw, look: dict, cx: float, cy: float, rx: float, ry: float) -> None:
+    """Forehead lines, crow's feet and nose-to-mouth folds that fade in and darken as the wrinkles
+    grow, and the age spots; strokes scale with the face, to show at the demo's training size."""
+    wrinkles, skin, width = look["wrinkles"], look["skin"], max(1, round(rx / 16))
+    for row in range(3):
+        y, half = cy - ry * (0.4 - 0.09 * row), rx * (0.45 - 0.05 * row)
+        fill = shade(skin, 0.45 * np.clip(3.5 * wrinkles - row, 0, 1))
+        draw.line((cx - half, y, cx + half, y), fill=fill, width=width)
+    for side in (-1, 1):
+        corner = cx + side * rx * 0.52
+        for ray in range(3):
+            fill = shade(skin, 0.4 * np.clip(3.5 * wrinkles - ray, 0, 1))
+            end = (corner + side * rx * 0.2, cy - ry * (0.12 + 0.08 * (ray - 1)))
+            draw.line((corner, cy - ry * 0.12, *end), fill=fill, width=width)
+        fold = (cx + side * rx * 0.32, cy + ry * 0.08, cx + side * rx * 0.52, cy + ry * 0.48)
+        draw.line(fold, fill=shade(skin, 0.4 * wrinkles), width=width)
+    radius = max(1.0, rx * 0.05)
+    for u, v in look["spots"]:
+        x, y = cx + u * rx, cy + v * ry
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=shade(skin, 0.3))
 
 
 def draw_photo(person: dict, photo: str, width: int, height: int, rng: np.random.Generator) -> Image.Image:
@@ -53,7 +117,7 @@ def draw_photo(person: dict, photo: str, width: int, height: int, rng: np.random
     background = tuple(int(c) for c in rng.integers(60, 220, size=3))
     image = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(image)
-    dx, dy, scale = person["face"]
+    look, (dx, dy, scale) = aged_look(person), person["face"]
     cx = width * (0.5 + dx + rng.normal(0, 0.015))
     cy = height * (0.5 + dy + rng.normal(0, 0.015))
     rx, ry = width * 0.27 * scale, height * 0.28 * scale
@@ -61,13 +125,11 @@ def draw_photo(person: dict, photo: str, width: int, height: int, rng: np.random
         draw.rounded_rectangle(
             (cx - rx * 1.3, cy - ry * 1.2, cx + rx * 1.3, cy + ry * 1.25),
             radius=rx * 0.6,
-            fill=person["hair"],
+            fill=look["hair"],
         )
-    draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=person["skin"])
-    draw.chord((cx - rx * 1.05, cy - ry * 1.15, cx + rx * 1.05, cy + ry * 0.3), 180, 360, fill=person["hair"])
-    for line in range(max(0, (person["age"] - 35) // 8)):
-        y = cy - ry * (0.45 - 0.07 * line)
-        draw.line((cx - rx * 0.45, y, cx + rx * 0.45, y), fill=(90, 60, 50), width=1)
+    draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=look["skin"])
+    draw.chord((cx - rx * 1.05, cy - ry * 1.15, cx + rx * 1.05, cy + ry * 0.3), 180, 360, fill=look["hair"])
+    draw_age_marks(draw, look, cx, cy, rx, ry)
     for side in (-1, 1):
         draw.ellipse(
             (cx + side * rx * 0.4 - 2, cy - ry * 0.12 - 2, cx + side * rx * 0.4 + 2, cy - ry * 0.12 + 2),
