@@ -17,6 +17,7 @@ def main():
         shares,
         snakemake.params.age_cut_models,
         fit_weights=snakemake.params.fit_weights,
+        **snakemake.params.vote,
     )
     write_csv(summary, snakemake.output.csv)
     table = summary.to_markdown(index=False, floatfmt=".4f")

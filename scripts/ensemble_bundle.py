@@ -1,5 +1,6 @@
 """Snakemake job: the ensemble bundle (ensemble/ensemble.json): the members' checkpoints with their
-digests and settings, the vote weights (given, or fitted on the out-of-fold predictions), the TTA,
+digests and settings, the vote (its weights given or fitted, and what else it fits on the
+out-of-fold predictions: temperatures, weights per task, a stacker), the TTA,
 and the class offsets that match the eval vote to the training class shares."""
 
 import json
@@ -12,8 +13,9 @@ from facemask.files import read_member_tables
 from facemask.logs import log, run_job
 from facemask.models import checkpoint_meta
 from facemask.oof_fit import fit_vote, oof_by_model
-from facemask.settings import ImageCache, TestTimeAugmentation, typed
+from facemask.settings import Ensemble, ImageCache, TestTimeAugmentation, typed
 from facemask.vote import (
+    Vote,
     class_share_offsets,
     class_shares_to_match,
     fold_weights,
@@ -28,15 +30,16 @@ def main():
     members = list(eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
     shares = class_shares_to_match(snakemake.input.train_index, params.match_class_shares)
-    weights = params.weights
-    if params.fit_weights:
+    vote = Vote(params.weights)
+    if params.fit_weights or params.vote != Ensemble(False, False).fitted:
         oof = oof_by_model(read_member_tables(params.members, snakemake.input.oof_logits))
-        weights = fit_vote(oof, shares, None, params.age_cut_models).weights
-        log.info("model weights fitted to the out-of-fold predictions: %s", weights)
+        given = None if params.fit_weights else params.weights
+        vote = fit_vote(oof, shares, given, params.age_cut_models, **params.vote).vote
+        log.info("vote fitted to the out-of-fold predictions: %s", vote.as_config())
     offsets = None
     if shares is not None:
         offsets = class_share_offsets(
-            log_probabilities(vote_probabilities(eval_logits, weights, image_ids)), shares
+            log_probabilities(vote_probabilities(eval_logits, vote, image_ids)), shares
         )
         log.info(
             "class offsets matching the eval vote to the training class shares: %s", offsets.round(3).tolist()
@@ -46,7 +49,7 @@ def main():
         for model, path in zip(params.age_cut_models, snakemake.input.age_cuts, strict=True)
     }
     settings = BundleSettings(
-        model_weights=weights,
+        vote=vote,
         weights_fitted=params.fit_weights,
         tta=typed(TestTimeAugmentation, params.tta),
         cache=typed(ImageCache, params.cache),
@@ -58,7 +61,7 @@ def main():
     trained = [
         BundleMember(member, checkpoint, checkpoint_meta(checkpoint), weight)
         for member, checkpoint, weight in zip(
-            members, checkpoints, fold_weights(members, weights), strict=True
+            members, checkpoints, fold_weights(members, vote.weights), strict=True
         )
     ]
     write_bundle(snakemake.output[0], trained, settings, offsets)

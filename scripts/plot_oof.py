@@ -1,4 +1,4 @@
-"""Snakemake job: confusion matrix and per-class F1 of the ensemble's out-of-fold predictions."""
+"""Snakemake job: confusion matrix and per-class F1 of the submission's vote out of fold (cross-fitted)."""
 
 from facemask.files import read_member_tables
 from facemask.logs import run_job
@@ -11,7 +11,11 @@ def main():
     shares = class_shares_to_match(snakemake.input.train_index, snakemake.params.match_class_shares)
     oof_logits = read_member_tables(snakemake.params.members, snakemake.input.oof_logits)
     oof = ensemble_oof(
-        oof_by_model(oof_logits), snakemake.params.weights, shares, snakemake.params.age_cut_models
+        oof_by_model(oof_logits),
+        shares,
+        weights=None if snakemake.params.fit_weights else snakemake.params.weights,
+        cut_models=snakemake.params.age_cut_models,
+        **snakemake.params.vote,
     )
     plot_confusion_matrix(
         oof["label"],

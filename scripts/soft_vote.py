@@ -3,7 +3,7 @@ bundle says."""
 
 import pandas as pd
 
-from facemask.bundle import decide_as_bundle, read_bundle
+from facemask.bundle import bundle_vote, decide_as_bundle, read_bundle
 from facemask.files import read_member_tables, write_csv
 from facemask.logs import log, run_job
 from facemask.vote import check_submission, vote_probabilities
@@ -13,7 +13,7 @@ def main():
     bundle = read_bundle(snakemake.input.bundle, verify=False)  # its checkpoints are not used here
     eval_logits = read_member_tables(snakemake.params.members, snakemake.input.eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
-    probabilities = vote_probabilities(eval_logits, bundle["model_weights"], image_ids)
+    probabilities = vote_probabilities(eval_logits, bundle_vote(bundle), image_ids)
     submission = pd.DataFrame({"ImageID": list(image_ids), "ans": decide_as_bundle(bundle, probabilities)})
     check_submission(submission, image_ids)
     write_csv(submission, snakemake.output[0])

@@ -11,7 +11,6 @@ from facemask.logs import log, run_job
 from facemask.settings import ModelBlock, Settings
 from facemask.tracking import TrackingTarget, TrainTracking, child_run_name
 from facemask.training import TrainOutputs, train_fold
-from facemask.vote import class_shares_to_match
 
 
 def main():
@@ -45,7 +44,7 @@ def main():
         threads=job_threads(snakemake.threads),
         age_bins=snakemake.params.age_bins,
         device=snakemake.params.device,
-        class_shares=class_shares_to_match(snakemake.input.index, snakemake.params.match_class_shares),
+        match_class_shares=snakemake.params.match_class_shares,
     )
 
 

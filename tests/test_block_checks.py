@@ -90,6 +90,10 @@ LAYERS = [
             "model_kwargs.num_classes: the head sets the number of outputs",
         ),
         ({"compile": "turbo"}, "compile: 'turbo' is not a torch.compile backend"),
+        (
+            {"early_stopping_patience": 2},
+            "early_stopping_patience: stopping at the best validation F1 needs keep: best",
+        ),
         ({"train_age_bins": [60, 30]}, "train_age_bins: [60, 30] are not two increasing ages"),
         ({"age_years": {"fit_cuts": True}}, "age_years.fit_cuts: only a years head has age cuts to fit"),
     ],

@@ -13,6 +13,7 @@ from facemask.labels import LOGIT_COLUMNS
 from facemask.report import cv_summary, eval_scores_by_model, score_submission
 from facemask.scores import macro_f1, task_scores
 from facemask.vote import (
+    Vote,
     class_share_offsets,
     class_shares,
     class_shares_to_match,
@@ -69,7 +70,7 @@ def test_the_submission_follows_info_csv_order_whatever_the_logit_row_order():
     table = pd.DataFrame(logits, columns=list(LOGIT_COLUMNS)).assign(ImageID=ids)
     shuffled = table.sample(frac=1, random_state=0)
     order = ids[::-1]
-    submission = vote_eval_predictions({("m", 0): shuffled, ("m", 1): table}, {"m": 1.0}, order)
+    submission = vote_eval_predictions({("m", 0): shuffled, ("m", 1): table}, Vote({"m": 1.0}), order)
     assert list(submission.columns) == ["ImageID", "ans"]
     assert list(submission["ImageID"]) == order
     assert list(submission["ans"]) == list(range(18))[::-1]
@@ -110,7 +111,7 @@ def test_the_class_shares_to_match_are_the_training_photos_or_none(tmp_path):
 def test_logits_missing_an_eval_photo_are_refused():
     table = pd.DataFrame(np.zeros((2, 18)), columns=list(LOGIT_COLUMNS)).assign(ImageID=["a", "b"])
     with pytest.raises(PipelineError, match="ImageIDs"):
-        vote_eval_predictions({("m", 0): table}, {"m": 1.0}, ["a", "b", "c"])
+        vote_eval_predictions({("m", 0): table}, Vote({"m": 1.0}), ["a", "b", "c"])
 
 
 def test_task_scores_split_the_18_classes_into_mask_gender_and_age():

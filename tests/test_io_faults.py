@@ -23,6 +23,7 @@ from facemask.inference import PredictOptions, predict_eval_photos
 from facemask.labels import LOGIT_COLUMNS
 from facemask.models import create_classifier, save_checkpoint
 from facemask.settings import ImageCache, TestTimeAugmentation
+from facemask.vote import Vote
 
 from .conftest import ROOT, demo_work_folder
 
@@ -154,7 +155,7 @@ def vote_folder(workdir, demo_dir):
         checkpoint.write_bytes(b"a stand-in")
     meta = {"arch": "resnet34", "head": "single", "epoch": 1, "data_config": {"input_size": [3, 64, 48]}}
     settings = BundleSettings(
-        model_weights={"resnet34": 1.0, "efficientnetv2_rw_t": 1.0},
+        vote=Vote({"resnet34": 1.0, "efficientnetv2_rw_t": 1.0}),
         weights_fitted=False,
         tta=TTA,
         cache=ImageCache(1.125, False, 2.0, "mtcnn"),

@@ -54,7 +54,7 @@ CASES = {
     "mtcnn crop, gmean TTA, fitted weights, years heads": (
         "cache.face_crop with face_detector mtcnn, cache.margin 1.25, cache.face_scale 1.8",
         "tta HorizontalFlip + Multiply + Add, merged by gmean",
-        "ensemble.fit_weights, precision bf16, age_bins [30, 58]",
+        "ensemble.fit_weights with combine tasks and temperature, precision bf16, age_bins [30, 58]",
         "years heads with fitted and with training cuts, a multi years head, local safetensors weights",
         "sampler class, ema, the step and plateau schedules, a focal task loss",
         "compile aot_eager, precision fp16, accumulation_steps 2, clip_grad_norm, train_age_bins",
@@ -70,7 +70,7 @@ CASES = {
     ),
     "no crop, Resize and FiveCrops TTA, predict_dir, run_models": (
         "tta Resize + FiveCrops, merged by mean, predict_dir instead of predict_sets",
-        "run_models leaving a block out, sgd with momentum, the tanh schedule",
+        "run_models leaving a block out, sgd with momentum, the tanh schedule, ensemble.combine stack",
     ),
 }
 #: each run's config, given the local weights file
@@ -85,7 +85,7 @@ CONFIGS = {
             ],
             "merge": "gmean",
         },
-        "ensemble": {"fit_weights": True},
+        "ensemble": {"fit_weights": True, "combine": "tasks", "temperature": True},
         "precision": "bf16",
         "age_bins": [30, 58],
         "predict_sets": {"eval_photos": EVAL_PHOTOS},
@@ -134,6 +134,7 @@ CONFIGS = {
                 ema={"decay": 0.9, "warmup": False},
                 epochs=3,
                 early_stopping_patience=1,
+                keep="best",
                 scheduler={"name": "none"},
             ),
             "multi": block(
@@ -154,6 +155,7 @@ CONFIGS = {
             ],
             "merge": "mean",
         },
+        "ensemble": {"combine": "stack"},
         "run_models": ["plain", "sgd_tanh"],
         "models": {
             "plain": block(),

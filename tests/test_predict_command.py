@@ -19,6 +19,7 @@ from facemask.files import Member
 from facemask.models import create_classifier, model_data_config, save_checkpoint
 from facemask.prediction import read_checked_bundle
 from facemask.settings import ImageCache, TestTimeAugmentation
+from facemask.vote import Vote
 
 from .conftest import PORTRAIT
 
@@ -26,7 +27,7 @@ ARCH = "test_efficientnet"
 MEMBERS = 3
 #: what write_bundle needs besides the members: no offsets, the TTA of the demo
 SETTINGS = BundleSettings(
-    model_weights={"tiny": 1.0},
+    vote=Vote({"tiny": 1.0}),
     weights_fitted=False,
     tta=TestTimeAugmentation(("HorizontalFlip",), "mean", 8),
     cache=ImageCache(1.125, False, 2.0, "mtcnn"),

@@ -174,6 +174,7 @@ def test_a_short_run_of_each_head_type_learns_the_demo_well_above_chance(learnab
         optimizer={"lr": 2e-3},
         scheduler={"warmup_epochs": 0},
         early_stopping_patience=3,
+        keep="best",
         loss=[{"name": "cross_entropy", "weight": 0.7}, {"name": "f1", "weight": 0.3}],
     )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
@@ -255,6 +256,22 @@ def test_two_batches_of_8_with_accumulation_2_make_the_same_step_as_one_batch_of
     assert not torch.allclose(weights_after(halves, 1), whole, atol=1e-3)  # two steps are not one
 
 
+def test_turning_the_weight_average_on_changes_nothing_of_the_raw_run(demo_tables, demo_cache, tmp_path):
+    """Paired runs differ only by their setting: the average's extra validation pass draws from
+    its loader's generator, not torch's global one, so the raw weights' shuffles, augmentations
+    and scores stay as they were."""
+    runs = {}
+    for name, ema in (("raw", {}), ("averaged", {"decay": 0.9})):
+        outputs = TrainOutputs(*(tmp_path / name / file for file in ("c.pt", "oof.csv", "history.csv")))
+        runs[name] = train_fold(
+            *demo_tables, 0, quick_settings(epochs=3, ema=ema), demo_cache["train"], outputs
+        )
+    raw, averaged = runs["raw"], runs["averaged"]
+    assert list(averaged["train_loss"]) == list(raw["train_loss"])
+    assert list(averaged["val_f1_raw"]) == list(raw["val_f1"])
+    assert list(averaged["val_f1"]) == list(averaged["val_f1_ema"])  # keep: last keeps the average
+
+
 def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_the_best_epoch(
     demo_tables, demo_cache, tmp_path, monkeypatch
 ):
@@ -265,7 +282,11 @@ def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_t
     )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
     history = train_fold(
-        *demo_tables, 0, quick_settings(epochs=6, early_stopping_patience=2), demo_cache["train"], outputs
+        *demo_tables,
+        0,
+        quick_settings(epochs=6, early_stopping_patience=2, keep="best"),
+        demo_cache["train"],
+        outputs,
     )
     assert list(history["epoch"]) == [1, 2, 3, 4]  # best at 2; 3 and 4 no better
     assert load_checkpoint(outputs.checkpoint)[1]["epoch"] == 2

@@ -141,7 +141,7 @@ def test_a_resume_state_is_taken_up_only_by_a_run_of_the_same_code(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patched:
-        patched.setattr(training, "save_best_checkpoint", killed_before_the_checkpoint)
+        patched.setattr(training, "save_kept_checkpoint", killed_before_the_checkpoint)
         with pytest.raises(KeyboardInterrupt):
             train_fold(index, folds, 0, settings, demo_cache["train"], outputs)
     assert outputs.resume_state.exists()

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 
 from facemask.files import Member, read_member_tables
 from facemask.tracking import PARENT_TAG
-from facemask.vote import read_class_shares, vote_eval_predictions
+from facemask.vote import Vote, read_class_shares, vote_eval_predictions
 
 from .conftest import ROOT, TINY, demo_work_folder, snakemake
 
@@ -107,7 +107,7 @@ def test_the_results_equal_the_local_runs(slurm_run, tiny_run):
     )
     image_ids = pd.read_csv(tiny_run / "results/tiny/index/eval_photos.csv", dtype=str)["ImageID"]
     shares = read_class_shares(tiny_run / "results/tiny/index/train_photos.csv")
-    local_vote = vote_eval_predictions(eval_logits, {MODEL: 1.0}, image_ids, shares)
+    local_vote = vote_eval_predictions(eval_logits, Vote({MODEL: 1.0}), image_ids, shares)
     pd.testing.assert_frame_equal(
         pd.read_csv(workdir / "results/tiny/submission.csv", dtype={"ImageID": str}), local_vote
     )

@@ -94,7 +94,7 @@ def test_a_run_tracks_one_run_per_train_job_under_one_parent(tiny_run):
             assert epochs_logged(client, child.info.run_id, metric) == list(history["epoch"]), metric
         logged = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "val_f1")}
         assert logged == dict(zip(history["epoch"], history["val_f1"], strict=True))
-        assert int(child.data.tags["best_epoch"]) == history.loc[history["val_f1"].idxmax(), "epoch"]
+        assert int(child.data.tags["kept_epoch"]) == history.loc[history["kept"] == 1, "epoch"].iloc[-1]
         assert len(child.data.tags["checkpoint_sha256"]) == 64
     assert all(len(digest) == 1 for digest in digests.values())  # the same block, the same digest
     assert len(set.union(*digests.values())) == len(digests)

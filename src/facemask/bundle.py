@@ -18,7 +18,7 @@ from facemask.errors import PipelineError
 from facemask.files import Member, write_json
 from facemask.labels import GENDER_NAMES, MASK_NAMES, TASK_STRIDES, age_band_names
 from facemask.settings import ImageCache, TestTimeAugmentation, as_config
-from facemask.vote import decide_classes
+from facemask.vote import Vote, decide_classes
 
 BUNDLE_FORMAT = 1
 BUNDLE_NAME = "ensemble/ensemble.json"
@@ -49,11 +49,12 @@ class BundleMember(NamedTuple):
 
 @dataclass(frozen=True)
 class BundleSettings:
-    """What a bundle holds besides its members: the vote weights by model (and whether they were
-    fitted), the TTA, the image cache's settings, the config's age cuts, each years head's age cuts
-    fitted out of fold (by model), and what the class offsets were fitted on."""
+    """What a bundle holds besides its members: the vote (vote.Vote: weights by model and what
+    else it fitted; whether the weights were fitted), the TTA, the image cache's settings, the
+    config's age cuts, each years head's age cuts fitted out of fold (by model), and what the
+    class offsets were fitted on."""
 
-    model_weights: Mapping[str, float]
+    vote: Vote
     weights_fitted: bool
     tta: TestTimeAugmentation
     cache: ImageCache
@@ -106,8 +107,9 @@ def write_bundle(
             "age_bins": list(settings.age_bins),
             "class": " + ".join(f"{stride} * {task}" for task, stride in TASK_STRIDES.items()),
         },
-        "model_weights": dict(settings.model_weights),
+        "model_weights": dict(settings.vote.weights),
         "weights_fitted": settings.weights_fitted,
+        "vote": settings.vote.as_config(),
         "tta": as_config(settings.tta),
         "class_offsets": None if offsets is None else [float(o) for o in offsets],
         "class_offsets_fitted_on": settings.offsets_fitted_on if offsets is not None else None,
@@ -163,6 +165,11 @@ def read_bundle(location: str | Path, verify: bool = True) -> dict:
                 "rebuild the bundle with Snakemake, or restore the checkpoint"
             )
     return bundle
+
+
+def bundle_vote(bundle: dict) -> Vote:
+    """The bundle's vote (a bundle from before the vote was stored: the mean with its model weights)."""
+    return Vote.from_config(bundle.get("vote") or {"weights": bundle["model_weights"]})
 
 
 def decide_as_bundle(bundle: dict, probabilities: np.ndarray) -> np.ndarray:

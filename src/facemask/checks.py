@@ -101,6 +101,11 @@ def setting_problems(block: ModelBlock):
             f"batch_size: Mixup / CutMix (mix) need an even batch, not {block.batch_size}: "
             "make it even, or set mix.prob to 0"
         )
+    if block.early_stopping_patience and block.keep != "best":
+        yield (
+            "early_stopping_patience: stopping at the best validation F1 needs keep: best "
+            f"(it is {block.keep!r}, which keeps the last epoch): set keep: best, or remove it"
+        )
     if "num_classes" in block.model_kwargs:
         yield "model_kwargs.num_classes: the head sets the number of outputs: remove it"
     if block.train_age_bins and not increasing(block.train_age_bins):

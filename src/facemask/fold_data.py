@@ -38,7 +38,7 @@ class TrainOutputs:
 class TrainJob:
     """One train job: the model block, the held-out fold, the image cache and where the outputs go;
     the seed (each fold adds its number), threads, the index's age cuts, the `device` setting, and
-    the class shares the submission matches its classes to (None: plain argmax)."""
+    whether validation matches its classes to the training photos' class shares (else plain argmax)."""
 
     block: ModelBlock
     fold: int
@@ -48,7 +48,7 @@ class TrainJob:
     threads: int = 1
     age_bins: Sequence[int] = DEFAULT_AGE_BINS
     device: str = "auto"
-    class_shares: np.ndarray | None = None
+    match_class_shares: bool = False
 
 
 def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -102,8 +102,10 @@ def photo_loader(
     """A DataLoader over `dataset`. For training (`shuffle`): a seeded order, or a seeded draw with
     replacement in proportion to `sample_weights` when given, and no last short batch (a batch of
     one breaks batch norm). Batches come in pinned memory when a GPU is used, for asynchronous copies,
-    unless they are sliced from a cache held in memory (no workers then)."""
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    unless they are sliced from a cache held in memory (no workers then). Every loader draws from a
+    generator of its own, never from torch's global one (each pass draws its workers' seed), so an
+    extra validation pass changes no later shuffle or augmentation."""
+    generator = torch.Generator().manual_seed(seed)
     sampler = None
     if sample_weights is not None:
         sampler = torch.utils.data.WeightedRandomSampler(

@@ -1,17 +1,20 @@
 """What a vote fits on out-of-fold predictions, and how it is scored: the model weights (greedy
-ensemble selection) and a years head's age cuts, fitted on all folds for the submission and
-cross-fitted for its scores (each fold's photos voted by a fit on the other folds only). Not
-cross-fitted: each train job's choice of epoch and of raw or EMA weights, made on the very fold
-whose logits become its out-of-fold predictions (a small optimistic bias; under 0.001 macro F1
-measured with 3 epochs). The vote itself and its decision are in facemask.vote."""
+ensemble selection), per task or stacked, each model's temperature and a years head's age cuts,
+fitted on all folds for the submission and cross-fitted for its scores (each fold's photos voted
+by a fit on the other folds only, its classes matched to the other folds' class shares). The
+train jobs' own choice (the last epoch by default) is fixed in advance; with a block's `keep:
+best` it is made on the fold whose logits become its out-of-fold predictions (optimistic). The
+vote itself and its decision are in facemask.vote."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp, softmax
+from sklearn.linear_model import LogisticRegression
 
 from facemask.files import Member
 from facemask.labels import (
@@ -21,40 +24,37 @@ from facemask.labels import (
     NUM_CLASSES,
     NUM_PAIRS,
     PAIR_OF_CLASS,
+    TASK_OF_CLASS,
+    TASK_SIZES,
+    TASKS,
     YEAR_COLUMNS,
     band_of_year,
 )
 from facemask.scores import macro_f1
-from facemask.vote import decide_classes, log_probabilities, soft_vote
+from facemask.vote import Stacker, Vote, class_shares, decide_classes, log_probabilities, task_marginals
 
 #: the age cuts a years head's fit chooses from: first cut, second cut (years)
 AGE_CUT_CANDIDATES = (range(25, 36), range(55, 63))
 
 
-def fit_weights(
-    member_logits: dict[str, np.ndarray],
-    labels: np.ndarray,
-    shares: np.ndarray | None = None,
-    rounds: int = 20,
+def greedy_weights(
+    member_probabilities: Mapping[str, np.ndarray], score: Callable[[np.ndarray], float], rounds: int = 20
 ) -> dict[str, float]:
-    """Model weights that maximise the soft vote's macro F1 on out-of-fold logits, classes decided
-    as the submission decides them (`shares`), by greedy ensemble selection with replacement
-    (Caruana et al. 2004): the best model alone, then `rounds` rounds each adding one more copy of
-    the model whose addition scores best. The weights are the copy counts of the best-scoring of
-    these votes over their total; ties go to the most even weights, then the earlier round and
-    model. At most (rounds + 1) x models votes are scored, each set of weights once."""
-    names = list(member_logits)
-    probabilities = np.stack(
-        [softmax(np.asarray(member_logits[name], dtype=np.float64), axis=1) for name in names]
-    )
+    """Weights of the members' probability tables that maximise `score` of their weighted mean, by
+    greedy ensemble selection with replacement (Caruana et al. 2004): the best member alone, then
+    `rounds` rounds each adding one more copy of the member whose addition scores best. The
+    weights are the copy counts of the best-scoring of these votes over their total; ties go to
+    the most even weights, then the earlier round and member. At most (rounds + 1) x members
+    votes are scored, each set of weights once."""
+    names = list(member_probabilities)
+    probabilities = np.stack([member_probabilities[name] for name in names])
     scores: dict[tuple[int, ...], float] = {}
 
     def key(counts: np.ndarray) -> tuple[float, Fraction]:
-        """The vote's macro F1, then minus the L1 distance of its weights to equal weights (exact)."""
+        """The vote's score, then minus the L1 distance of its weights to equal weights (exact)."""
         total, reduced = int(counts.sum()), tuple(int(c) for c in counts // np.gcd.reduce(counts))
         if reduced not in scores:  # counts in proportion are the same weights: scored once
-            vote = np.tensordot(counts / total, probabilities, axes=1)
-            scores[reduced] = macro_f1(labels, decide_classes(vote, shares))
+            scores[reduced] = score(np.tensordot(counts / total, probabilities, axes=1))
         return scores[reduced], -Fraction(int(np.abs(counts * len(names) - total).sum()), len(names) * total)
 
     steps = np.eye(len(names), dtype=np.int64)
@@ -65,6 +65,66 @@ def fit_weights(
         if key(counts) > key(best):
             best = counts
     return {name: float(count / best.sum()) for name, count in zip(names, best, strict=True)}
+
+
+def fit_weights(
+    member_logits: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    shares: np.ndarray | None = None,
+    rounds: int = 20,
+) -> dict[str, float]:
+    """Model weights that maximise the soft vote's macro F1 on out-of-fold logits, classes decided
+    as the submission decides them (`shares`); see greedy_weights."""
+    probabilities = {
+        name: softmax(np.asarray(logits, dtype=np.float64), axis=1) for name, logits in member_logits.items()
+    }
+    return greedy_weights(probabilities, lambda vote: macro_f1(labels, decide_classes(vote, shares)), rounds)
+
+
+def fit_task_weights(
+    model_votes: Mapping[str, np.ndarray], labels: np.ndarray, shares: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
+    """Per task (mask, gender, age), the model weights that maximise that task's macro F1 of the
+    vote of the models' task probabilities, each task decided on its own (matched to its share
+    of `shares` when given); see greedy_weights."""
+
+    def task_f1(task: str) -> Callable[[np.ndarray], float]:
+        truth = TASK_OF_CLASS[task][labels]
+        task_shares = None if shares is None else np.bincount(TASK_OF_CLASS[task], shares, TASK_SIZES[task])
+        return lambda vote: macro_f1(truth, decide_classes(vote, task_shares))
+
+    return {
+        task: greedy_weights(
+            {model: task_marginals(vote, task) for model, vote in model_votes.items()}, task_f1(task)
+        )
+        for task in TASKS
+    }
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T (0.1 to 10) that minimises the cross-entropy of softmax(logits / T) on
+    out-of-fold `labels` (Guo et al. 2017)."""
+    logits = np.asarray(logits, dtype=np.float64)
+
+    def loss(log_t: float) -> float:
+        return -log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean()
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-np.log(10), np.log(10)), method="bounded").x))
+
+
+def fit_stacker(model_votes: Mapping[str, np.ndarray], labels: np.ndarray, strength: float = 1.0) -> Stacker:
+    """scikit-learn's multinomial logistic regression (L2, C = `strength`) of the labels on the
+    models' log-probabilities; classes absent from `labels` get no weights and an intercept of -30."""
+    models = tuple(model_votes)
+    features = np.hstack([log_probabilities(model_votes[model]) for model in models])
+    regression = LogisticRegression(C=strength, max_iter=2000).fit(features, labels)
+    coef, intercept = np.zeros((NUM_CLASSES, features.shape[1])), np.full(NUM_CLASSES, -30.0)
+    if len(regression.classes_) == 2:  # scikit-learn keeps one row for two classes
+        coef[regression.classes_] = np.vstack([-regression.coef_, regression.coef_]) / 2
+        intercept[regression.classes_] = np.r_[-regression.intercept_, regression.intercept_] / 2
+    else:
+        coef[regression.classes_], intercept[regression.classes_] = regression.coef_, regression.intercept_
+    return Stacker(models, coef, intercept)
 
 
 def oof_by_model(oof_logits: dict[Member, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -126,10 +186,15 @@ def fit_age_cuts(table: pd.DataFrame, shares: np.ndarray | None = None, rounds: 
 
 @dataclass(frozen=True)
 class VotePlan:
-    """What a vote takes from out-of-fold predictions: the model weights and each years head's age cuts."""
+    """What a vote takes from out-of-fold predictions: the vote (weights, temperatures, how it
+    combines; see vote.Vote) and each years head's age cuts."""
 
-    weights: dict[str, float]
+    vote: Vote
     age_cuts: dict[str, tuple[int, int]]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self.vote.weights)
 
     def member_logits(self, by_model: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
         """Each model's 18-class logits, a years head's with its bands cut at its age cuts."""
@@ -144,10 +209,11 @@ class VotePlan:
             for model, table in by_model.items()
         }
 
-    def vote(self, by_model: dict[str, pd.DataFrame]) -> np.ndarray:
-        """The soft vote's probabilities for the photos of `by_model` (tables in the same photo order)."""
-        logits = self.member_logits(by_model)
-        return soft_vote(list(logits.values()), [self.weights[model] for model in logits])
+    def probabilities(self, by_model: dict[str, pd.DataFrame]) -> np.ndarray:
+        """The vote's probabilities for the photos of `by_model` (tables in the same photo order)."""
+        return self.vote.probabilities(
+            {model: [logits] for model, logits in self.member_logits(by_model).items()}
+        )
 
 
 def fit_vote(
@@ -155,51 +221,86 @@ def fit_vote(
     shares: np.ndarray | None = None,
     weights: dict[str, float] | None = None,
     cut_models: Sequence[str] = (),
+    combine: str = "mean",
+    temperature: bool = False,
 ) -> VotePlan:
-    """The vote fitted on out-of-fold tables: the age cuts of the years heads in `cut_models` (each
-    on its own predictions; the others keep their training cuts), then the model weights (see
-    fit_weights) unless `weights` are given. On no photos (a single fold's cross-fit) nothing is
-    fitted: the training cuts, and the given or equal weights."""
-    if not len(next(iter(by_model.values()))):
-        return VotePlan(weights or dict.fromkeys(by_model, 1.0), {})
+    """The vote fitted on out-of-fold tables, in this order: the age cuts of the years heads in
+    `cut_models` (each on its own predictions; the others keep their training cuts), with
+    `temperature` each model's temperature, then the model weights (see fit_weights) unless
+    `weights` are given, and what `combine` needs (see vote.Vote): per task the weights of each
+    task (fitted where the weights are, else the same for each task), or the stacker. Classes are
+    decided as the submission decides them (`shares`). On no photos (a single fold's cross-fit)
+    nothing is fitted: the training cuts, and the given or equal weights in a plain mean."""
+    table = next(iter(by_model.values()))
+    if not len(table):
+        return VotePlan(Vote(weights or dict.fromkeys(by_model, 1.0)), {})
+    labels = table["label"].to_numpy()
     cuts = {model: fit_age_cuts(by_model[model], shares) for model in cut_models if model in by_model}
-    if weights is None:
-        plan = VotePlan(dict.fromkeys(by_model, 1.0), cuts)
-        weights = fit_weights(
-            plan.member_logits(by_model), next(iter(by_model.values()))["label"].to_numpy(), shares
-        )
-    return VotePlan(weights, cuts)
+    logits = VotePlan(Vote({}), cuts).member_logits(by_model)
+    temperatures = {model: fit_temperature(logits[model], labels) for model in logits} if temperature else {}
+    tempered = Vote({}, temperatures)
+    votes = {model: tempered.model_vote(model, [logits[model]]) for model in logits}
+    fitted = weights is None
+    used = weights or fit_weights(
+        {model: log_probabilities(vote) for model, vote in votes.items()}, labels, shares
+    )
+    task_weights: dict[str, dict[str, float]] = {}
+    stacker = None
+    if combine == "tasks":
+        task_weights = fit_task_weights(votes, labels, shares) if fitted else dict.fromkeys(TASKS, used)
+    if combine == "stack":
+        stacker = fit_stacker(votes, labels)
+    return VotePlan(Vote(used, temperatures, combine, task_weights, stacker), cuts)
+
+
+def other_folds_shares(
+    labels: np.ndarray, held_out: np.ndarray, shares: np.ndarray | None
+) -> np.ndarray | None:
+    """The class shares of the photos not `held_out` (None when classes are not matched, `shares` None)."""
+    return None if shares is None else class_shares(labels[~held_out])
 
 
 def cross_fitted_vote(
-    by_model: dict[str, pd.DataFrame],
-    shares: np.ndarray | None = None,
-    weights: dict[str, float] | None = None,
-    cut_models: Sequence[str] = (),
+    by_model: dict[str, pd.DataFrame], shares: np.ndarray | None = None, **fit
 ) -> np.ndarray:
     """The vote's out-of-fold probabilities, each fold's from a plan fitted on the other folds only
-    (see fit_vote): estimates of a vote fitted on all of them, as the submission's is, honest but
-    for each member's epoch and weights, chosen on its own fold (see the module's docstring)."""
-    folds = next(iter(by_model.values()))["fold"].to_numpy()
+    (see fit_vote and its options `fit`; classes matched to the other folds' shares when `shares`
+    are given): estimates of a vote fitted on all of them, as the submission's is."""
+    folds, labels = (next(iter(by_model.values()))[column].to_numpy() for column in ("fold", "label"))
     probabilities = np.zeros((len(folds), NUM_CLASSES))
     for fold in np.unique(folds):
         held_out = folds == fold
         plan = fit_vote(
-            {model: table[~held_out] for model, table in by_model.items()}, shares, weights, cut_models
+            {model: table[~held_out] for model, table in by_model.items()},
+            other_folds_shares(labels, held_out, shares),
+            **fit,
         )
-        probabilities[held_out] = plan.vote({model: table[held_out] for model, table in by_model.items()})
+        probabilities[held_out] = plan.probabilities(
+            {model: table[held_out] for model, table in by_model.items()}
+        )
     return probabilities
 
 
-def ensemble_oof(
-    by_model: dict[str, pd.DataFrame],
-    model_weights: dict[str, float] | None,
-    shares: np.ndarray | None = None,
-    cut_models: Sequence[str] = (),
-) -> pd.DataFrame:
-    """The soft-voted ensemble's out-of-fold answer for every photo: label and predicted class,
-    cross-fitted (see cross_fitted_vote; weights fitted when `model_weights` is None) and decided
-    as the submission's are (see decide_classes)."""
+def decide_out_of_fold(
+    probabilities: np.ndarray, labels: np.ndarray, folds: np.ndarray, shares: np.ndarray | None = None
+) -> np.ndarray:
+    """Out-of-fold classes decided as the submission's are, each fold on its own: matched to the
+    class shares of the other folds when `shares` are given (so no fold's decision sees its own
+    labels), else the plain argmax."""
+    decided = np.zeros(len(labels), dtype=int)
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        decided[held_out] = decide_classes(
+            probabilities[held_out], other_folds_shares(labels, held_out, shares)
+        )
+    return decided
+
+
+def ensemble_oof(by_model: dict[str, pd.DataFrame], shares: np.ndarray | None = None, **fit) -> pd.DataFrame:
+    """The vote's out-of-fold answer for every photo: label and predicted class, cross-fitted (see
+    cross_fitted_vote; `fit`: fit_vote's options) and decided as the submission's are (see
+    decide_out_of_fold)."""
     first = next(iter(by_model.values()))
-    predicted = decide_classes(cross_fitted_vote(by_model, shares, model_weights, cut_models), shares)
+    labels, folds = first["label"].to_numpy(), first["fold"].to_numpy()
+    predicted = decide_out_of_fold(cross_fitted_vote(by_model, shares, **fit), labels, folds, shares)
     return pd.DataFrame({"label": first["label"], "predicted": predicted}, index=first.index)

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageFile
 
-from facemask.bundle import BundleError, decide_as_bundle, find_bundle, read_bundle
+from facemask.bundle import BundleError, bundle_vote, decide_as_bundle, find_bundle, read_bundle
 from facemask.cache import prepare_photos
 from facemask.dataset import DataReport, check_photo
 from facemask.devices import pick_device
@@ -25,7 +25,7 @@ from facemask.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, decode_class
 from facemask.logs import log
 from facemask.models import checkpoint_meta
 from facemask.settings import TestTimeAugmentation, typed
-from facemask.vote import soft_vote
+from facemask.vote import by_model
 
 #: how many ignored files a message names (it counts them all)
 NAMED_FILES = 10
@@ -124,7 +124,7 @@ def predict_photos(
     and age band in words, and the 18 vote probabilities. Photos are prepared as the training
     pipeline's image cache prepares them (one temporary cache per member input size), each member
     predicts them with the bundle's TTA on `device` (a device, or the `device` setting, resolved
-    here once for all members), and the vote is decided with the bundle's class offsets."""
+    here once for all members), and the bundle's vote is decided with its class offsets."""
     on = device if isinstance(device, torch.device) else pick_device(device)
     tta = typed(TestTimeAugmentation, bundle["tta"])
     tta = dataclasses.replace(tta, batch_size=batch_size) if batch_size else tta
@@ -144,7 +144,8 @@ def predict_photos(
             logits.append(
                 predict_cached_photos(member["checkpoint"], cache, len(photos), options, member["age_cuts"])
             )
-    probabilities = soft_vote(logits, [member["weight"] for member in bundle["members"]])
+    members = (Member(member["model"], member["fold"]) for member in bundle["members"])
+    probabilities = bundle_vote(bundle).probabilities(by_model(dict(zip(members, logits, strict=True))))
     return answer_table(
         photos, probabilities, decide_as_bundle(bundle, probabilities), bundle["classes"]["age"]
     )

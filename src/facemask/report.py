@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from facemask.files import Member
-from facemask.oof_fit import cross_fitted_vote, ensemble_oof, fit_vote, oof_by_model
+from facemask.oof_fit import cross_fitted_vote, decide_out_of_fold, ensemble_oof, fit_vote, oof_by_model
 from facemask.scores import task_scores
-from facemask.vote import decide_classes, vote_each_model_alone
+from facemask.vote import vote_each_model_alone
 
 
 def score_submission(submission: pd.DataFrame, answers: pd.DataFrame) -> dict:
@@ -42,9 +42,9 @@ def eval_scores_by_model(
     return pd.DataFrame(rows)
 
 
-def best_epoch(history: pd.DataFrame) -> int:
-    """The epoch whose checkpoint training kept: the first with the highest validation F1."""
-    return int(history.loc[history["val_f1"].idxmax(), "epoch"])
+def kept_epoch(history: pd.DataFrame) -> int:
+    """The epoch whose weights training kept: the last one marked kept."""
+    return int(history.loc[history["kept"] == 1, "epoch"].iloc[-1])
 
 
 def cv_summary(
@@ -54,25 +54,31 @@ def cv_summary(
     shares: np.ndarray | None = None,
     cut_models: Sequence[str] = (),
     fit_weights: bool = False,
+    **vote,
 ) -> pd.DataFrame:
-    """Out-of-fold scores per (model, fold) (with its best epoch when `histories` are given), per
-    model over all its folds (fold 'all'), and of the soft-voted ensemble with the given weights
-    (model 'ensemble') and, with `fit_weights` (the submission then votes with fitted weights), with
-    weights fitted to the out-of-fold predictions ('ensemble_fitted'), every row's classes decided
-    as the submission's are (matched to `shares` when given).
-    What is fitted (the weights, the age cuts of the years heads in `cut_models`) is cross-fitted:
-    each fold's photos are decided by a fit on the other folds only (see
-    oof_fit.cross_fitted_vote); the weights and cuts shown are those fitted on all folds, which the
-    submission uses.
+    """Out-of-fold scores per (model, fold) (with its kept epoch when `histories` are given), per
+    model over all its folds (fold 'all'), and of the vote with the given weights (model
+    'ensemble') and, with `fit_weights` (the submission then votes with fitted weights), with
+    weights fitted to the out-of-fold predictions ('ensemble_fitted'); `vote`: how the vote
+    combines and whether it fits temperatures (see oof_fit.fit_vote). Every row's classes are
+    decided as the submission's are: matched to the class shares of the other folds when `shares`
+    are given (see oof_fit.decide_out_of_fold).
+    What is fitted (the weights, temperatures, stacker, the age cuts of the years heads in
+    `cut_models`) is cross-fitted: each fold's photos are decided by a fit on the other folds only
+    (see oof_fit.cross_fitted_vote); the weights and cuts shown are those fitted on all folds,
+    which the submission uses.
     Each table holds the photos of one held-out fold: path, label and the logit columns."""
     by_model = oof_by_model(oof_logits)
     rows = _model_rows(by_model, histories, shares, cut_models)
     votes = {"ensemble": model_weights, **({"ensemble_fitted": None} if fit_weights else {})}
-    rows += [_ensemble_row(name, by_model, weights, shares, cut_models) for name, weights in votes.items()]
+    rows += [
+        _ensemble_row(name, by_model, shares, weights=weights, cut_models=cut_models, **vote)
+        for name, weights in votes.items()
+    ]
     return (
         pd.DataFrame(rows)
         .fillna({"weights": "", "age_cuts": ""})
-        .astype({"best_epoch": "Int64"} if histories else {})
+        .astype({"kept_epoch": "Int64"} if histories else {})
     )
 
 
@@ -83,22 +89,27 @@ def _model_rows(
     cut_models: Sequence[str],
 ) -> list[dict]:
     """cv_summary's rows of each model alone: one per (model, fold), then one per model (fold 'all')."""
-    alone = {
-        model: cross_fitted_vote({model: table}, shares, {model: 1.0}, cut_models)
+    decided = {
+        model: decide_out_of_fold(
+            cross_fitted_vote({model: table}, shares, weights={model: 1.0}, cut_models=cut_models),
+            table["label"].to_numpy(),
+            table["fold"].to_numpy(),
+            shares,
+        )
         for model, table in by_model.items()
     }
     rows = []
     for model, table in by_model.items():
         for fold in sorted(set(table["fold"])):
             in_fold = (table["fold"] == fold).to_numpy()
-            epoch = {"best_epoch": best_epoch(histories[Member(model, fold)])} if histories else {}
+            epoch = {"kept_epoch": kept_epoch(histories[Member(model, fold)])} if histories else {}
             rows.append(
                 {
                     "model": model,
                     "fold": str(fold),
                     **epoch,
                     "n_photos": int(in_fold.sum()),
-                    **task_scores(table["label"][in_fold], decide_classes(alone[model][in_fold], shares)),
+                    **task_scores(table["label"][in_fold], decided[model][in_fold]),
                 }
             )
     for model, table in by_model.items():
@@ -109,24 +120,15 @@ def _model_rows(
                 "fold": "all",
                 "n_photos": len(table),
                 "age_cuts": _cuts_text(cuts),
-                **task_scores(table["label"], decide_classes(alone[model], shares)),
+                **task_scores(table["label"], decided[model]),
             }
         )
     return rows
 
 
-def _ensemble_row(
-    name: str,
-    by_model: dict[str, pd.DataFrame],
-    weights: dict[str, float] | None,
-    shares: np.ndarray | None,
-    cut_models: Sequence[str],
-) -> dict:
-    """cv_summary's row of the ensemble voted with `weights` (fitted when None), cross-fitted."""
-    ensemble, plan = (
-        ensemble_oof(by_model, weights, shares, cut_models),
-        fit_vote(by_model, shares, weights, cut_models),
-    )
+def _ensemble_row(name: str, by_model: dict[str, pd.DataFrame], shares: np.ndarray | None, **fit) -> dict:
+    """cv_summary's row of the vote fitted with `fit` (see oof_fit.fit_vote), cross-fitted."""
+    ensemble, plan = ensemble_oof(by_model, shares, **fit), fit_vote(by_model, shares, **fit)
     return {
         "model": name,
         "fold": "all",

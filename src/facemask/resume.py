@@ -79,7 +79,7 @@ def resume(
 ) -> dict | None:
     """Load the states of `parts` (model, optimizer, scheduler, loss scaler, by name) and the RNG
     states that a killed run of the same settings left in `resume_state`, and return its progress
-    (epoch, history, best epoch); None when there is none."""
+    (epoch, history, epoch kept); None when there is none."""
     if not resume_state.is_file():
         return None
     saved = torch.load(resume_state, map_location="cpu", weights_only=True)

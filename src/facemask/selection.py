@@ -1,5 +1,6 @@
-"""Which weights an epoch keeps: the raw weights or their moving average (timm's ModelEmaV3),
-whichever scores the better validation macro F1, classes decided as the submission decides them."""
+"""Which weights an epoch keeps: the raw weights or their moving average (timm's ModelEmaV3):
+fixed in advance (the average when there is one), or whichever scores the better validation
+macro F1, classes decided as the submission decides them."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -64,11 +65,12 @@ def score_weights(name: str, module: torch.nn.Module, fold: ValidationFold) -> V
 
 
 def validate(
-    model: torch.nn.Module, ema: WeightAverage | None, fold: ValidationFold
+    model: torch.nn.Module, ema: WeightAverage | None, fold: ValidationFold, by_f1: bool = False
 ) -> tuple[Validation, dict[str, float]]:
     """The raw weights of `model` and their average `ema` (when given) scored on the validation
-    fold: the better by macro F1 (raw on ties), and each candidate's F1 by name (val_f1_raw, ...)."""
+    fold: the kept one, and each candidate's F1 by name (val_f1_raw, ...). Kept: the average when
+    there is one, or with `by_f1` the better by macro F1 (raw on ties)."""
     candidates = {"raw": model, **({"ema": ema.ema.module} if ema else {})}
     scored = [score_weights(name, module, fold) for name, module in candidates.items()]
-    best = max(scored, key=lambda score: score.val_f1)  # max keeps the first of equals
-    return best, {f"val_f1_{score.weights}": score.val_f1 for score in scored}
+    kept = max(scored, key=lambda score: score.val_f1) if by_f1 else scored[-1]  # max: the first of equals
+    return kept, {f"val_f1_{score.weights}": score.val_f1 for score in scored}

@@ -86,6 +86,7 @@ class ModelBlock:
     compile: bool | str = False
     accumulation_steps: int = 1
     clip_grad_norm: float | None = None
+    keep: str = "last"
     early_stopping_patience: int = 0
     augment: Augmentation = Augmentation()
 
@@ -197,11 +198,19 @@ class TestTimeAugmentation:
 
 @dataclass(frozen=True)
 class Ensemble:
-    """The vote: weights fitted on the out-of-fold predictions or each block's, and classes
-    matched to the training class shares or the plain argmax."""
+    """The vote: weights fitted on the out-of-fold predictions or each block's, classes matched
+    to the training class shares or the plain argmax, how the models' votes combine (see
+    vote.Vote) and whether each model's temperature is fitted."""
 
     fit_weights: bool
     match_class_shares: bool
+    combine: str = "mean"
+    temperature: bool = False
+
+    @property
+    def fitted(self) -> dict[str, Any]:
+        """What the vote fits besides its weights, as oof_fit.fit_vote takes it."""
+        return {"combine": self.combine, "temperature": self.temperature}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""Train one model on all folds but one, validate on that fold by macro F1, keep the best epoch.
+"""Train one model on all folds but one, validate on that fold by macro F1, keep the last epoch
+(or, with the block's `keep: best`, the best one).
 
 After every epoch the whole training state (model, optimizer, scheduler, RNG states, history,
-best epoch so far) is saved beside the outputs, so a killed job resumes where it stopped; the
+epoch kept so far) is saved beside the outputs, so a killed job resumes where it stopped; the
 outputs themselves are written once, atomically, when training ends.
 """
 
@@ -31,26 +32,28 @@ from facemask.resume import resume, save_resume_state, seed_everything, settings
 from facemask.selection import Validation, ValidationFold, validate
 from facemask.settings import ModelBlock
 from facemask.tracking import TrainTracking
+from facemask.vote import class_shares
 
 
 @dataclass
 class TrainingState:
-    """A run's progress, saved after every epoch: the last epoch done, the history, and the best
-    epoch so far with its weights and validation outputs."""
+    """A run's progress, saved after every epoch: the last epoch done, the history, and the epoch
+    kept so far (the best, or the last) with its weights and validation outputs."""
 
     epoch: int = 0
     history: list[dict] = dataclasses.field(default_factory=list)
-    best_f1: float = -1.0
-    best_epoch: int = 0
-    best_model: dict[str, torch.Tensor] | None = None
-    best_logits: torch.Tensor | None = None
+    kept_f1: float = -1.0
+    kept_epoch: int = 0
+    kept_model: dict[str, torch.Tensor] | None = None
+    kept_logits: torch.Tensor | None = None
 
-    def keep_if_best(self, epoch: int, kept: Validation) -> bool:
-        """Keep the validated weights and outputs when they beat the best epoch so far; whether they did."""
-        if kept.val_f1 <= self.best_f1:
+    def keep(self, epoch: int, kept: Validation, only_if_better: bool) -> bool:
+        """Keep the validated weights and outputs, or with `only_if_better` only when they beat the
+        epoch kept so far; whether they were kept."""
+        if only_if_better and kept.val_f1 <= self.kept_f1:
             return False
-        self.best_f1, self.best_epoch, self.best_logits = kept.val_f1, epoch, torch.from_numpy(kept.outputs)
-        self.best_model = {k: v.detach().to("cpu", copy=True) for k, v in kept.module.state_dict().items()}
+        self.kept_f1, self.kept_epoch, self.kept_logits = kept.val_f1, epoch, torch.from_numpy(kept.outputs)
+        self.kept_model = {k: v.detach().to("cpu", copy=True) for k, v in kept.module.state_dict().items()}
         return True
 
 
@@ -90,7 +93,7 @@ def set_up(job: TrainJob, train_photos: pd.DataFrame, val_photos: pd.DataFrame) 
         device,
         precision=precision,
         module_of=parts.head.training_module,
-        shares=job.class_shares,
+        shares=class_shares(train_photos["label"]) if job.match_class_shares else None,
     )
     return FoldRun(job, parts, validation, train_loader)
 
@@ -106,12 +109,13 @@ def train_fold(
     **options,
 ) -> pd.DataFrame:
     """Train the model `block` on every fold but `fold`, validate on `fold` each epoch (the raw
-    and, with `ema`, the averaged weights), and write the best epoch's checkpoint and out-of-fold
-    logits and the history; return the history. `options`: TrainJob's seed, threads, age_bins,
-    device and class_shares; the epoch kept is chosen by the rule that decides the submission
-    (classes matched to `class_shares` when given, else the plain argmax). Resumes from
+    and, with `ema`, the averaged weights), and write the kept epoch's checkpoint and out-of-fold
+    logits (see the block's `keep`) and the history; return the history. `options`: TrainJob's
+    seed, threads, age_bins, device and match_class_shares (validation decides classes as the
+    submission does: matched to the class shares of the training photos, the other folds, or the
+    plain argmax). Resumes from
     `outputs.resume_state` when a killed run of the same settings, photos, cache and code left one.
-    `tracking`: the job's MLflow run (settings, per-epoch metrics, best epoch, checkpoint)."""
+    `tracking`: the job's MLflow run (settings, per-epoch metrics, kept epoch, checkpoint)."""
     job = TrainJob(block, fold, Path(cache), outputs, **options)
     torch.set_num_threads(job.threads)
     seed_everything(job.seed + fold)
@@ -120,7 +124,7 @@ def train_fold(
     identity = block.as_config() | {
         "precision": run.parts.step.precision,
         "code": code_digest(__file__),
-        "class_shares": None if job.class_shares is None else job.class_shares.tolist(),
+        "match_class_shares": job.match_class_shares,
     }
     run.fingerprint = settings_fingerprint(identity, fold, job.seed, train_photos, job.cache)
     saved = resume(outputs.resume_state, run.fingerprint, run.saved, run.train_loader.generator)
@@ -135,23 +139,23 @@ def train_fold(
     tracking.start(run.fingerprint, identity | sizes, state.history)
     try:
         train_epochs(run, state, tracking.log_epoch)
-        run.parts.model.load_state_dict(state.best_model or {})
-        save_best_checkpoint(run, state)
+        run.parts.model.load_state_dict(state.kept_model or {})
+        save_kept_checkpoint(run, state)
         history = write_fold_results(run, state, val_photos)
     except BaseException as error:
         tracking.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
-    tracking.end("FINISHED", best_epoch_tags(outputs.checkpoint, state))
+    tracking.end("FINISHED", kept_epoch_tags(outputs.checkpoint, state))
     return history
 
 
-def best_epoch_tags(checkpoint: Path, state: TrainingState) -> dict[str, str]:
+def kept_epoch_tags(checkpoint: Path, state: TrainingState) -> dict[str, str]:
     """What a tracking run records of the epoch kept: its number, F1 and checkpoint (path, SHA-256)."""
     with open(checkpoint, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return {
-        "best_epoch": str(state.best_epoch),
-        "best_val_f1": f"{state.best_f1:.6f}",
+        "kept_epoch": str(state.kept_epoch),
+        "kept_val_f1": f"{state.kept_f1:.6f}",
         "checkpoint": str(checkpoint.resolve()),
         "checkpoint_sha256": digest,
     }
@@ -167,7 +171,8 @@ def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], 
         lr, started = run.parts.schedule.lr, time.perf_counter()
         train_loss, seen = train_one_epoch(run.parts.step, run.train_loader, epoch)
         images_per_s = seen / (time.perf_counter() - started)
-        kept, candidates = validate(run.parts.model, run.parts.ema, run.validation)
+        by_f1 = run.job.block.keep == "best"
+        kept, candidates = validate(run.parts.model, run.parts.ema, run.validation, by_f1)
         mean_lr = run.parts.schedule.end_epoch(epoch, kept.val_f1)
         scores = {"val_loss": kept.val_loss, "val_f1": kept.val_f1, "val_accuracy": kept.val_accuracy}
         row: dict[str, float | str] = {"epoch": epoch, "lr": lr, "mean_lr": mean_lr, "train_loss": train_loss}
@@ -175,21 +180,21 @@ def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], 
         row |= {"train_images_per_s": images_per_s} | (
             candidates | {"weights": kept.weights} if run.parts.ema else {}
         )
-        state.history.append(row)
-        improved = state.keep_if_best(epoch, kept)
+        improved = state.keep(epoch, kept, only_if_better=by_f1)
+        state.history.append(row | {"kept": int(improved)})
         eta = (time.perf_counter() - run_started) / (epoch - resumed_at) * (epochs - epoch)
-        best = f" ({kept.weights} weights, best)" if improved else ""
+        note = f" ({kept.weights} weights, kept)" if improved else ""
         log.info(
             f"fold {fold} epoch {epoch}/{epochs}: lr {lr:.2e} (mean {mean_lr:.2e}), "
             f"train loss {train_loss:.4f}, val loss {kept.val_loss:.4f}, val F1 {kept.val_f1:.4f}, "
-            f"acc {kept.val_accuracy:.4f}, {images_per_s:.0f} img/s, ETA {eta:.0f} s{best}"
+            f"acc {kept.val_accuracy:.4f}, {images_per_s:.0f} img/s, ETA {eta:.0f} s{note}"
         )
         state.epoch = epoch
         save_resume_state(
             run.job.outputs.resume_state, run.fingerprint, run.saved, run.train_loader.generator, vars(state)
         )
         on_epoch(row)
-        if patience and epoch - state.best_epoch >= patience:
+        if patience and epoch - state.kept_epoch >= patience:
             log.info(
                 "fold %d: early stop after epoch %d, no better validation F1 for %d epochs",
                 fold,
@@ -199,21 +204,21 @@ def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], 
             return
 
 
-def save_best_checkpoint(run: FoldRun, state: TrainingState) -> None:
-    """The best epoch's weights (loaded into the run's model) with what inference needs to rebuild them."""
+def save_kept_checkpoint(run: FoldRun, state: TrainingState) -> None:
+    """The kept epoch's weights (loaded into the run's model) with what inference needs to rebuild them."""
     block, parts = run.job.block, run.parts
     meta: dict[str, Any] = {"arch": block.arch, "model_kwargs": dict(block.model_kwargs)}
-    meta |= parts.head.checkpoint_meta() | {"data_config": parts.data_config, "epoch": state.best_epoch}
-    meta |= {"fold": run.job.fold, "val_f1": state.best_f1, "precision": block.precision}
+    meta |= parts.head.checkpoint_meta() | {"data_config": parts.data_config, "epoch": state.kept_epoch}
+    meta |= {"fold": run.job.fold, "val_f1": state.kept_f1, "precision": block.precision}
     save_checkpoint(run.job.outputs.checkpoint, run.parts.model, meta)
 
 
 def write_fold_results(run: FoldRun, state: TrainingState, val_photos: pd.DataFrame) -> pd.DataFrame:
-    """Write the best epoch's out-of-fold columns (heads.ClassesHead.out_of_fold) and the history,
+    """Write the kept epoch's out-of-fold columns (heads.ClassesHead.out_of_fold) and the history,
     drop the resume state; return the history."""
     outputs = run.job.outputs
     photos = val_photos[["path", "person", "fold", "label"]]
-    write_csv(run.parts.head.out_of_fold(photos, state.best_logits.numpy()), outputs.oof_logits)  # type: ignore[union-attr]
+    write_csv(run.parts.head.out_of_fold(photos, state.kept_logits.numpy()), outputs.oof_logits)  # type: ignore[union-attr]
     history = pd.DataFrame(state.history)
     write_csv(history, outputs.history)
     outputs.resume_state.unlink()

@@ -1,8 +1,11 @@
-"""The soft vote: the weighted mean of the members' softmax probabilities, and the classes decided
-from it, optionally matched to the training photos' class shares; the submission it makes and
-its check. What a vote fits on out-of-fold predictions is in facemask.oof_fit."""
+"""The soft vote: the weighted mean of the members' softmax probabilities (or, as a Vote says, per
+task, or stacked), and the classes decided from it, optionally matched to the training photos'
+class shares; the submission it makes and its check. What a vote fits on out-of-fold
+predictions is in facemask.oof_fit."""
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -10,7 +13,10 @@ from scipy.special import softmax
 
 from facemask.errors import PipelineError
 from facemask.files import Member
-from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES
+from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, TASK_OF_CLASS, TASK_SIZES
+
+#: how a Vote combines its models' votes
+COMBINES = ("mean", "tasks", "stack")
 
 
 def soft_vote(member_logits: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
@@ -22,10 +28,103 @@ def soft_vote(member_logits: Sequence[np.ndarray], weights: Sequence[float] | No
         raise ValueError(
             f"soft vote weights {list(given)} must be {len(member_logits)} non-negative numbers, not all 0"
         )
-    probabilities = np.stack(
-        [softmax(np.asarray(logits, dtype=np.float64), axis=1) for logits in member_logits]
+    return soft_vote_probabilities(
+        [softmax(np.asarray(logits, dtype=np.float64), axis=1) for logits in member_logits], given
     )
-    return np.tensordot(given / given.sum(), probabilities, axes=1)
+
+
+def task_marginals(probabilities: np.ndarray, task: str) -> np.ndarray:
+    """The probabilities of each value of `task` (mask, gender or age): sums over the 18 classes."""
+    marginals = np.zeros((len(probabilities), TASK_SIZES[task]))
+    np.add.at(marginals.T, TASK_OF_CLASS[task], probabilities.T)
+    return marginals
+
+
+@dataclass(frozen=True)
+class Stacker:
+    """A multinomial logistic regression on the models' log-probabilities, in `models` order (18
+    columns each): coefficients (18 classes x 18 * models) and intercepts (18)."""
+
+    models: tuple[str, ...]
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    def probabilities(self, model_votes: Mapping[str, np.ndarray]) -> np.ndarray:
+        features = np.hstack([log_probabilities(model_votes[model]) for model in self.models])
+        return softmax(features @ self.coef.T + self.intercept, axis=1)
+
+    def as_config(self) -> dict:
+        return {"models": list(self.models), "coef": self.coef.tolist(), "intercept": self.intercept.tolist()}
+
+
+@dataclass(frozen=True)
+class Vote:
+    """How the members' logits become the vote's 18 probabilities. Each model's own vote first:
+    the mean softmax of its folds' logits divided by its temperature (1 where none is given).
+    Then, by `combine`: 'mean', the models' votes weighted by `weights`; 'tasks', per task (mask,
+    gender, age) the task's probabilities weighted by that task's `task_weights`, multiplied back
+    into 18 classes (so the argmax decides each task by its own vote); 'stack', `stacker` on
+    the models' log-probabilities."""
+
+    weights: Mapping[str, float]
+    temperatures: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    combine: str = "mean"
+    task_weights: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    stacker: Stacker | None = None
+
+    def model_vote(self, model: str, member_logits: Sequence[np.ndarray]) -> np.ndarray:
+        """One model's vote: the mean softmax of its members' logits at its temperature."""
+        temperature = self.temperatures.get(model, 1.0)
+        return soft_vote([np.asarray(logits, dtype=np.float64) / temperature for logits in member_logits])
+
+    def probabilities(self, logits_of_model: Mapping[str, Sequence[np.ndarray]]) -> np.ndarray:
+        """The vote's probabilities from each model's members' logits (rows: the same photos)."""
+        votes = {model: self.model_vote(model, logits) for model, logits in logits_of_model.items()}
+        if self.combine == "stack":
+            return self.stacker.probabilities(votes)  # type: ignore[union-attr]  # fitted with 'stack'
+        if self.combine == "tasks":
+            joint = np.ones((len(next(iter(votes.values()))), NUM_CLASSES))
+            for task, weights in self.task_weights.items():
+                task_vote = soft_vote_probabilities(
+                    [task_marginals(votes[model], task) for model in votes],
+                    [weights[model] for model in votes],
+                )
+                joint *= task_vote[:, TASK_OF_CLASS[task]]
+            return joint
+        return soft_vote_probabilities(list(votes.values()), [self.weights[model] for model in votes])
+
+    def as_config(self) -> dict:
+        """Plain data for the ensemble bundle (see from_config)."""
+        return {
+            "weights": dict(self.weights),
+            "temperatures": dict(self.temperatures),
+            "combine": self.combine,
+            "task_weights": {task: dict(weights) for task, weights in self.task_weights.items()},
+            "stacker": None if self.stacker is None else self.stacker.as_config(),
+        }
+
+    @classmethod
+    def from_config(cls, plain: Mapping) -> "Vote":
+        stacker = plain.get("stacker")
+        return cls(
+            weights=dict(plain["weights"]),
+            temperatures=dict(plain.get("temperatures", {})),
+            combine=plain.get("combine", "mean"),
+            task_weights=dict(plain.get("task_weights", {})),
+            stacker=None
+            if stacker is None
+            else Stacker(
+                tuple(stacker["models"]), np.asarray(stacker["coef"]), np.asarray(stacker["intercept"])
+            ),
+        )
+
+
+def soft_vote_probabilities(
+    probabilities: Sequence[np.ndarray], weights: Sequence[float] | np.ndarray
+) -> np.ndarray:
+    """The weighted mean of probability tables (weights non-negative, not all 0)."""
+    given = np.asarray(weights, dtype=float)
+    return np.tensordot(given / given.sum(), np.stack(probabilities), axes=1)
 
 
 def class_shares(labels) -> np.ndarray:
@@ -103,38 +202,46 @@ def decide_classes(
     return (log_p + offsets).argmax(axis=1)
 
 
-def fold_weights(members: Sequence[Member], model_weights: dict[str, float]) -> list[float]:
+def fold_weights(members: Sequence[Member], model_weights: Mapping[str, float]) -> list[float]:
     """Each (model, fold) member's weight: its model's weight shared equally among its folds."""
     folds_per_model = pd.Series([model for model, _ in members]).value_counts()
     return [model_weights[model] / folds_per_model[model] for model, _ in members]
 
 
+def by_model(member_logits: Mapping[Member, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """The members' logits grouped by model, in the members' order."""
+    grouped: dict[str, list[np.ndarray]] = {}
+    for (model, _), logits in member_logits.items():
+        grouped.setdefault(model, []).append(logits)
+    return grouped
+
+
 def vote_probabilities(
     eval_logits: dict[Member, pd.DataFrame],
-    model_weights: dict[str, float],
+    vote: Vote,
     image_ids: Sequence[str],
 ) -> np.ndarray:
-    """The soft vote's 18 probabilities of every photo, in `image_ids` order, from every member's
-    eval logit table (ImageID and the logit columns)."""
-    aligned = []
+    """The vote's 18 probabilities of every photo, in `image_ids` order, from every member's eval
+    logit table (ImageID and the logit columns)."""
+    aligned = {}
     for member, table in eval_logits.items():
         table = table.set_index("ImageID")
         if set(table.index) != set(image_ids) or len(table) != len(image_ids):
             raise PipelineError(f"eval logits of {member} do not cover exactly the ImageIDs of info.csv")
-        aligned.append(table.loc[list(image_ids), list(LOGIT_COLUMNS)].to_numpy())
-    return soft_vote(aligned, fold_weights(list(eval_logits), model_weights))
+        aligned[member] = table.loc[list(image_ids), list(LOGIT_COLUMNS)].to_numpy()
+    return vote.probabilities(by_model(aligned))
 
 
 def vote_eval_predictions(
     eval_logits: dict[Member, pd.DataFrame],
-    model_weights: dict[str, float],
+    vote: Vote,
     image_ids: Sequence[str],
     shares: np.ndarray | None = None,
     offsets: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The submission (ImageID, ans) in `image_ids` order from every member's eval logit table,
     classes decided with the given `offsets` or matched to the class `shares` (see `decide_classes`)."""
-    probabilities = vote_probabilities(eval_logits, model_weights, image_ids)
+    probabilities = vote_probabilities(eval_logits, vote, image_ids)
     return pd.DataFrame({"ImageID": list(image_ids), "ans": decide_classes(probabilities, shares, offsets)})
 
 
@@ -147,7 +254,7 @@ def vote_each_model_alone(
     return {
         model: vote_eval_predictions(
             {member: table for member, table in eval_logits.items() if member[0] == model},
-            {model: 1.0},
+            Vote({model: 1.0}),
             image_ids,
             shares,
         )

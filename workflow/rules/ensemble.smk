@@ -32,6 +32,7 @@ rule ensemble_bundle:
         members=get_members(),
         weights=get_ensemble_weights(),
         fit_weights=SETTINGS.ensemble.fit_weights,
+        vote=SETTINGS.ensemble.fitted,
         age_cut_models=get_age_cut_models(),
         match_class_shares=SETTINGS.ensemble.match_class_shares,
         tta=as_config(SETTINGS.tta),

@@ -14,6 +14,7 @@ rule cv_summary:
         age_cut_models=get_age_cut_models(),
         match_class_shares=SETTINGS.ensemble.match_class_shares,
         fit_weights=SETTINGS.ensemble.fit_weights,
+        vote=SETTINGS.ensemble.fitted,
         code=code_digest("cv_summary.py"),
     conda:
         "../../envs/cpu.yaml"
@@ -64,6 +65,8 @@ rule plot_oof:
         weights=get_ensemble_weights(),
         age_cut_models=get_age_cut_models(),
         match_class_shares=SETTINGS.ensemble.match_class_shares,
+        fit_weights=SETTINGS.ensemble.fit_weights,
+        vote=SETTINGS.ensemble.fitted,
         code=code_digest("plot_oof.py"),
     conda:
         "../../envs/cpu.yaml"
