@@ -15,7 +15,7 @@ pytestmark = pytest.mark.workflow
 def test_the_demo_scores_well_above_chance_and_learns_the_mask(demo_run):
     scores = json.loads((demo_run / "results/demo/eval_scores.json").read_text())
     # a constant answer scores macro F1 0.01 and mask F1 0.28; uniform guessing about 0.05 and 0.33
-    # (measured: macro F1 0.28-0.35, mask F1 0.45-0.51, gender 0.90-0.91, age 0.86)
+    # (measured with faces aged 18-80: macro F1 0.45, mask F1 0.67, gender 0.92, age 0.75)
     assert scores["macro_f1"] > 0.2, scores
     assert scores["mask_f1"] > 0.4, scores
     assert scores["gender_f1"] > 0.75, scores
