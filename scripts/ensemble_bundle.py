@@ -13,7 +13,7 @@ from facemask.files import read_member_tables
 from facemask.logs import log, run_job
 from facemask.models import checkpoint_meta
 from facemask.oof_fit import fit_vote, oof_by_model
-from facemask.settings import Ensemble, ImageCache, TestTimeAugmentation, typed
+from facemask.settings import ImageCache, TestTimeAugmentation, typed
 from facemask.vote import (
     Vote,
     class_share_offsets,
@@ -31,7 +31,7 @@ def main():
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
     shares = class_shares_to_match(snakemake.input.train_index, params.match_class_shares)
     vote = Vote(params.weights)
-    if params.fit_weights or params.vote != Ensemble(False, False).fitted:
+    if params.fit_weights or params.vote["combine"] != "mean" or params.vote["temperature"]:
         oof = oof_by_model(read_member_tables(params.members, snakemake.input.oof_logits))
         given = None if params.fit_weights else params.weights
         vote = fit_vote(oof, shares, given, params.age_cut_models, **params.vote).vote

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.files import Member, read_member_tables
+from facemask.files import read_run_tables
 from facemask.oof_fit import ensemble_oof, fit_vote, oof_by_model
-from facemask.scores import task_scores
+from facemask.scores import person_bootstrap_gains, task_scores
 from facemask.vote import class_share_offsets, log_probabilities, read_class_shares, vote_probabilities
 
 #: the options measured, by name: fit_vote's options (weights None: fitted)
@@ -33,19 +33,14 @@ OPTIONS = {
     "stacked logistic regression (stack)": {"combine": "stack"},
 }
 SCORES = ("macro_f1", "mask_f1", "gender_f1", "age_f1")
+#: where a run keeps its members' out-of-fold and eval logits
+RUN_TABLES = (("train", "oof_logits.csv"), ("predict", "eval_logits.csv"))
 
 
 def run_tables(results: Path, models: list[str] | None):
     """The run's out-of-fold and eval logit tables by Member, of `models` (all when None)."""
-    tables = {}
-    for kind, pattern in (
-        ("oof", "train/*/fold*/oof_logits.csv"),
-        ("eval", "predict/*/fold*/eval_logits.csv"),
-    ):
-        paths = [p for p in sorted(results.glob(pattern)) if models is None or p.parent.parent.name in models]
-        members = [Member(p.parent.parent.name, int(p.parent.name.removeprefix("fold"))) for p in paths]
-        tables[kind] = read_member_tables(members, [str(p) for p in paths])
-    return tables["oof"], tables["eval"]
+    tables = [read_run_tables(results, f"{stage}/*/fold*/{name}") for stage, name in RUN_TABLES]
+    return tuple(tables if models is None else (of_models(found, models) for found in tables))
 
 
 def option_answers(oof, eval_logits, image_ids, shares, fit: dict) -> tuple[pd.DataFrame, np.ndarray]:
@@ -58,16 +53,10 @@ def option_answers(oof, eval_logits, image_ids, shares, fit: dict) -> tuple[pd.D
     return answers, (log_p + class_share_offsets(log_p, shares)).argmax(axis=1)
 
 
-def bootstrap(truth, new, old, person, resamples: int, seed: int = 0) -> dict[str, tuple[float, float]]:
+def bootstrap(truth, new, old, person, resamples: int) -> dict[str, tuple[float, float]]:
     """95 % intervals of the gain in each score, resampling people."""
-    rows_of = [np.flatnonzero(person == one) for one in np.unique(person)]
-    rng, gains = np.random.default_rng(seed), []
-    for _ in range(resamples):
-        rows = np.concatenate([rows_of[i] for i in rng.integers(len(rows_of), size=len(rows_of))])
-        a, b = task_scores(truth[rows], new[rows]), task_scores(truth[rows], old[rows])
-        gains.append([a[score] - b[score] for score in SCORES])
-    low, high = np.percentile(np.array(gains), [2.5, 97.5], axis=0)
-    return {score: (low[i], high[i]) for i, score in enumerate(SCORES)}
+    gains = pd.DataFrame(person_bootstrap_gains(truth, new, old, person, resamples))
+    return {score: tuple(np.percentile(gains[score], [2.5, 97.5])) for score in SCORES}
 
 
 def of_models(tables: dict, models) -> dict:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.files import Member, read_member_tables
-from facemask.scores import macro_f1, task_scores
+from facemask.files import read_run_tables
+from facemask.scores import macro_f1, person_bootstrap_gains, task_scores
 from facemask.vote import class_shares_to_match, vote_each_model_alone
 
 
@@ -64,21 +64,13 @@ def main() -> None:
         name = name if args.new_run is None else f"{name} of {args.new_run}"
 
     person = answers["person"].to_numpy()
-    rows_of_person = [np.flatnonzero(person == one) for one in np.unique(person)]
-    rng = np.random.default_rng(args.seed)
-    gains = []
-    for _ in range(args.resamples):
-        rows = np.concatenate(
-            [rows_of_person[i] for i in rng.integers(len(rows_of_person), size=len(rows_of_person))]
-        )
-        new, old = task_scores(truth[rows], voted[rows]), task_scores(truth[rows], alone[best][rows])
-        gains.append({score: new[score] - old[score] for score in new})
-    gains, measured = pd.DataFrame(gains), task_scores(truth, voted)
+    gains = pd.DataFrame(person_bootstrap_gains(truth, voted, alone[best], person, args.resamples, args.seed))
+    measured = task_scores(truth, voted)
     base = task_scores(truth, alone[best])
     which = "" if args.models or args.base else " (the best single model)"
     print(
         f"{args.results_dir}: {name} minus {best}{which}, "
-        f"{args.resamples} resamples of {len(rows_of_person)} people:"
+        f"{args.resamples} resamples of {len(np.unique(person))} people:"
     )
     for score in gains:
         low, high = np.percentile(gains[score], [2.5, 97.5])
@@ -90,9 +82,7 @@ def main() -> None:
 
 def models_alone(results_dir: Path, image_ids, shares) -> dict[str, np.ndarray]:
     """Each model's eval answers in a run: the vote of its own folds, decided as the submission is."""
-    paths = sorted(results_dir.glob("predict/*/fold*/eval_logits.csv"))
-    members = [Member(path.parent.parent.name, int(path.parent.name.removeprefix("fold"))) for path in paths]
-    eval_logits = read_member_tables(members, [str(path) for path in paths])
+    eval_logits = read_run_tables(results_dir, "predict/*/fold*/eval_logits.csv")
     return {
         model: table["ans"].to_numpy()
         for model, table in vote_each_model_alone(eval_logits, image_ids, shares).items()

@@ -83,3 +83,11 @@ def read_member_tables(
             path, dtype={"ImageID": str, "person": str, "path": str}
         )
     return tables
+
+
+def read_run_tables(results_dir: str | Path, pattern: str) -> dict[Member, pd.DataFrame]:
+    """The members' tables of a finished run, found by `pattern` under `results_dir`
+    ('train/*/fold*/oof_logits.csv', 'predict/*/fold*/eval_logits.csv': model, then fold<k>)."""
+    paths = sorted(Path(results_dir).glob(pattern))
+    members = [Member(path.parent.parent.name, int(path.parent.name.removeprefix("fold"))) for path in paths]
+    return read_member_tables(members, paths)

@@ -238,12 +238,10 @@ def fit_vote(
     cuts = {model: fit_age_cuts(by_model[model], shares) for model in cut_models if model in by_model}
     logits = VotePlan(Vote({}), cuts).member_logits(by_model)
     temperatures = {model: fit_temperature(logits[model], labels) for model in logits} if temperature else {}
-    tempered = Vote({}, temperatures)
-    votes = {model: tempered.model_vote(model, [logits[model]]) for model in logits}
+    tempered = {model: logits[model] / temperatures.get(model, 1.0) for model in logits}
+    votes = {model: softmax(tempered[model], axis=1) for model in logits}  # each model's vote (see Vote)
     fitted = weights is None
-    used = weights or fit_weights(
-        {model: log_probabilities(vote) for model, vote in votes.items()}, labels, shares
-    )
+    used = weights or fit_weights(tempered, labels, shares)
     task_weights: dict[str, dict[str, float]] = {}
     stacker = None
     if combine == "tasks":

@@ -24,3 +24,18 @@ def task_scores(y_true, y_pred) -> dict[str, float]:
             for task, t, p in zip(("mask", "gender", "age"), tasks_true, tasks_pred, strict=True)
         },
     }
+
+
+def person_bootstrap_gains(truth, new, old, person, resamples: int, seed: int = 0) -> list[dict[str, float]]:
+    """The gain of the answers `new` over `old` in each score of task_scores, on each of
+    `resamples` resamples of the people (each drawn person's photos all taken, as many draws as
+    people), both sides on the same resample: one dict a resample."""
+    truth, new, old, person = (np.asarray(values) for values in (truth, new, old, person))
+    rows_of_person = [np.flatnonzero(person == one) for one in np.unique(person)]
+    rng, gains = np.random.default_rng(seed), []
+    for _ in range(resamples):
+        picks = rng.integers(len(rows_of_person), size=len(rows_of_person))
+        rows = np.concatenate([rows_of_person[i] for i in picks])
+        ahead, behind = task_scores(truth[rows], new[rows]), task_scores(truth[rows], old[rows])
+        gains.append({score: ahead[score] - behind[score] for score in ahead})
+    return gains

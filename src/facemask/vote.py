@@ -15,9 +15,6 @@ from facemask.errors import PipelineError
 from facemask.files import Member
 from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, TASK_OF_CLASS, TASK_SIZES
 
-#: how a Vote combines its models' votes
-COMBINES = ("mean", "tasks", "stack")
-
 
 def soft_vote(member_logits: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
     """Weighted mean of softmax(logits) over members (equal weights by default); rows sum to 1."""
