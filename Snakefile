@@ -1,5 +1,6 @@
 # Face mask / gender / age (18 classes):
-# folds -> image cache -> train -> TTA predict -> soft vote -> submission; runs tracked in MLflow.
+# folds -> image cache -> train -> TTA predict -> soft vote -> submission; runs tracked in MLflow;
+# optionally a second round trained on the eval photos that the first round labels confidently.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -20,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/pseudo.smk"
 include: "workflow/rules/tracking.smk"
 
 

@@ -1,4 +1,5 @@
-"""Snakemake job: train one (model, fold)."""
+"""Snakemake job: train one (model, fold); in the second round (rule train_pseudo) on the fold's
+pseudo-labelled eval photos too."""
 
 import json
 from pathlib import Path
@@ -8,6 +9,7 @@ import pandas as pd
 from facemask.cpus import job_threads
 from facemask.devices import claim_gpu
 from facemask.logs import log, run_job
+from facemask.pseudo import PseudoPhotos
 from facemask.settings import ModelBlock, Settings
 from facemask.tracking import TrackingTarget, TrainTracking, child_run_name
 from facemask.training import TrainOutputs, train_fold
@@ -26,11 +28,21 @@ def main():
     )
     model, fold = snakemake.wildcards.model, snakemake.wildcards.fold
     block, run = ModelBlock.from_config(snakemake.params.settings), Settings.from_config(snakemake.config)
+    pseudo = None
+    if hasattr(snakemake.input, "pseudo_labels"):  # the second round (rule train_pseudo)
+        pseudo = PseudoPhotos.of_fold(
+            pd.read_csv(snakemake.input.pseudo_labels, dtype={"ImageID": str}),
+            pd.read_csv(snakemake.input.eval_index, dtype=str),
+            int(fold),
+            snakemake.input.eval_cache,
+        )
+    name = child_run_name(model, fold, run.results_dir, snakemake.params.settings)
+    tags = {"facemask.model": model, "facemask.fold": fold, "facemask.arch": block.arch}
     tracking = TrainTracking(
         TrackingTarget.of(run.tracking, run.results_dir),  # not params: tracking retrains nothing
         outputs.tracking_record,
-        child_run_name(model, fold, run.results_dir, snakemake.params.settings),
-        {"facemask.model": model, "facemask.fold": fold, "facemask.arch": block.arch},
+        f"{name} pseudo" if pseudo else name,
+        tags | ({"facemask.round": "pseudo"} if pseudo else {}),
     )
     train_fold(
         pd.read_csv(snakemake.input.index, dtype={"person": str}),
@@ -45,6 +57,7 @@ def main():
         age_bins=snakemake.params.age_bins,
         device=snakemake.params.device,
         match_class_shares=snakemake.params.match_class_shares,
+        pseudo=pseudo,
     )
 
 

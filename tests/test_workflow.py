@@ -310,3 +310,55 @@ def test_the_snakemake_report_collects_the_scores_and_plots(tiny_run):
         "eval_scores.json",
     ):
         assert expected in html, expected
+
+
+#: what turning pseudo_labels on for one model adds: the labels, its 2 folds trained again and
+#: predicting, the second round's vote, scores and the rounds side by side; nothing of the first
+PSEUDO_ROUND = {
+    "pseudo_labels": 1,
+    "train_pseudo": 2,
+    "predict_eval_pseudo": 2,
+    "ensemble_bundle_pseudo": 1,
+    "soft_vote_pseudo": 1,
+    "cv_summary_pseudo": 1,
+    "score_submission_pseudo": 1,
+    "compare_rounds": 1,
+    "submission": 1,
+}
+
+
+def test_pseudo_labels_train_a_second_round_of_their_own_validated_on_training_photos_only(
+    tiny_run, tmp_path
+):
+    work = shutil.copytree(tiny_run, tmp_path / "run", symlinks=True)
+    # at 0.05 (under 1/18) every eval photo passes, in both folds
+    (work / "pseudo.yaml").write_text(
+        "pseudo_labels: {threshold: 0.05, models: [resnet34]}\ntracking: false\n"
+    )
+    configs = (*TINY, "pseudo.yaml")
+    assert tiny_dry_run(work, configs=configs) == PSEUDO_ROUND
+    run = snakemake(work, "submission", configs=configs)
+    assert run.returncode == 0, run.stderr[-5000:]
+    pseudo = work / "results/tiny/pseudo"
+    labels = pd.read_csv(pseudo / "labels.csv")
+    assert labels.groupby("fold").size().to_dict() == {0: 30 * 7, 1: 30 * 7}
+    for fold in (0, 1):
+        first, second = (
+            pd.read_csv(work / f"results/tiny/{results}train/resnet34/fold{fold}/oof_logits.csv")
+            for results in ("", "pseudo/")
+        )
+        assert list(second["path"]) == list(first["path"])  # the fold's training photos, no eval photo
+        log = (pseudo / f"logs/train/resnet34/fold{fold}.log").read_text()
+        assert f"+ {30 * 7} pseudo-labelled" in log
+    rounds = pd.read_csv(pseudo / "rounds.csv")
+    first_round = {(model, 1) for model in ("efficientnetv2_rw_t", "resnet34", "vit_small_r26", "ensemble")}
+    assert set(zip(rounds["model"], rounds["round"], strict=True)) == first_round | {
+        ("resnet34", 2),
+        ("ensemble", 2),
+    }
+    assert rounds["eval_macro_f1"].notna().all()
+    submission = pd.read_csv(pseudo / "submission.csv", dtype={"ImageID": str})
+    info = pd.read_csv(work / "data/demo/eval/info.csv", dtype=str)
+    assert list(submission["ImageID"]) == list(info["ImageID"])
+    (work / "threshold.yaml").write_text("pseudo_labels: {threshold: 0.5, models: [resnet34]}\n")
+    assert tiny_dry_run(work, configs=(*configs, "threshold.yaml")) == PSEUDO_ROUND

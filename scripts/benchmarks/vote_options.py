@@ -121,17 +121,24 @@ def main() -> None:
         )
     runs = {name: (answers["predicted"].to_numpy(), classes) for name, (answers, classes) in runs.items()}
     table = next(iter(oof_by_model(oof).values()))
-    truth = {"oof": table["label"].to_numpy(), "eval": labels["ans"].to_numpy()}
-    people = {"oof": table["person"].to_numpy(), "eval": labels["person"].to_numpy()}
+    print(f"{args.results_dir}: {len(table)} out-of-fold and {len(labels)} eval photos")
+    print_gains("option", runs, table, labels, args.resamples)
+
+
+def print_gains(kind: str, runs: dict, oof_table: pd.DataFrame, labels: pd.DataFrame, resamples: int) -> None:
+    """The markdown table of `runs` ({name: (out-of-fold answers, eval classes)}), each gain over
+    the first run; the truth and people from an out-of-fold table and the eval `labels`."""
+    truth = {"oof": oof_table["label"].to_numpy(), "eval": labels["ans"].to_numpy()}
+    people = {"oof": oof_table["person"].to_numpy(), "eval": labels["person"].to_numpy()}
     base = next(iter(runs))
-    print(f"{args.results_dir}: {len(table)} out-of-fold and {len(labels)} eval photos; gains over {base!r}")
+    print(f"gains over {base!r}")
     print(
-        "| option | OOF macro F1 | OOF mask / gender / age F1 | OOF gain [95 %] "
+        f"| {kind} | OOF macro F1 | OOF mask / gender / age F1 | OOF gain [95 %] "
         "| eval macro F1 | eval mask / gender / age F1 | eval gain [95 %] |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, answers in runs.items():
-        print(table_row(name, truth, answers, runs[base], people, args.resamples))
+        print(table_row(name, truth, answers, runs[base], people, resamples))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import torch
 from facemask.errors import PipelineError
 from facemask.heads import ClassesHead
 from facemask.labels import DEFAULT_AGE_BINS, TASK_OF_CLASS, age_band, encode_class
-from facemask.loader import CachedPhotos, load_cache, photo_loader
+from facemask.loader import CachedPhotos, JoinedPhotos, load_cache, photo_loader
+from facemask.pseudo import PseudoPhotos
 from facemask.settings import ModelBlock
 
 
@@ -37,8 +38,9 @@ class TrainOutputs:
 @dataclass(frozen=True)
 class TrainJob:
     """One train job: the model block, the held-out fold, the image cache and where the outputs go;
-    the seed (each fold adds its number), threads, the index's age cuts, the `device` setting, and
-    whether validation matches its classes to the training photos' class shares (else plain argmax)."""
+    the seed (each fold adds its number), threads, the index's age cuts, the `device` setting,
+    whether validation matches its classes to the training photos' class shares (else plain argmax),
+    and the pseudo-labelled eval photos it also trains on, if any (a second round, see facemask.pseudo)."""
 
     block: ModelBlock
     fold: int
@@ -49,6 +51,13 @@ class TrainJob:
     age_bins: Sequence[int] = DEFAULT_AGE_BINS
     device: str = "auto"
     match_class_shares: bool = False
+    pseudo: PseudoPhotos | None = None
+
+    def trained_photos(self, train_photos: pd.DataFrame) -> pd.DataFrame:
+        """The photos the job trains on: the fold's training photos, then its pseudo photos."""
+        if self.pseudo is None:
+            return train_photos
+        return pd.concat([train_photos, self.pseudo.photos], ignore_index=True)
 
 
 def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -100,14 +109,26 @@ def fold_loaders(
     device: torch.device,
     head: ClassesHead,
 ):
-    """The shuffled (or sampled) training loader, labelled with `head`'s targets (see
+    """The shuffled (or sampled) training loader over `train_photos` (job.trained_photos: the pseudo
+    photos last, read from their own cache), labelled with `head`'s targets (see
     heads.ClassesHead.targets), and the validation loader, both on the image cache (held on
     `device` when it is a GPU and the block asks for it)."""
     block, workers = job.block, max(job.threads - 1, 0)
     held = load_cache(job.cache, device) if block.cache_on_gpu else None
-    labels = head.targets(train_photos, train_labels)
+    labels, rows = head.targets(train_photos, train_labels), train_photos["row"].to_numpy()
+    own = len(train_photos) - (len(job.pseudo.photos) if job.pseudo else 0)
+    train_set: CachedPhotos | JoinedPhotos = CachedPhotos(job.cache, rows[:own], labels[:own], held)
+    if job.pseudo:
+        pseudo_held = load_cache(job.pseudo.cache, device) if held is not None else None
+        both_held = pseudo_held is not None  # a loader's workers cannot read a cache held on a GPU
+        train_set = JoinedPhotos(
+            [
+                CachedPhotos(job.cache, rows[:own], labels[:own], held if both_held else None),
+                CachedPhotos(job.pseudo.cache, rows[own:], labels[own:], pseudo_held),
+            ]
+        )
     train_loader = photo_loader(
-        CachedPhotos(job.cache, train_photos["row"], labels, held),
+        train_set,
         block.batch_size,
         workers,
         shuffle=True,

@@ -67,6 +67,40 @@ class CachedPhotos(torch.utils.data.Dataset):
         return images[0], labels[0]
 
 
+class JoinedPhotos(torch.utils.data.Dataset):
+    """CachedPhotos of several caches as one dataset (indices run through the parts in order), a
+    batch still one read per part: the training photos and the pseudo-labelled eval photos."""
+
+    def __init__(self, parts: Sequence[CachedPhotos]):
+        self.parts = list(parts)
+        self.starts = np.cumsum([0, *(len(part) for part in self.parts)])
+        held = [part.held is not None for part in self.parts]
+        if any(held) and not all(held):
+            raise ValueError("the parts of a JoinedPhotos are all held on the device or none is")
+        self.held = self.parts[0].held  # photo_loader: no workers when the parts are held
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        wanted = np.asarray(indices)
+        part_of = np.searchsorted(self.starts, wanted, side="right") - 1
+        images, labels, order = [], [], []
+        for number, part in enumerate(self.parts):
+            picked = np.flatnonzero(part_of == number)
+            if len(picked):
+                part_images, part_labels = part.__getitems__((wanted[picked] - self.starts[number]).tolist())
+                images.append(part_images)
+                labels.append(part_labels.to(part_images.device))
+                order.append(picked)
+        back = torch.from_numpy(np.argsort(np.concatenate(order), kind="stable")).to(images[0].device)
+        return torch.cat(images)[back], torch.cat(labels)[back]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.__getitems__([i])
+        return images[0], labels[0]
+
+
 def load_cache(
     cache: str | Path, device: torch.device, share_of_free_memory: float = 0.5
 ) -> torch.Tensor | None:

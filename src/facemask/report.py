@@ -141,3 +141,32 @@ def _ensemble_row(name: str, by_model: dict[str, pd.DataFrame], shares: np.ndarr
 
 def _cuts_text(age_cuts: dict[str, tuple[int, int]]) -> str:
     return " ".join(f"{model}={first}/{second}" for model, (first, second) in age_cuts.items())
+
+
+#: the scores a round is compared by
+ROUND_SCORES = ("macro_f1", "mask_f1", "gender_f1", "age_f1")
+
+
+def rounds_table(
+    cv_scores: Sequence[pd.DataFrame], eval_scores: Sequence[pd.DataFrame], pseudo_labels: pd.DataFrame
+) -> pd.DataFrame:
+    """The rounds side by side: per model (over all its folds) and ensemble, the out-of-fold scores
+    of each round (cv_scores tables, first round first), its eval scores when `eval_scores` are
+    given, and the second round's pseudo photos per fold (mean of `pseudo_labels`)."""
+    rows = []
+    for number, cv in enumerate(cv_scores, start=1):
+        overall = cv[cv["fold"].astype(str) == "all"].set_index("model")
+        scored = eval_scores[number - 1].set_index("model") if eval_scores else None
+        for model, scores in overall.iterrows():
+            row = {"model": model, "round": number}
+            row |= {f"oof_{score}": scores[score] for score in ROUND_SCORES}
+            if scored is not None:
+                row |= {f"eval_{score}": scored.loc[model, score] for score in ROUND_SCORES}
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    per_fold = pseudo_labels.groupby("fold").size()
+    table["pseudo_photos"] = np.where(table["round"] == 1, 0, round(per_fold.mean()) if len(per_fold) else 0)
+    order = {model: place for place, model in enumerate(dict.fromkeys(table["model"]))}  # the ensemble last
+    return table.sort_values(
+        ["model", "round"], key=lambda column: column.map(order) if column.name == "model" else column
+    ).reset_index(drop=True)

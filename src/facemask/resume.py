@@ -52,15 +52,20 @@ def settings_fingerprint(
 ) -> str:
     """Identifies a training run, so resume state is only taken up by the same run (same settings,
     photos, and the same build of the image cache)."""
-    built = Path(cache).stat()
     run = {
         "settings": settings,
         "fold": fold,
         "seed": seed,
         "photos": train_photos[["path", "label"]].to_numpy().tolist(),
-        "cache": [str(cache), built.st_size, built.st_mtime_ns],
+        "cache": cache_stamp(cache),
     }
     return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cache_stamp(cache: str | Path) -> list:
+    """What tells one build of an image cache from another: its path, size and modification time."""
+    built = Path(cache).stat()
+    return [str(cache), built.st_size, built.st_mtime_ns]
 
 
 def save_resume_state(

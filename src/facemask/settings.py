@@ -214,6 +214,16 @@ class Ensemble:
 
 
 @dataclass(frozen=True)
+class PseudoLabels:
+    """The second round (see facemask.pseudo): the eval photos whose fold vote gives its most likely
+    class at least `threshold`, added to the training photos of the `models` blocks (None: every
+    block run)."""
+
+    threshold: float = 0.7
+    models: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Tracking:
     """MLflow tracking: on or off, the store's `uri` (None: MLFLOW_TRACKING_URI, else a SQLite
     file in the results folder) and the experiment (None: facemask.tracking's default)."""
@@ -266,6 +276,7 @@ class Settings:
     tracking: Tracking
     demo: DemoData
     run_models: tuple[str, ...] | None
+    pseudo_labels: PseudoLabels | None
     models: Mapping[str, ModelBlock]
     ensemble_weights: Mapping[str, float]
 
@@ -273,8 +284,10 @@ class Settings:
     def from_config(cls, config: Mapping[str, Any]) -> "Settings":
         """The settings of a config that the schema validated (defaults filled in)."""
         models = config["models"]
+        pseudo = config.get("pseudo_labels")
         special = {
             "tracking": Tracking.from_config(config["tracking"]),
+            "pseudo_labels": None if pseudo is None else typed(PseudoLabels, pseudo),
             "models": {
                 name: ModelBlock.from_config(block, config["precision"]) for name, block in models.items()
             },
@@ -286,6 +299,14 @@ class Settings:
     def chosen_models(self) -> list[str]:
         """The model blocks that are trained and voted (`run_models`, else all)."""
         return list(self.run_models or self.models)
+
+    @property
+    def pseudo_models(self) -> list[str]:
+        """The model blocks of the second round (pseudo_labels.models, else every block run);
+        none when pseudo_labels is off."""
+        if self.pseudo_labels is None:
+            return []
+        return list(self.pseudo_labels.models or self.chosen_models)
 
 
 def typed(kind, data: Mapping[str, Any]):

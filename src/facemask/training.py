@@ -28,7 +28,7 @@ from facemask.models import save_checkpoint
 from facemask.optim import updates_per_epoch
 from facemask.provenance import code_digest
 from facemask.recipe import TrainingParts, build_training
-from facemask.resume import resume, save_resume_state, seed_everything, settings_fingerprint
+from facemask.resume import cache_stamp, resume, save_resume_state, seed_everything, settings_fingerprint
 from facemask.selection import Validation, ValidationFold, validate
 from facemask.settings import ModelBlock
 from facemask.tracking import TrainTracking
@@ -77,12 +77,14 @@ class FoldRun:
 
 
 def set_up(job: TrainJob, train_photos: pd.DataFrame, val_photos: pd.DataFrame) -> FoldRun:
-    """Build the job's loaders and the parts of its training step (see recipe.build_training)."""
+    """Build the job's loaders and the parts of its training step (see recipe.build_training);
+    validation matches the class shares of the fold's own training photos, not the pseudo ones."""
     block, device = job.block, pick_device(job.device)
     precision = job_precision(block.precision, device)
-    train_labels = training_labels(train_photos, block.train_age_bins)
+    trained = job.trained_photos(train_photos)
+    train_labels = training_labels(trained, block.train_age_bins)
     head = head_of(block, job.age_bins)
-    train_loader, val_loader = fold_loaders(job, train_photos, train_labels, val_photos, device, head)
+    train_loader, val_loader = fold_loaders(job, trained, train_labels, val_photos, device, head)
     updates = updates_per_epoch(len(train_loader), block.accumulation_steps)
     labels = torch.tensor(train_labels.to_numpy())
     parts = build_training(block, head, device, labels, updates, precision)
@@ -111,9 +113,9 @@ def train_fold(
     """Train the model `block` on every fold but `fold`, validate on `fold` each epoch (the raw
     and, with `ema`, the averaged weights), and write the kept epoch's checkpoint and out-of-fold
     logits (see the block's `keep`) and the history; return the history. `options`: TrainJob's
-    seed, threads, age_bins, device and match_class_shares (validation decides classes as the
+    seed, threads, age_bins, device, match_class_shares (validation decides classes as the
     submission does: matched to the class shares of the training photos, the other folds, or the
-    plain argmax). Resumes from
+    plain argmax) and pseudo (eval photos trained on besides, see facemask.pseudo). Resumes from
     `outputs.resume_state` when a killed run of the same settings, photos, cache and code left one.
     `tracking`: the job's MLflow run (settings, per-epoch metrics, kept epoch, checkpoint)."""
     job = TrainJob(block, fold, Path(cache), outputs, **options)
@@ -126,16 +128,22 @@ def train_fold(
         "code": code_digest(__file__),
         "match_class_shares": job.match_class_shares,
     }
-    run.fingerprint = settings_fingerprint(identity, fold, job.seed, train_photos, job.cache)
+    if job.pseudo:
+        identity["pseudo_cache"] = cache_stamp(job.pseudo.cache)
+    trained = job.trained_photos(train_photos)
+    run.fingerprint = settings_fingerprint(identity, fold, job.seed, trained, job.cache)
     saved = resume(outputs.resume_state, run.fingerprint, run.saved, run.train_loader.generator)
     state = TrainingState(**saved) if saved else TrainingState()
     step = run.parts.step
+    pseudo = len(trained) - len(train_photos)
     log.info(
         f"fold {fold}: {block.arch} on {step.device} in {step.precision}, {len(train_photos)} "
-        f"training / {len(val_photos)} validation photos, {run.parts.schedule.epochs} epochs"
+        f"training{f' + {pseudo} pseudo-labelled' if job.pseudo else ''} / {len(val_photos)} "
+        f"validation photos, {run.parts.schedule.epochs} epochs"
     )
     tracking = tracking or TrainTracking(None, outputs.tracking_record, "", {})
     sizes = {"fold": fold, "seed": job.seed, "train_photos": len(train_photos), "val_photos": len(val_photos)}
+    sizes |= {"pseudo_photos": pseudo} if job.pseudo else {}
     tracking.start(run.fingerprint, identity | sizes, state.history)
     try:
         train_epochs(run, state, tracking.log_epoch)

@@ -57,6 +57,8 @@ RESULTS = SETTINGS.results_dir
 DEMO_DIR = "data/demo"
 MODELS = SETTINGS.chosen_models
 FOLDS = SETTINGS.folds.chosen
+PSEUDO = f"{RESULTS}/pseudo"  # the second round's results (config pseudo_labels)
+PSEUDO_MODELS = SETTINGS.pseudo_models
 PREDICT_SETS = dict(SETTINGS.predict_sets)
 if SETTINGS.predict_dir:
     predict_dir_name = Path(SETTINGS.predict_dir).resolve().name
@@ -86,6 +88,11 @@ def check_run_selection():
     for fold in FOLDS:
         if fold >= k:
             raise WorkflowError(f"config: folds.run: {fold} is not a fold below folds.k {k} (0 to {k - 1})")
+    for name in PSEUDO_MODELS:
+        if name not in MODELS:
+            raise WorkflowError(
+                f"config: pseudo_labels.models: {name!r} is not a block that is run (run: {', '.join(MODELS)})"
+            )
 
 
 check_run_selection()
@@ -106,6 +113,12 @@ localrules:
     ensemble_bundle,
     soft_vote,
     cv_summary,
+    pseudo_labels,
+    ensemble_bundle_pseudo,
+    soft_vote_pseudo,
+    cv_summary_pseudo,
+    score_submission_pseudo,
+    compare_rounds,
     plot_training_curves,
     plot_oof,
     plot_class_distribution,
@@ -195,38 +208,44 @@ def get_recipe():
     return {model: SETTINGS.models[model].as_config() for model in MODELS}
 
 
-def get_age_cut_models():
-    """The years heads whose age cuts are fitted on their out-of-fold predictions (age_years.fit_cuts)."""
-    return [model for model in MODELS if SETTINGS.models[model].age_years.fit_cuts]
+def get_age_cut_models(models=None):
+    """The years heads whose age cuts are fitted on their out-of-fold predictions (age_years.fit_cuts),
+    of `models` (default: the blocks run)."""
+    return [model for model in models or MODELS if SETTINGS.models[model].age_years.fit_cuts]
 
 
-def get_age_cuts(wildcards):
-    """A years head's age cuts fitted on its out-of-fold predictions (rule fit_age_cuts), which its
-    predict jobs apply; none for other models, which predict at their training cuts."""
-    return age_cuts_output(wildcards.model) if wildcards.model in get_age_cut_models() else []
+def get_age_cuts_of(results=RESULTS):
+    """An input function: a years head's age cuts fitted on its out-of-fold predictions (rule
+    fit_age_cuts) in the round of `results`, which its predict jobs apply; none for other models,
+    which predict at their training cuts."""
+
+    def age_cuts(wildcards):
+        return age_cuts_output(wildcards.model, results) if wildcards.model in get_age_cut_models() else []
+
+    return age_cuts
 
 
-def get_all_age_cuts():
+def get_all_age_cuts(models=None, results=RESULTS):
     """The fitted age cuts of every voted years head that fits them (age_years.fit_cuts), in the
-    order of get_age_cut_models()."""
-    return [age_cuts_output(model) for model in get_age_cut_models()]
+    order of get_age_cut_models(models)."""
+    return [age_cuts_output(model, results) for model in get_age_cut_models(models)]
 
 
-def get_ensemble_weights():
-    """Each model's weight in the soft vote."""
-    return {model: SETTINGS.ensemble_weights[model] for model in MODELS}
+def get_ensemble_weights(models=None):
+    """Each model's weight in the soft vote (of `models`, default: the blocks run)."""
+    return {model: SETTINGS.ensemble_weights[model] for model in models or MODELS}
 
 
-def train_output(name):
+def train_output(name, results=RESULTS):
     """A train job's output `name` (checkpoint.pt, oof_logits.csv, history.csv), with the {model}
-    and {fold} wildcards left in."""
-    return f"{RESULTS}/train/{{model}}/fold{{fold}}/{name}"
+    and {fold} wildcards left in; under PSEUDO for the second round."""
+    return f"{results}/train/{{model}}/fold{{fold}}/{name}"
 
 
-def predict_output(name):
+def predict_output(name, results=RESULTS):
     """A predict_eval job's output `name` (eval_logits.csv), with the {model} and {fold} wildcards
-    left in."""
-    return f"{RESULTS}/predict/{{model}}/fold{{fold}}/{name}"
+    left in; under PSEUDO for the second round."""
+    return f"{results}/predict/{{model}}/fold{{fold}}/{name}"
 
 
 def index_output(split):
@@ -234,20 +253,22 @@ def index_output(split):
     return f"{RESULTS}/index/{split}_photos.csv"
 
 
-def age_cuts_output(model="{model}"):
+def age_cuts_output(model="{model}", results=RESULTS):
     """A years head's age cuts fitted by rule fit_age_cuts (the {model} wildcard left in by default)."""
-    return f"{RESULTS}/train/{model}/age_cuts.json"
+    return f"{results}/train/{model}/age_cuts.json"
 
 
-def get_members():
-    """Every (model, fold) member of the ensemble as a [model, fold] pair, in the order of
-    member_files: params hold plain data, and the jobs read the pairs back as facemask.files.Member."""
-    return [[model, fold] for model in MODELS for fold in FOLDS]
+def get_members(models=None):
+    """Every (model, fold) member of the ensemble (of `models`, default: the blocks run) as a
+    [model, fold] pair, in the order of member_files: params hold plain data, and the jobs read
+    the pairs back as facemask.files.Member."""
+    return [[model, fold] for model in models or MODELS for fold in FOLDS]
 
 
-def member_files(pattern):
-    """`pattern` (a train_output or predict_output) for every member, in the order of get_members()."""
-    members = get_members()
+def member_files(pattern, models=None):
+    """`pattern` (a train_output or predict_output) for every member, in the order of
+    get_members(models)."""
+    members = get_members(models)
     return expand(pattern, zip, model=[model for model, _ in members], fold=[fold for _, fold in members])
 
 
@@ -269,4 +290,6 @@ def get_final_outputs():
     outputs = [f"{RESULTS}/submission.csv", f"{RESULTS}/cv_scores.csv", *get_plots(), *get_eval_scores()]
     if SETTINGS.tracking.on:
         outputs.append(f"{RESULTS}/tracking/results.json")
+    if PSEUDO_MODELS:
+        outputs += [f"{PSEUDO}/submission.csv", f"{PSEUDO}/rounds.md"]
     return outputs

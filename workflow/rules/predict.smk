@@ -3,7 +3,7 @@ rule predict_eval:
         checkpoint=train_output("checkpoint.pt"),
         index=index_output("eval"),
         cache=get_image_cache("eval"),
-        age_cuts=get_age_cuts,
+        age_cuts=get_age_cuts_of(),
     output:
         predict_output("eval_logits.csv"),
     log:

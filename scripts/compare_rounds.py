@@ -1,0 +1,23 @@
+"""Snakemake job: the first and the second (pseudo-labelled) round side by side: out-of-fold scores,
+eval scores when the answers are known, and the pseudo photos each fold trained on."""
+
+import pandas as pd
+
+from facemask.files import write_csv, write_text
+from facemask.logs import log, run_job
+from facemask.report import rounds_table
+
+
+def main():
+    table = rounds_table(
+        [pd.read_csv(path) for path in snakemake.input.cv_scores],
+        [pd.read_csv(path) for path in snakemake.input.eval_scores],
+        pd.read_csv(snakemake.input.labels),
+    )
+    write_csv(table, snakemake.output.csv)
+    markdown = table.to_markdown(index=False, floatfmt=".4f")
+    write_text(markdown + "\n", snakemake.output.markdown)
+    log.info("the two rounds:\n%s", markdown)
+
+
+run_job(main, snakemake.log[0])

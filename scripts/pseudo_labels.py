@@ -1,0 +1,33 @@
+"""Snakemake job: the pseudo-label table of the second round (see facemask.pseudo): per fold, the
+eval photos that the vote of that fold's first-round members labels confidently."""
+
+import pandas as pd
+
+from facemask.bundle import bundle_vote, read_bundle
+from facemask.files import read_member_tables, write_csv
+from facemask.logs import log, run_job
+from facemask.pseudo import choose_pseudo_labels
+
+
+def main():
+    params = snakemake.params
+    vote = bundle_vote(read_bundle(snakemake.input.bundle, verify=False))  # its checkpoints are not used
+    eval_logits = read_member_tables(params.members, snakemake.input.eval_logits)
+    image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"].tolist()
+    train_photos = pd.read_csv(snakemake.input.train_index, dtype={"person": str})
+    labels = choose_pseudo_labels(
+        eval_logits, vote, image_ids, train_photos, params.threshold, params.age_bins, params.seed
+    )
+    write_csv(labels, snakemake.output[0])
+    for fold, chosen in labels.groupby("fold"):
+        log.info(
+            "fold %d: %d of %d eval photos labelled at a vote probability >= %.2f (classes: %s)",
+            fold,
+            len(chosen),
+            len(image_ids),
+            params.threshold,
+            chosen["label"].value_counts().sort_index().to_dict(),
+        )
+
+
+run_job(main, snakemake.log[0])
