@@ -165,6 +165,18 @@ def test_a_boolean_from_the_command_line_is_a_boolean(setting, value):
     assert (config[section] if section else config)[name] is value
 
 
+def test_a_null_from_the_command_line_is_none_where_the_schema_allows_it():
+    """Snakemake's --config 'pseudo_labels={models: null}' gives `null` as a string."""
+    config = {"models": {"m": {"arch": "resnet18", "ema": {"decay": "null"}}}}
+    config |= {"pseudo_labels": {"models": "null"}, "run_models": "~"}
+    check_config(config, SCHEMA)
+    assert config["pseudo_labels"]["models"] is None and config["run_models"] is None
+    assert config["models"]["m"]["ema"]["decay"] is None
+    named = {"models": {"m": {"arch": "null"}}}  # a string where the schema wants one
+    check_config(named, SCHEMA)
+    assert named["models"]["m"]["arch"] == "null"
+
+
 @pytest.mark.parametrize(
     ("key", "written", "value"),
     [

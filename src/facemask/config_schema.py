@@ -18,6 +18,8 @@ from facemask.errors import ConfigError
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 #: the words a command line gives for a boolean
 BOOLEANS = {"true": True, "false": False}
+#: how YAML writes null, as Snakemake's --config passes it inside a mapping: a string
+NULLS = ("null", "~")
 TYPE_NAMES = {
     "integer": "an integer",
     "number": "a number",
@@ -72,8 +74,9 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA) -> None:
 
 
 def values_from_strings(value: Any, schema: dict, root: dict) -> Any:
-    """`value` with each string in number notation (`1e-3`) turned into a number, and each `true` or
-    `false` (as `--config tracking=false` gives it) into a boolean, where the schema wants one there
+    """`value` with each string in number notation (`1e-3`) turned into a number, each `true` or
+    `false` (as `--config tracking=false` gives it) into a boolean, and each `null` (as
+    `--config 'pseudo_labels={models: null}'` gives it) into None, where the schema wants one there
     and no string; dicts and lists are changed in place. Where only an integer will
     do, a whole number (`1e1`, `64.0`) becomes an int: YAML 1.2 and JSON read `1e1` as 10.0, which the
     schema's "integer" accepts but `range(epochs)` would not; a fraction (`2.5e0`) stays as written,
@@ -88,6 +91,8 @@ def values_from_strings(value: Any, schema: dict, root: dict) -> Any:
     types = {name for each in schemas for name in as_list(each.get("type", []))}
     if "string" in types:
         return value
+    if "null" in types and isinstance(value, str) and value.lower() in NULLS:
+        return None
     if "boolean" in types and isinstance(value, str) and value.lower() in BOOLEANS:
         return BOOLEANS[value.lower()]
     if not types & {"number", "integer"}:
