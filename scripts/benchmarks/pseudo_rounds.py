@@ -2,7 +2,8 @@
 for each model of the second round, its out-of-fold scores (classes matched to the other folds'
 shares, as cv_summary scores them) and eval scores in each round, alone, with person-bootstrap
 95 % intervals of each gain over the model's first round; and the first round's vote of all its
-models (the pseudo labels' source) for reference. The out-of-fold figures decide; the eval
+models (the pseudo labels' source) for reference. With several models in the second round, its
+vote against the first round's vote of the same models too. The out-of-fold figures decide; the eval
 columns are for the report.
 
     python scripts/benchmarks/pseudo_rounds.py results/utkmask-vote ../shared/data/utkmask-dev/eval/labels.csv
@@ -52,6 +53,16 @@ def main() -> None:
         }
         table = next(iter(oof_by_model(of_models(first_oof, [model])).values()))
         print_gains("run", runs, table, labels, args.resamples)
+    second_models = sorted({member.model for member in second_oof})
+    if len(second_models) > 1:
+        votes = {
+            "first round's vote of the same models": answers(
+                of_models(first_oof, second_models), of_models(first_eval, second_models)
+            ),
+            "second round's vote (pseudo-labels)": answers(second_oof, second_eval),
+        }
+        table = next(iter(oof_by_model(first_oof).values()))
+        print_gains("vote", votes, table, labels, args.resamples)
 
 
 if __name__ == "__main__":
