@@ -117,15 +117,15 @@ def fold_loaders(
     held = load_cache(job.cache, device) if block.cache_on_gpu else None
     labels, rows = head.targets(train_photos, train_labels), train_photos["row"].to_numpy()
     own = len(train_photos) - (len(job.pseudo.photos) if job.pseudo else 0)
-    train_set: CachedPhotos | JoinedPhotos = CachedPhotos(job.cache, rows[:own], labels[:own], held)
+    own_held, pseudo_held = held, None
+    if job.pseudo and held is not None:
+        pseudo_held = load_cache(job.pseudo.cache, device)
+        own_held = held if pseudo_held is not None else None  # workers cannot read a cache held on a GPU
+    own_set = CachedPhotos(job.cache, rows[:own], labels[:own], own_held)
+    train_set: CachedPhotos | JoinedPhotos = own_set
     if job.pseudo:
-        pseudo_held = load_cache(job.pseudo.cache, device) if held is not None else None
-        both_held = pseudo_held is not None  # a loader's workers cannot read a cache held on a GPU
         train_set = JoinedPhotos(
-            [
-                CachedPhotos(job.cache, rows[:own], labels[:own], held if both_held else None),
-                CachedPhotos(job.pseudo.cache, rows[own:], labels[own:], pseudo_held),
-            ]
+            [own_set, CachedPhotos(job.pseudo.cache, rows[own:], labels[own:], pseudo_held)]
         )
     train_loader = photo_loader(
         train_set,

@@ -23,9 +23,6 @@ from facemask.files import Member
 from facemask.labels import DEFAULT_AGE_BINS, age_band, decode_class
 from facemask.vote import Vote, vote_probabilities
 
-#: the columns of the pseudo-label table (rule pseudo_labels)
-COLUMNS = ("fold", "ImageID", "label", "confidence", "age")
-
 
 def choose_pseudo_labels(
     eval_logits: dict[Member, pd.DataFrame],
@@ -87,9 +84,9 @@ class PseudoPhotos:
     ) -> "PseudoPhotos":
         """The pseudo photos of `fold` from the pseudo-label table `labels`, placed by the eval
         index (ImageID, path; the cache's row order)."""
-        rows = pd.Series(np.arange(len(eval_index)), index=eval_index["ImageID"])
+        placed = eval_index.assign(row=np.arange(len(eval_index))).set_index("ImageID")
         picked = labels[labels["fold"] == fold]
-        unknown = sorted(set(picked["ImageID"]) - set(rows.index))
+        unknown = sorted(set(picked["ImageID"]) - set(placed.index))
         if unknown:
             raise PipelineError(
                 f"pseudo labels name {len(unknown)} photos that the eval index lacks (e.g. {unknown[0]!r}): "
@@ -97,16 +94,17 @@ class PseudoPhotos:
             )
         labels_of_fold = picked["label"].to_numpy(dtype=np.int64)
         mask, gender, band = decode_class(labels_of_fold)
+        found = placed.loc[picked["ImageID"]]
         photos = pd.DataFrame(
             {
-                "path": eval_index.set_index("ImageID").loc[picked["ImageID"], "path"].to_numpy(),
+                "path": found["path"].to_numpy(),
                 "person": "eval:" + picked["ImageID"].astype(str).to_numpy(),
                 "label": labels_of_fold,
                 "mask_label": mask,
                 "gender_label": gender,
                 "age": picked["age"].to_numpy(dtype=np.int64),
                 "age_label": band,
-                "row": rows.loc[picked["ImageID"]].to_numpy(dtype=np.int64),
+                "row": found["row"].to_numpy(dtype=np.int64),
             }
         )
         return cls(photos, Path(cache))
