@@ -4,6 +4,7 @@
     python scripts/benchmark.py tta                                      # batched / per-view vs ttach TTA
     python scripts/benchmark.py gpu                                      # model-only vs end to end, on a GPU
     python scripts/benchmark.py weights                                       # fitted vote's weight search
+    python scripts/benchmark.py faces [--source data/utkmask-dev-framed]     # the face finder, CPU
 
 `input`: images/s delivered to the training loop from full-size 384 x 512 photos, by the peers'
 baseline (PIL decode + torchvision Resize / ToTensor / Normalize per photo per epoch, DataLoader
@@ -17,6 +18,8 @@ the jobs), the first passes' warm-up (compiling, with `--compile`), and the wall
 default 3 models x 5 folds ensemble extrapolated from those;
 with `--jobs-per-gpu 2`, all of these for two jobs sharing the GPU at once (Snakemake's
 `--resources gpu=2` on one GPU), to see whether sharing pays.
+`faces`: photos/s of finding the faces of full-size photos, one photo at a time as the cache job
+did before against facemask.faces.find_faces's batches, and the competition's minutes from each.
 `weights`: minutes of the fitted vote (`ensemble: {fit_weights: true}`) on synthetic out-of-fold
 logits at the competition's size, 3, 5 and 8 models, greedy selection against the old 0.1 grid,
 and the cross-fitted macro F1 each reaches.
@@ -34,7 +37,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the benchmarks/ modules beside this script
-from benchmarks import gpu, input_pipeline, tta, weight_search  # noqa: E402
+from benchmarks import faces, gpu, input_pipeline, tta, weight_search  # noqa: E402
 from benchmarks.common import seed_models  # noqa: E402
 
 
@@ -42,7 +45,7 @@ def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("benchmark", choices=["input", "tta", "gpu", "weights"])
+    parser.add_argument("benchmark", choices=["input", "tta", "gpu", "weights", "faces"])
     parser.add_argument(
         "--source", help="a data set in the competition layout to resize to 384 x 512 (default: generated)"
     )
@@ -115,6 +118,7 @@ def main():
         "tta": tta.bench_tta,
         "gpu": gpu.bench_gpu,
         "weights": weight_search.bench_weight_search,
+        "faces": faces.bench_faces,
     }[args.benchmark](args)
     machine = {
         "machine": platform.node(),

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 
 from facemask.cpus import job_threads
-from facemask.devices import claim_gpu
 from facemask.files import write_csv
+from facemask.gpu_slots import claim_gpu
 from facemask.inference import PredictOptions, predict_eval_photos
 from facemask.logs import run_job
 from facemask.settings import TestTimeAugmentation, typed

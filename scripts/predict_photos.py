@@ -2,8 +2,8 @@
 
 from facemask.cpus import job_threads
 from facemask.dataset import DataReport
-from facemask.devices import claim_gpu
 from facemask.files import write_csv
+from facemask.gpu_slots import claim_gpu
 from facemask.logs import log, run_job
 from facemask.prediction import collect_photos, predict_photos, read_checked_bundle
 

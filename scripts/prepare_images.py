@@ -1,4 +1,4 @@
-"""Snakemake job: decode, (face-)crop and resize one side's photos once into the image cache of one size."""
+"""Snakemake job: decode, crop and resize one side's photos once into the image cache of one size."""
 
 import pandas as pd
 
@@ -11,13 +11,17 @@ from facemask.logs import run_job
 def main():
     height, width = (int(side) for side in snakemake.wildcards.size.split("x"))
     split = snakemake.wildcards.split
+    faces = (
+        {split: pd.read_csv(snakemake.input.faces, dtype={"path": str})} if snakemake.input.faces else None
+    )
     crops, report = prepare_cache(
         snakemake.params.data_dir,
-        {split: pd.read_csv(snakemake.input[0], dtype=str)},
+        {split: pd.read_csv(snakemake.input.index, dtype=str)},
         (height, width),
         {split: snakemake.output.cache},
         threads=job_threads(snakemake.threads),
-        **snakemake.params.cache,  # face_crop, face_scale, and face_detector with the crop on
+        faces=faces,
+        **snakemake.params.cache,  # face_crop, face_scale and face_detector, or centre_crop
     )
     write_csv(crops, snakemake.output.crops)
     write_json(report, snakemake.output.report)

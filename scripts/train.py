@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from facemask.cpus import job_threads
-from facemask.devices import claim_gpu
+from facemask.gpu_slots import claim_gpu
 from facemask.logs import log, run_job
 from facemask.pseudo import PseudoPhotos
 from facemask.settings import ModelBlock, Settings

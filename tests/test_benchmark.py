@@ -34,6 +34,19 @@ def test_the_input_benchmark_compares_the_peers_loader_with_the_cache_on_full_si
     assert result["ratio"] > 2  # the cache is sliced, the baseline decodes every photo (measured here: 7-18x)
 
 
+def test_the_face_finder_benchmark_times_the_former_and_the_batched_search_on_full_size_photos(tmp_path):
+    [result] = run_benchmark(tmp_path, "faces", "--people", "4")
+    assert (
+        result["photos"] == 4 * 7 and result["baseline_photos_per_s"] > 0 and result["ours_photos_per_s"] > 0
+    )
+    assert result["ratio"] == pytest.approx(
+        result["ours_photos_per_s"] / result["baseline_photos_per_s"], rel=0.05
+    )
+    assert result["competition_minutes_ours"] == pytest.approx(
+        31_500 / result["ours_photos_per_s"] / 60, 0.05
+    )
+
+
 def test_the_tta_benchmark_finds_batched_and_ttach_outputs_equal(tmp_path):
     results = run_benchmark(tmp_path, "tta", "--batch-size", "2", "--tta-size", "32")
     assert [r["views"] for r in results] == [2, 6]

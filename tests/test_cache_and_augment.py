@@ -6,17 +6,18 @@ import sys
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image, ImageDraw
 from timm.optim import create_optimizer_v2
 
 from facemask.augment import BatchAugment, BatchTransform, batch_transform
-from facemask.cache import prepare_photos
+from facemask.cache import CENTRE_WIDTH, crop_box, prepare_photos
 from facemask.dataset import index_train_photos, read_photo
 from facemask.epoch import TrainStep, create_mixup, train_one_epoch
 from facemask.errors import DataError, PipelineError
-from facemask.faces import DETECTORS, FALLBACK_WIDTH, FaceFinder, Mtcnn, crop_box
+from facemask.faces import DETECTORS, FaceFinder, Mtcnn, find_faces, place_missed_faces
 from facemask.heads import head_of
 from facemask.inference import predict_logits
 from facemask.loader import CachedPhotos, load_cache, photo_loader
@@ -64,7 +65,7 @@ def test_the_face_crop_finds_the_face_of_a_real_portrait_and_centres_the_crop_on
         tmp_path / "crop.npy",
         face_crop=True,
         face_scale=1.2,
-        face_detector=detector,
+        faces=find_faces(PORTRAIT.parent, [PORTRAIT.name], detector),
     )
     crop = crops.iloc[0]
     assert crop["face_found"] and crop["detector"] == detector
@@ -88,7 +89,7 @@ def test_mtcnn_finds_a_masked_face_that_the_haar_cascade_misses(tmp_path):
 
 
 def test_the_haar_cascade_takes_over_where_mtcnn_finds_no_face(monkeypatch):
-    monkeypatch.setattr(Mtcnn, "boxes", lambda self, rgb: [])
+    monkeypatch.setattr(Mtcnn, "boxes", lambda self, images: [[] for _ in images])
     face, found_by = FaceFinder("mtcnn").find(np.asarray(read_photo(PORTRAIT)))
     assert found_by == "haar" and face is not None
 
@@ -104,13 +105,64 @@ def test_an_mtcnn_crop_without_facenet_pytorch_names_the_package_and_the_way_out
 def test_face_crop_falls_back_to_a_centre_crop_and_counts_it(tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 160), (90, 90, 90)).save(blank)
-    crops = prepare_photos(tmp_path, ["blank.png"], (40, 30), tmp_path / "out.npy", face_crop=True)
+    faces = find_faces(tmp_path, ["blank.png"])
+    crops = prepare_photos(
+        tmp_path, ["blank.png"], (40, 30), tmp_path / "out.npy", face_crop=True, faces=faces
+    )
     assert crops["face_found"].tolist() == [False] and crops["detector"].tolist() == [""]
     left, top, right, bottom = crops.loc[0, ["left", "top", "right", "bottom"]]
-    assert right - left == pytest.approx(120 * FALLBACK_WIDTH) and (bottom - top) / (
+    assert right - left == pytest.approx(120 * CENTRE_WIDTH) and (bottom - top) / (
         right - left
     ) == pytest.approx(40 / 30)
     assert (left + right) / 2 == pytest.approx(60) and (top + bottom) / 2 == pytest.approx(80)
+
+
+def test_a_centre_crop_keeps_the_centred_box_at_the_models_aspect(tmp_path):
+    Image.new("RGB", (384, 512), (90, 90, 90)).save(tmp_path / "portrait.png")
+    crops = prepare_photos(tmp_path, ["portrait.png"], (40, 40), tmp_path / "out.npy", centre_crop=True)
+    left, top, right, bottom = crops.loc[0, ["left", "top", "right", "bottom"]]
+    assert right - left == pytest.approx(384 * CENTRE_WIDTH) == pytest.approx(bottom - top)
+    assert (left + right) / 2 == pytest.approx(192) and (top + bottom) / 2 == pytest.approx(256)
+    assert crops["face_found"].isna().all()
+
+
+def test_faces_found_in_batches_are_those_found_one_photo_at_a_time(demo_dir):
+    photos = [str(path.relative_to(demo_dir)) for path in sorted(demo_dir.glob("eval/images/*"))[:12]]
+    batched = find_faces(demo_dir, photos, "mtcnn", threads=2)
+    finder = FaceFinder("mtcnn")
+    for row, path in enumerate(photos):
+        face, detector = finder.find(np.asarray(read_photo(demo_dir / path)))
+        # a face missed alone is placed by its folder's faces in the table
+        assert batched.loc[row, "detector"] == (detector or "") or batched.loc[row, "detector"] == "folder"
+        if face is not None:
+            found = batched.loc[row, ["face_left", "face_top", "face_width", "face_height"]]
+            assert np.allclose(found.to_numpy(float), face, atol=1.0), path
+    assert (batched["detector"] != "").any(), "no face found: the test shows nothing"
+
+
+def test_a_missed_face_is_placed_where_its_folders_faces_of_its_size_are():
+    box = ["face_left", "face_top", "face_width", "face_height"]
+    faces = pd.DataFrame(
+        [
+            ("a/normal.jpg", 100, 50, 80, 100, "mtcnn"),
+            ("a/incorrect_mask.jpg", 110, 60, 90, 110, "haar"),
+            ("a/mask1.jpg", None, None, None, None, ""),  # a's two faces of its size: their median
+            ("a/small.jpg", None, None, None, None, ""),  # a's only photo of its size
+            ("b/mask1.jpg", None, None, None, None, ""),  # no face found in b
+        ],
+        columns=["path", *box, "detector"],
+    )
+    placed = place_missed_faces(faces, [(512, 384)] * 3 + [(256, 192), (512, 384)])
+    assert placed["detector"].tolist() == ["mtcnn", "haar", "folder", "", ""]
+    assert placed.loc[2, box].tolist() == [105, 55, 85, 105]
+    assert placed.loc[[3, 4], box].isna().all(axis=None)
+
+
+def test_a_face_table_of_other_photos_is_refused_by_name(demo_dir, tmp_path):
+    photos = [str(path.relative_to(demo_dir)) for path in sorted(demo_dir.glob("eval/images/*"))[:3]]
+    faces = find_faces(demo_dir, photos[:2], "haar")
+    with pytest.raises(PipelineError, match=photos[2]):
+        prepare_photos(demo_dir, photos, (36, 36), tmp_path / "out.npy", face_crop=True, faces=faces)
 
 
 @pytest.mark.parametrize("detector", DETECTORS)
@@ -121,9 +173,8 @@ def test_the_face_crop_finds_the_same_faces_with_any_number_of_threads(demo_dir,
     caches = []
     for threads in (1, 4):
         caches.append(tmp_path / f"{threads}.npy")
-        crops = prepare_photos(
-            demo_dir, photos, (36, 36), caches[-1], face_crop=True, threads=threads, face_detector=detector
-        )
+        faces = find_faces(demo_dir, photos, detector, threads)
+        crops = prepare_photos(demo_dir, photos, (36, 36), caches[-1], face_crop=True, faces=faces)
         assert crops["face_found"].any(), "no face found: the test shows nothing"
     assert caches[0].read_bytes() == caches[1].read_bytes()
 
@@ -209,7 +260,7 @@ def test_augmentation_flips_crops_and_jitters_each_photo_differently_and_repeata
 
 CLAIM = """
 import json, os, sys, time
-from facemask.devices import claim_gpu
+from facemask.gpu_slots import claim_gpu
 gpu = claim_gpu(sys.argv[1])
 print(json.dumps({"gpu": gpu, "visible": os.environ["CUDA_VISIBLE_DEVICES"], "at": time.time()}), flush=True)
 time.sleep(float(sys.argv[2]))
@@ -251,7 +302,7 @@ def test_a_new_job_takes_the_gpu_that_the_fewest_running_jobs_hold(tmp_path, mon
 
 
 def test_a_single_gpu_or_a_cluster_assigned_gpu_is_left_as_it_is(tmp_path, monkeypatch):
-    from facemask.devices import claim_gpu
+    from facemask.gpu_slots import claim_gpu
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     assert claim_gpu(tmp_path) == "3" and not list(tmp_path.iterdir())

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.workflow
 def test_the_demo_scores_well_above_chance_and_learns_the_mask(demo_run):
     scores = json.loads((demo_run / "results/demo/eval_scores.json").read_text())
     # a constant answer scores macro F1 0.01 and mask F1 0.28; uniform guessing about 0.05 and 0.33
-    # (measured with faces aged 18-80: macro F1 0.45, mask F1 0.67, gender 0.92, age 0.75)
+    # (measured with the demo of 2 folds: macro F1 0.43, mask F1 0.68, gender 0.92, age 0.71)
     assert scores["macro_f1"] > 0.2, scores
     assert scores["mask_f1"] > 0.4, scores
     assert scores["gender_f1"] > 0.75, scores
@@ -26,7 +26,7 @@ def test_the_demo_trains_the_default_recipe_the_age_in_years_and_a_weight_averag
     """config.yaml's blocks, and so the demo's, learn the age in years beside the classes (a
     years head with the bands' cuts) and validate a moving average of the weights every epoch."""
     checkpoints = sorted((demo_run / "results" / "demo" / "train").glob("*/fold*/checkpoint.pt"))
-    assert len(checkpoints) == 9
+    assert len(checkpoints) == 6  # 3 models x 2 folds
     for checkpoint in checkpoints:
         assert checkpoint_meta(checkpoint)["age_cuts"] == [30, 60], checkpoint
         history = pd.read_csv(checkpoint.with_name("history.csv"))
@@ -44,6 +44,6 @@ def test_the_demo_writes_what_the_readme_lists(demo_run):
         "ensemble/ensemble.json",
     ):
         assert (results / name).is_file(), name
-    assert len(list((results / "plots").glob("*.png"))) == 6
+    assert len(list((results / "plots").glob("*.png"))) == 7  # with the contact sheet of crops
     submission = pd.read_csv(results / "submission.csv")
     assert len(submission) == 30 * 7 and submission["ans"].between(0, 17).all()

@@ -103,8 +103,9 @@ def test_the_bundle_decides_with_its_class_offsets_or_by_the_plain_argmax_withou
 def test_the_class_shares_to_match_are_the_training_photos_or_none(tmp_path):
     index = tmp_path / "train_photos.csv"
     pd.DataFrame({"path": ["a", "b", "c", "d"], "label": [0, 0, 5, 17]}).to_csv(index, index=False)
-    np.testing.assert_array_equal(class_shares_to_match(index, True), read_class_shares(index))
-    assert class_shares_to_match(index, True)[[0, 5, 17]].tolist() == [0.5, 0.25, 0.25]
+    counts = class_shares_to_match(index, True)
+    np.testing.assert_array_equal(counts / counts.sum(), read_class_shares(index))
+    assert counts[[0, 5, 17]].tolist() == [2, 1, 1] and counts.sum() == 4
     assert class_shares_to_match(index, False) is None
 
 

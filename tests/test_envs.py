@@ -6,12 +6,9 @@ import ast
 import re
 import tomllib
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
-
-from facemask.settings import ImageCache
 
 ROOT = Path(__file__).parents[1]
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
@@ -122,10 +119,9 @@ def rule_environments() -> dict[str, tuple[str, str]]:
         for rule, body in re.findall(
             r"^rule (\w+):\n((?:(?:    .*)?\n)+)", smk.read_text() + "\n", re.MULTILINE
         ):
-            conda = re.search(r'conda:\n\s+(?:"\.\./\.\./envs/([\w.]+)"|(get_cache_env)\(\))', body)
+            conda = re.search(r'conda:\n\s+"\.\./\.\./envs/([\w.]+)"', body)
             script = re.search(r'script:\n\s+"\.\./\.\./scripts/([\w.]+)"', body)
-            # the image cache's environment is chosen by its settings: the CPU one unless MTCNN crops
-            rules[rule] = (conda and (conda[1] or "cpu.yaml"), script and script[1])
+            rules[rule] = (conda and conda[1], script and script[1])
     return rules
 
 
@@ -142,17 +138,6 @@ def test_each_rule_runs_in_an_environment_with_what_its_script_imports():
         )
 
 
-@pytest.mark.parametrize(
-    "face_crop, detector, env",
-    [(False, "mtcnn", "cpu.yaml"), (True, "haar", "cpu.yaml"), (True, "mtcnn", "gpu.yaml")],
-)
-def test_the_image_cache_runs_where_torch_is_only_for_an_mtcnn_face_crop(face_crop, detector, env):
-    source = re.search(
-        r"^def get_cache_env\(\):\n(?:    .*\n)+",
-        (ROOT / "workflow/rules/common.smk").read_text(),
-        re.MULTILINE,
-    )[0]
-    namespace = {"SETTINGS": SimpleNamespace(cache=ImageCache(1.125, face_crop, 2.0, detector))}
-    exec(source, namespace)
-    assert namespace["get_cache_env"]() == f"../../envs/{env}"
+def test_the_face_finder_runs_where_mtcnn_is_installed():
+    assert rule_environments()["find_faces"][0] == "gpu.yaml"
     assert "facenet-pytorch" in (ROOT / "envs/gpu.post-deploy.sh").read_text()

@@ -11,6 +11,7 @@ from facemask.cache import prepare_cache
 from facemask.dataset import index_eval_photos, index_train_photos
 from facemask.epoch import TrainStep, train_one_epoch
 from facemask.errors import PipelineError
+from facemask.faces import find_faces
 from facemask.files import atomic_output, write_csv
 from facemask.folds import make_folds
 from facemask.inference import PredictOptions, predict_eval_photos
@@ -172,7 +173,9 @@ def test_the_same_seed_gives_byte_identical_index_folds_cache_checkpoint_and_pre
         write_csv(make_folds(index, k=3, seed=5), folder / "folds.csv")
         cache = {"train": folder / "train.npy", "eval": folder / "eval.npy"}
         eval_photos = index_eval_photos(demo_dir)
-        prepare_cache(demo_dir, {"train": index, "eval": eval_photos}, (36, 36), cache, face_crop=True)
+        photos = {"train": index, "eval": eval_photos}
+        faces = {split: find_faces(demo_dir, list(table["path"])) for split, table in photos.items()}
+        prepare_cache(demo_dir, photos, (36, 36), cache, face_crop=True, faces=faces)
         outputs = outputs_in(folder)
         train_fold(
             index,

@@ -68,9 +68,10 @@ CASES = {
         "a three-task head with a task loss, precision bf16, the cosine schedule, ensemble_weight 2",
         "model_kwargs, augment",
     ),
-    "no crop, Resize and FiveCrops TTA, predict_dir, run_models": (
-        "tta Resize + FiveCrops, merged by mean, predict_dir instead of predict_sets",
+    "centre crop, Resize and FiveCrops TTA, predict_dir, run_models, one fold": (
+        "cache.centre_crop, tta Resize + FiveCrops, merged by mean, predict_dir instead of predict_sets",
         "run_models leaving a block out, sgd with momentum, the tanh schedule, ensemble.combine stack",
+        "folds.run [1] of k 3: one fold, to its CV scores",
     ),
 }
 #: each run's config, given the local weights file
@@ -147,7 +148,9 @@ CONFIGS = {
             ),
         },
     },
-    "no crop, Resize and FiveCrops TTA, predict_dir, run_models": lambda weights: {
+    "centre crop, Resize and FiveCrops TTA, predict_dir, run_models, one fold": lambda weights: {
+        "cache": {"face_crop": False, "centre_crop": True},
+        "folds": {"k": 3, "run": [1]},
         "tta": {
             "transforms": [
                 {"Resize": {"sizes": [[32, 32], [24, 24]], "original_size": [32, 32]}},
@@ -178,11 +181,16 @@ def test_the_bundle_answers_the_eval_photos_as_the_submission_for_every_option(t
     (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     (tmp_path / "case.yaml").write_text(yaml.safe_dump(config))
     predict_dir = [] if config.get("predict_sets") else ["--config", f"predict_dir={EVAL_PHOTOS}"]
-    # the submission and the predictions (the plots and scores are the tiny run's to check)
-    targets = ("results/matrix/submission.csv", "predict")
+    # the submission, the predictions and the CV scores (the plots are the tiny run's to check)
+    targets = ("results/matrix/submission.csv", "results/matrix/cv_scores.csv", "predict")
     run = snakemake(tmp_path, *targets, *predict_dir, configs=("case.yaml",))
     assert run.returncode == 0, (options, run.stderr[-5000:])
     results = tmp_path / "results/matrix"
+    folds = config["folds"].get("run", range(config["folds"]["k"]))
+    cv_scores = pd.read_csv(results / "cv_scores.csv", dtype={"fold": str})
+    assert set(cv_scores["fold"]) == {*map(str, folds), "all"} and cv_scores["macro_f1"].notna().all(), (
+        options
+    )
     submission = pd.read_csv(results / "submission.csv", dtype={"ImageID": str}).set_index("ImageID")["ans"]
 
     cli = facemask_predict(tmp_path, EVAL_PHOTOS, "--ensemble", results, "--out", tmp_path / "cli.csv")

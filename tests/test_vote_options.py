@@ -21,7 +21,7 @@ from facemask.oof_fit import (
     fit_vote,
 )
 from facemask.scores import macro_f1, task_scores
-from facemask.vote import Vote, by_model, class_shares, decide_classes, fold_weights, soft_vote
+from facemask.vote import Vote, by_model, class_counts, class_shares, decide_classes, fold_weights, soft_vote
 
 
 def complementary(labels: np.ndarray, rng) -> dict[str, np.ndarray]:
@@ -120,7 +120,7 @@ def test_each_folds_vote_is_fitted_on_the_other_folds_only(monkeypatch, combine)
             name,
             lambda first, labels, *rest, fit=fit: fitted_on.append(len(labels)) or fit(first, labels, *rest),
         )
-    probabilities = cross_fitted_vote(tables, class_shares(labels), combine=combine, temperature=True)
+    probabilities = cross_fitted_vote(tables, class_counts(labels), combine=combine, temperature=True)
     assert set(fitted_on) == {200}  # 2 temperatures and the combination per fold, each on 200 photos
     assert len(fitted_on) == 3 * 3
     fold = tables["mask"]["fold"].to_numpy()
@@ -140,10 +140,10 @@ def test_an_out_of_fold_decision_never_sees_its_own_folds_labels():
     labels = rng.integers(0, 18, size=600)
     folds = np.arange(600) % 3
     probabilities = softmax(np.eye(18)[labels] + rng.normal(size=(600, 18)), axis=1)
-    decided = decide_out_of_fold(probabilities, labels, folds, class_shares(labels))
+    decided = decide_out_of_fold(probabilities, labels, folds, class_counts(labels))
     relabelled = labels.copy()
     relabelled[folds == 0] = 0  # fold 0's labels changed: only the others' decisions may move
-    again = decide_out_of_fold(probabilities, relabelled, folds, class_shares(relabelled))
+    again = decide_out_of_fold(probabilities, relabelled, folds, class_counts(relabelled))
     np.testing.assert_array_equal(decided[folds == 0], again[folds == 0])
     assert (decided[folds != 0] != again[folds != 0]).any()
     np.testing.assert_array_equal(

@@ -123,7 +123,16 @@ def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_
         assert report[f"{split}_photos"] == photos
     (tiny_run / "face.yaml").write_text("cache: {face_crop: true}\n")
     planned = tiny_dry_run(tiny_run, configs=(*TINY, "face.yaml"))
-    assert planned["prepare_images"] == 2 and planned["train"] == 6 and planned["predict_eval"] == 6
+    assert planned["find_faces"] == 2 and planned["prepare_images"] == 2 and planned["train"] == 6
+    assert planned["predict_eval"] == 6
+    # the faces are found once: a new face_scale crops them again, without searching
+    found = snakemake(
+        tiny_run, "results/tiny/faces/train.csv", "results/tiny/faces/eval.csv", configs=(*TINY, "face.yaml")
+    )
+    assert found.returncode == 0, found.stderr[-3000:]
+    (tiny_run / "scale.yaml").write_text("cache: {face_crop: true, face_scale: 1.5}\n")
+    planned = tiny_dry_run(tiny_run, configs=(*TINY, "scale.yaml"))
+    assert "find_faces" not in planned and planned["prepare_images"] == 2
 
 
 def test_one_fold_is_a_target_of_its_own(tmp_path):
@@ -151,7 +160,7 @@ def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
     ("module", "rules"),
     [
         ("loader.py", {"train", "predict_eval"}),  # reached through training.py and inference.py
-        ("plots.py", {"plot_training_curves", "plot_oof", "plot_class_distribution"}),
+        ("plots.py", {"plot_training_curves", "plot_oof", "plot_class_distribution", "plot_crops"}),
         ("oof_fit.py", {"ensemble_bundle", "cv_summary", "plot_oof", "score_submission"}),
         (
             "files.py",
@@ -169,6 +178,7 @@ def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
                 "plot_training_curves",
                 "plot_oof",
                 "plot_class_distribution",
+                "plot_crops",
                 "track_results",
             },
         ),
@@ -231,6 +241,7 @@ def test_the_plots_are_real_images(tiny_run):
     plots = sorted((tiny_run / "results/tiny/plots").glob("*.png"))
     assert [p.name for p in plots] == [
         "class_distribution.png",
+        "crops.png",
         "oof_class_f1.png",
         "oof_confusion_matrix.png",
         "training_curves_efficientnetv2_rw_t.png",
@@ -307,6 +318,7 @@ def test_the_snakemake_report_collects_the_scores_and_plots(tiny_run):
         "oof_confusion_matrix.png",
         "training_curves_resnet34.png",
         "class_distribution.png",
+        "crops.png",
         "eval_scores.json",
     ):
         assert expected in html, expected

@@ -16,7 +16,7 @@ import pandas as pd
 from vote_options import of_models, option_answers, print_gains, run_tables
 
 from facemask.oof_fit import oof_by_model
-from facemask.vote import read_class_shares
+from facemask.vote import class_shares_to_match
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     labels = (
         pd.read_csv(args.labels, dtype={"ImageID": str, "person": str}).set_index("ImageID").loc[image_ids]
     )
-    shares = read_class_shares(args.results_dir / "index/train_photos.csv")
+    shares = class_shares_to_match(args.results_dir / "index/train_photos.csv", True)
     pseudo = pd.read_csv(args.results_dir / "pseudo/labels.csv")
     right = pseudo.merge(labels["ans"].reset_index(), on="ImageID")
     print(

@@ -20,7 +20,7 @@ import pandas as pd
 from facemask.files import read_run_tables
 from facemask.oof_fit import ensemble_oof, fit_vote, oof_by_model
 from facemask.scores import person_bootstrap_gains, task_scores
-from facemask.vote import class_share_offsets, log_probabilities, read_class_shares, vote_probabilities
+from facemask.vote import class_share_offsets, class_shares_to_match, log_probabilities, vote_probabilities
 
 #: the options measured, by name: fit_vote's options (weights None: fitted)
 OPTIONS = {
@@ -113,7 +113,7 @@ def main() -> None:
     labels = (
         pd.read_csv(args.labels, dtype={"ImageID": str, "person": str}).set_index("ImageID").loc[image_ids]
     )
-    shares = read_class_shares(args.results_dir / "index/train_photos.csv")
+    shares = class_shares_to_match(args.results_dir / "index/train_photos.csv", True)
     runs = {name: option_answers(oof, eval_logits, image_ids, shares, fit) for name, fit in OPTIONS.items()}
     for pair in args.pair:
         runs[f"equal vote of {' + '.join(pair)}"] = option_answers(

@@ -31,7 +31,7 @@ from facemask.labels import (
     band_of_year,
 )
 from facemask.scores import macro_f1
-from facemask.vote import Stacker, Vote, class_shares, decide_classes, log_probabilities, task_marginals
+from facemask.vote import Stacker, Vote, decide_classes, log_probabilities, task_marginals
 
 #: the age cuts a years head's fit chooses from: first cut, second cut (years)
 AGE_CUT_CANDIDATES = (range(25, 36), range(55, 63))
@@ -254,8 +254,17 @@ def fit_vote(
 def other_folds_shares(
     labels: np.ndarray, held_out: np.ndarray, shares: np.ndarray | None
 ) -> np.ndarray | None:
-    """The class shares of the photos not `held_out` (None when classes are not matched, `shares` None)."""
-    return None if shares is None else class_shares(labels[~held_out])
+    """The class shares of the training photos outside the fold `held_out` (`labels`: the
+    out-of-fold rows), None when classes are not matched (`shares` None). Given the class counts of
+    every training photo (vote.class_shares_to_match), those less the fold's own: exact also where
+    the out-of-fold rows hold only some folds (a run of one fold has no other fold's rows). Given
+    shares, those of the other folds' out-of-fold rows."""
+    if shares is None:
+        return None
+    others = shares - np.bincount(labels[held_out], minlength=len(shares))
+    if np.isclose(shares.sum(), 1.0) or (others < 0).any():
+        others = np.bincount(labels[~held_out], minlength=len(shares)).astype(float)
+    return others / others.sum()
 
 
 def cross_fitted_vote(

@@ -91,3 +91,45 @@ def plot_class_distribution(train_labels, eval_predicted, path: str | Path) -> N
     axis.set(ylabel="share of photos", title="Class distribution: training labels vs eval predictions")
     axis.tick_params(axis="x", labelsize=7)
     save_figure(figure, path)
+
+
+def plot_crops(
+    cache: str | Path, crops: pd.DataFrame, path: str | Path, shown: int = 48, seed: int = 0
+) -> None:
+    """A contact sheet of what the models see: `shown` photos of the image cache `cache` (drawn with
+    `seed`), and with a face crop every photo in which no face was found (centre-cropped), from
+    the cache's crop table `crops` (facemask.cache.prepare_photos)."""
+    pixels = np.load(cache, mmap_mode="r")
+    drawn = np.sort(np.random.default_rng(seed).choice(len(pixels), min(shown, len(pixels)), replace=False))
+    missed = np.flatnonzero(crops["face_found"].eq(False).to_numpy())
+    sheets = [(f"{len(drawn)} of {len(pixels)} photos as cached", drawn)]
+    if missed.size:
+        title = f"the {missed.size} photos with no face found: where their folder's faces are, else centred"
+        sheets.append((title, missed))
+    images = [montage(pixels, rows) for _, rows in sheets]
+    heights = [image.shape[0] / image.shape[1] for image in images]
+    figure, axes = plt.subplots(
+        len(sheets),
+        1,
+        figsize=(12, 12 * sum(heights) + 0.5 * len(sheets)),
+        height_ratios=heights,
+        squeeze=False,
+    )
+    for axis, (title, _), image in zip(axes[:, 0], sheets, images, strict=True):
+        axis.imshow(image)
+        axis.set_title(title)
+        axis.axis("off")
+    save_figure(figure, path)
+
+
+def montage(pixels: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The photos `pixels[rows]` side by side with a 2-pixel white gap, at least 12 to a line and
+    about twice as many lines as columns' worth of width for many photos."""
+    height, width = pixels.shape[1:3]
+    columns = max(12, int(np.ceil(np.sqrt(2 * len(rows)))))
+    lines = -(-len(rows) // columns)
+    sheet = np.full((lines * (height + 2), columns * (width + 2), 3), 255, dtype=np.uint8)
+    for place, row in enumerate(rows):
+        top, left = (place // columns) * (height + 2), (place % columns) * (width + 2)
+        sheet[top : top + height, left : left + width] = pixels[row]
+    return sheet

@@ -19,6 +19,7 @@ from facemask.cache import prepare_photos
 from facemask.dataset import DataReport, check_photo
 from facemask.devices import pick_device
 from facemask.errors import DataError
+from facemask.faces import find_faces
 from facemask.files import Member
 from facemask.inference import PredictOptions, predict_cached_photos
 from facemask.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, decode_class
@@ -162,7 +163,10 @@ def member_cache(
     key = (size, *sorted(crop.items()))
     if key not in caches:
         caches[key] = tmp / f"cache{len(caches)}.npy"
-        prepare_photos(Path.cwd(), [str(p) for p in photos], size, caches[key], threads=threads, **crop)
+        paths = [str(p) for p in photos]
+        detector = crop.pop("face_detector")
+        faces = find_faces(Path.cwd(), paths, detector, threads) if crop["face_crop"] else None
+        prepare_photos(Path.cwd(), paths, size, caches[key], threads=threads, faces=faces, **crop)
     return caches[key]
 
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from facemask.errors import ConfigError
+
 #: the model-block keys a train job does not depend on (see ModelBlock.from_config)
 VOTE_ONLY_KEYS = ("ensemble_weight",)
 
@@ -149,13 +151,22 @@ class Threads:
 
 @dataclass(frozen=True)
 class ImageCache:
-    """The decoded-once image cache: photos stored `margin` times the model's input size, cropped
-    around the face (`face_crop`, found by `face_detector`, `face_scale` face sizes wide) or not."""
+    """The decoded-once image cache: photos stored `margin` times the model's input size: the
+    whole photo, a centred crop (`centre_crop`), or a crop around the face (`face_crop`, found by
+    `face_detector` in rule find_faces, `face_scale` face sizes wide)."""
 
     margin: float
     face_crop: bool
     face_scale: float
     face_detector: str
+    centre_crop: bool = False
+
+    def __post_init__(self):
+        if self.face_crop and self.centre_crop:
+            raise ConfigError(
+                "config: cache: face_crop and centre_crop are both true: choose one "
+                "(a face crop is already centred where no face is found)"
+            )
 
     def size(self, image_size: Sequence[int]) -> tuple[int, int]:
         """The cache's (height, width) for a model input of `image_size`."""
@@ -164,23 +175,26 @@ class ImageCache:
 
     @property
     def crop_settings(self) -> dict[str, Any]:
-        """The face crop's settings, as prepare_photos takes them."""
+        """The crop's settings, as prepare_photos takes them."""
         return {
             "face_crop": self.face_crop,
             "face_scale": self.face_scale,
             "face_detector": self.face_detector,
+            "centre_crop": self.centre_crop,
         }
 
     @property
     def pixel_settings(self) -> dict[str, Any]:
-        """What the cached pixels depend on besides their size: the crop settings (the detector
-        only with the crop on)."""
+        """What the cached pixels depend on besides their size: the crop settings, the face's
+        only with the face crop on."""
         crop = self.crop_settings
-        return crop if self.face_crop else {key: crop[key] for key in crop if key != "face_detector"}
+        if self.face_crop:
+            return {key: crop[key] for key in ("face_crop", "face_scale", "face_detector")}
+        return {key: crop[key] for key in ("face_crop", "centre_crop")}
 
     @property
     def runs_torch(self) -> bool:
-        """Whether preparing the cache runs torch (MTCNN's face crop)."""
+        """Whether finding the faces runs torch (MTCNN's face crop)."""
         return self.face_crop and self.face_detector == "mtcnn"
 
 

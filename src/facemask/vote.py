@@ -130,25 +130,32 @@ def class_shares(labels) -> np.ndarray:
     return np.bincount(labels, minlength=NUM_CLASSES) / len(labels)
 
 
+def class_counts(labels) -> np.ndarray:
+    """How many of `labels` are of each of the 18 classes, as floats."""
+    return np.bincount(np.asarray(labels, dtype=int), minlength=NUM_CLASSES).astype(float)
+
+
 def read_class_shares(index_csv) -> np.ndarray:
     """The 18 class shares of the training photos listed in an index (its `label` column)."""
     return class_shares(pd.read_csv(index_csv, usecols=["label"])["label"])
 
 
 def class_shares_to_match(index_csv, match_class_shares: bool) -> np.ndarray | None:
-    """The class shares that decisions are matched to (see decide_classes): with
-    `match_class_shares` (config ensemble.match_class_shares) those of the training photos listed
-    in the index `index_csv`, else None (the plain argmax)."""
-    return read_class_shares(index_csv) if match_class_shares else None
+    """What decisions are matched to (see decide_classes): with `match_class_shares` (config
+    ensemble.match_class_shares) the class counts of the training photos listed in the index
+    `index_csv` (counts, not shares, so that out-of-fold decisions can take a fold's own photos
+    out of them: facemask.oof_fit.other_folds_shares), else None (the plain argmax)."""
+    return class_counts(pd.read_csv(index_csv, usecols=["label"])["label"]) if match_class_shares else None
 
 
 def class_share_offsets(
     log_probabilities: np.ndarray, shares: np.ndarray, steps: int = 300, step_size: float = 0.2
 ) -> np.ndarray:
     """Log-probability offsets per class that make the argmax predict each class about as often as
-    `shares` says: each step moves a class's offset by the log ratio of its wanted to its predicted
-    share. Averaging many models pulls uncertain photos toward the common classes; this undoes that
-    for the rare ones (e.g. age 60+), whose F1 counts as much as any other in the macro F1.
+    `shares` says (shares or counts: any scale): each step moves a class's offset by the log ratio
+    of its wanted to its predicted share. Averaging many models pulls uncertain photos toward the
+    common classes; this undoes that for the rare ones (e.g. age 60+), whose F1 counts as much as
+    any other in the macro F1.
     Returns the offsets whose predicted shares came closest (L1) to `shares` (the first such; it
     stops at a gap of 0, which no later step can beat). The offsets use no labels: they are found
     on the very photos they decide (out-of-fold or eval), so scores of decisions matched this way
@@ -157,6 +164,8 @@ def class_share_offsets(
     class at offsets 0 over their runner-up's) is at most the largest offset minus their class's
     (plus 1e-9 for rounding); the others keep that class, as the full argmax gives them."""
     floor, classes = 0.5 / len(log_probabilities), log_probabilities.shape[1]
+    if not np.isclose(shares.sum(), 1.0):  # counts: their shares, as class_shares computes them
+        shares = shares / shares.sum()
     wanted = np.log(np.maximum(shares, floor))
     top, lead = log_probabilities.argmax(axis=1), _lead(log_probabilities)
     offsets, best, best_gap = np.zeros(classes), None, np.inf

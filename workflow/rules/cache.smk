@@ -1,6 +1,26 @@
-rule prepare_images:
+rule find_faces:
     input:
         index_output("{split}"),
+    output:
+        f"{RESULTS}/faces/{{split}}.csv",
+    log:
+        f"{RESULTS}/logs/find_faces/{{split}}.log",
+    params:
+        data_dir=DATA,
+        detector=SETTINGS.cache.face_detector,
+        device=SETTINGS.device,
+        code=code_digest("find_faces.py"),
+    threads: SETTINGS.threads.prepare
+    conda:
+        "../../envs/gpu.yaml"
+    script:
+        "../../scripts/find_faces.py"
+
+
+rule prepare_images:
+    input:
+        index=index_output("{split}"),
+        faces=get_faces("{split}"),
     output:
         cache=f"{RESULTS}/cache/{{size}}/{{split}}.npy",
         crops=f"{RESULTS}/cache/{{size}}/{{split}}_crops.csv",
@@ -13,6 +33,6 @@ rule prepare_images:
         code=code_digest("prepare_images.py"),
     threads: SETTINGS.threads.prepare
     conda:
-        get_cache_env()
+        "../../envs/cpu.yaml"
     script:
         "../../scripts/prepare_images.py"

@@ -16,7 +16,10 @@ except ConfigError as error:
 if not 0 < config["age_bins"][0] < config["age_bins"][1]:
     raise WorkflowError(f"config: age_bins: {config['age_bins']} must be two increasing ages, e.g. [30, 60]")
 
-SETTINGS = Settings.from_config(config)
+try:
+    SETTINGS = Settings.from_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
 SOURCE_DIR = Path(workflow.basedir) / "src"
 
 
@@ -122,6 +125,7 @@ localrules:
     plot_training_curves,
     plot_oof,
     plot_class_distribution,
+    plot_crops,
     score_submission,
 
 
@@ -185,9 +189,17 @@ def get_image_cache(split):
     return cache_file
 
 
-def get_cache_env():
-    """The image cache's conda environment: MTCNN's face crop runs torch, which the CPU one lacks."""
-    return "../../envs/gpu.yaml" if SETTINGS.cache.runs_torch else "../../envs/cpu.yaml"
+def get_first_cache(name):
+    """The file `name` of the training side's image cache at the first model's input size (what
+    the contact sheet of crops shows)."""
+    height, width = SETTINGS.cache.size(SETTINGS.models[MODELS[0]].image_size)
+    return f"{RESULTS}/cache/{height}x{width}/{name}"
+
+
+def get_faces(split):
+    """The faces found in `split`'s photos (rule find_faces) when the image cache crops to the face,
+    else nothing."""
+    return f"{RESULTS}/faces/{split}.csv" if SETTINGS.cache.face_crop else []
 
 
 def get_cache_settings():
@@ -274,7 +286,7 @@ def member_files(pattern, models=None):
 
 def get_plots():
     """The run's plots: class shares, out-of-fold confusion and class F1, each model's curves."""
-    plots = ["class_distribution", "oof_confusion_matrix", "oof_class_f1"]
+    plots = ["class_distribution", "oof_confusion_matrix", "oof_class_f1", "crops"]
     plots += expand("training_curves_{model}", model=MODELS)
     return [f"{RESULTS}/plots/{plot}.png" for plot in plots]
 

@@ -22,6 +22,23 @@ rule cv_summary:
         "../../scripts/cv_summary.py"
 
 
+rule plot_crops:
+    input:
+        cache=get_first_cache("train.npy"),
+        crops=get_first_cache("train_crops.csv"),
+    output:
+        report(f"{RESULTS}/plots/crops.png", caption="../report/crops.rst", category="Data"),
+    log:
+        f"{RESULTS}/logs/plot_crops.log",
+    params:
+        seed=SETTINGS.seed,
+        code=code_digest("plot_crops.py"),
+    conda:
+        "../../envs/cpu.yaml"
+    script:
+        "../../scripts/plot_crops.py"
+
+
 rule plot_training_curves:
     input:
         expand(train_output("history.csv"), fold=FOLDS, allow_missing=True),

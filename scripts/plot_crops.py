@@ -1,0 +1,15 @@
+"""Snakemake job: a contact sheet of the training photos as the first model's image cache holds
+them, and of every photo in which the face crop found no face."""
+
+import pandas as pd
+
+from facemask.logs import run_job
+from facemask.plots import plot_crops
+
+
+def main():
+    crops = pd.read_csv(snakemake.input.crops, dtype={"path": str})
+    plot_crops(snakemake.input.cache, crops, snakemake.output[0], seed=snakemake.params.seed)
+
+
+run_job(main, snakemake.log[0])
