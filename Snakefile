@@ -27,7 +27,7 @@ include: "workflow/rules/tracking.smk"
 
 onstart:
     if workflow.local_exec:  # the jobs run here, not on a cluster's nodes
-        from facemask.devices import warn_if_no_gpu
+        from facemask.utils.devices import warn_if_no_gpu
 
         warn_if_no_gpu(SETTINGS.device, logger.warning)
 

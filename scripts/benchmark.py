@@ -19,7 +19,7 @@ default 3 models x 5 folds ensemble extrapolated from those;
 with `--jobs-per-gpu 2`, all of these for two jobs sharing the GPU at once (Snakemake's
 `--resources gpu=2` on one GPU), to see whether sharing pays.
 `faces`: photos/s of finding the faces of full-size photos, one photo at a time as the cache job
-did before against facemask.faces.find_faces's batches, and the competition's minutes from each.
+did before against facemask.data.faces.find_faces's batches, and the competition's minutes from each.
 `weights`: minutes of the fitted vote (`ensemble: {fit_weights: true}`) on synthetic out-of-fold
 logits at the competition's size, 3, 5 and 8 models, greedy selection against the old 0.1 grid,
 and the cross-fitted macro F1 each reaches.
@@ -41,7 +41,8 @@ from benchmarks import faces, gpu, input_pipeline, tta, weight_search  # noqa: E
 from benchmarks.common import seed_models  # noqa: E402
 
 
-def main():
+def arguments() -> argparse.ArgumentParser:
+    """The command line: the benchmark, and each benchmark's options."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -56,6 +57,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--arch", default="resnet18", help="TTA benchmark model")
     parser.add_argument("--tta-size", type=int, default=128)
+    add_gpu_options(parser)
+    add_weight_options(parser)
+    parser.add_argument("--json", help="also write the results here")
+    return parser
+
+
+def add_gpu_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the gpu benchmark."""
     parser.add_argument("--gpu-photos", type=int, default=4096)
     parser.add_argument(
         "--gpu-size",
@@ -89,6 +98,10 @@ def main():
         help="gpu benchmark: this many jobs at once on the GPU, each in its own process "
         "(rates are all of theirs together)",
     )
+
+
+def add_weight_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the weights benchmark."""
     parser.add_argument(
         "--weight-models", nargs="+", type=int, default=[3, 5, 8], help="weights benchmark: models voted"
     )
@@ -108,8 +121,10 @@ def main():
         "--oof-people", type=int, default=2700, help="weights benchmark: people, 7 photos each"
     )
     parser.add_argument("--oof-folds", type=int, default=5, help="weights benchmark: folds")
-    parser.add_argument("--json", help="also write the results here")
-    args = parser.parse_args()
+
+
+def main():
+    args = arguments().parse_args()
     torch.manual_seed(0)
     if args.benchmark != "gpu":
         args.batch_size = args.batch_size or 64

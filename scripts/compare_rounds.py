@@ -3,9 +3,9 @@ eval scores when the answers are known, and the pseudo photos each fold trained 
 
 import pandas as pd
 
-from facemask.files import write_csv, write_text
-from facemask.logs import log, run_job
-from facemask.report import rounds_table
+from facemask.report.scores import rounds_table
+from facemask.utils.files import write_csv, write_text
+from facemask.utils.logs import log, run_job
 
 
 def main():

@@ -8,20 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from facemask.bundle import BundleMember, BundleSettings, write_bundle
-from facemask.files import read_member_tables
-from facemask.logs import log, run_job
-from facemask.models import checkpoint_meta
-from facemask.oof_fit import fit_vote, oof_by_model
-from facemask.settings import ImageCache, TestTimeAugmentation, typed
-from facemask.vote import (
-    Vote,
-    class_share_offsets,
-    class_shares_to_match,
-    fold_weights,
-    log_probabilities,
-    vote_probabilities,
-)
+from facemask.classes.decision import class_share_offsets, class_shares_to_match, log_probabilities
+from facemask.config.settings import ImageCache, TestTimeAugmentation
+from facemask.config.typed import typed
+from facemask.ensemble.bundle import Bundle, BundleMember
+from facemask.ensemble.fit import fit_vote, oof_by_model
+from facemask.ensemble.spec import VoteSpec
+from facemask.ensemble.vote import fold_weights, vote_probabilities
+from facemask.model.classifier import checkpoint_meta
+from facemask.utils.files import read_member_tables
+from facemask.utils.logs import log, run_job
 
 
 def main():
@@ -29,13 +25,14 @@ def main():
     eval_logits = read_member_tables(params.members, snakemake.input.eval_logits)
     members = list(eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
-    shares = class_shares_to_match(snakemake.input.train_index, params.match_class_shares)
-    vote = Vote(params.weights)
-    if params.fit_weights or params.vote["combine"] != "mean" or params.vote["temperature"]:
+    spec = VoteSpec.from_config(params.vote)
+    shares = class_shares_to_match(snakemake.input.train_index, spec.match_class_shares)
+    if spec.needs_fit:
         oof = oof_by_model(read_member_tables(params.members, snakemake.input.oof_logits))
-        given = None if params.fit_weights else params.weights
-        vote = fit_vote(oof, shares, given, params.age_cut_models, **params.vote).vote
+        vote = fit_vote(oof, spec, shares).vote
         log.info("vote fitted to the out-of-fold predictions: %s", vote.as_config())
+    else:
+        vote = spec.unfitted()
     offsets = None
     if shares is not None:
         offsets = class_share_offsets(
@@ -46,25 +43,28 @@ def main():
         )
     age_cuts = {
         model: json.loads(Path(path).read_text())["age_cuts"]
-        for model, path in zip(params.age_cut_models, snakemake.input.age_cuts, strict=True)
+        for model, path in zip(spec.age_cut_models, snakemake.input.age_cuts, strict=True)
     }
-    settings = BundleSettings(
-        vote=vote,
-        weights_fitted=params.fit_weights,
-        tta=typed(TestTimeAugmentation, params.tta),
-        cache=typed(ImageCache, params.cache),
-        age_bins=params.age_bins,
-        age_cuts_of_models=age_cuts,
-        offsets_fitted_on=f"the soft vote of {len(image_ids)} eval photos",
-    )
+    cache = typed(ImageCache, params.cache)
     checkpoints = [Path(checkpoint) for checkpoint in snakemake.input.checkpoints]
-    trained = [
-        BundleMember(member, checkpoint, checkpoint_meta(checkpoint), weight)
+    trained = tuple(
+        BundleMember.of(
+            member, checkpoint, checkpoint_meta(checkpoint), weight, cache, age_cuts.get(member.model)
+        )
         for member, checkpoint, weight in zip(
             members, checkpoints, fold_weights(members, vote.weights), strict=True
         )
-    ]
-    write_bundle(snakemake.output[0], trained, settings, offsets)
+    )
+    bundle = Bundle(
+        members=trained,
+        vote=vote,
+        weights_fitted=spec.fit_weights,
+        tta=typed(TestTimeAugmentation, params.tta),
+        age_bins=tuple(params.age_bins),
+        class_offsets=None if offsets is None else tuple(offsets.tolist()),
+        offsets_fitted_on=f"the soft vote of {len(image_ids)} eval photos",
+    )
+    bundle.write(snakemake.output[0])
     log.info("ensemble bundle of %d members written to %s", len(members), snakemake.output[0])
 
 

@@ -3,10 +3,10 @@ cache size (rule prepare_images)."""
 
 import pandas as pd
 
-from facemask.cpus import job_threads
-from facemask.faces import find_faces
-from facemask.files import write_csv
-from facemask.logs import log, run_job
+from facemask.data.faces import find_faces
+from facemask.utils.cpus import job_threads
+from facemask.utils.files import write_csv
+from facemask.utils.logs import log, run_job
 
 
 def main():

@@ -3,8 +3,8 @@
 import shutil
 from pathlib import Path
 
-from facemask.demo import make_demo_data
-from facemask.logs import log, run_job
+from facemask.data.demo import make_demo_data
+from facemask.utils.logs import log, run_job
 
 
 def main():

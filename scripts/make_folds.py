@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from facemask.files import write_csv
-from facemask.folds import make_folds
-from facemask.logs import log, run_job
+from facemask.data.folds import make_folds
+from facemask.utils.files import write_csv
+from facemask.utils.logs import log, run_job
 
 
 def main():

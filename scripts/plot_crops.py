@@ -3,8 +3,8 @@ them, and of every photo in which the face crop found no face."""
 
 import pandas as pd
 
-from facemask.logs import run_job
-from facemask.plots import plot_crops
+from facemask.report.plots import plot_crops
+from facemask.utils.logs import run_job
 
 
 def main():

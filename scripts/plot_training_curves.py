@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from facemask.logs import run_job
-from facemask.plots import plot_training_curves
+from facemask.report.plots import plot_training_curves
+from facemask.utils.logs import run_job
 
 
 def main():

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from facemask.cpus import job_threads
-from facemask.files import write_csv
-from facemask.gpu_slots import claim_gpu
-from facemask.inference import PredictOptions, predict_eval_photos
-from facemask.logs import run_job
-from facemask.settings import TestTimeAugmentation, typed
+from facemask.config.settings import TestTimeAugmentation
+from facemask.config.typed import typed
+from facemask.model.inference import PredictOptions, predict_eval_photos
+from facemask.utils.cpus import job_threads
+from facemask.utils.files import write_csv
+from facemask.utils.gpu_slots import claim_gpu
+from facemask.utils.logs import run_job
 
 
 def main():

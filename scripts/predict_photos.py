@@ -1,11 +1,11 @@
 """Snakemake job: the trained ensemble's answers for every photo below a folder (a predict set)."""
 
-from facemask.cpus import job_threads
-from facemask.dataset import DataReport
-from facemask.files import write_csv
-from facemask.gpu_slots import claim_gpu
-from facemask.logs import log, run_job
-from facemask.prediction import collect_photos, predict_photos, read_checked_bundle
+from facemask.data.dataset import DataReport
+from facemask.predict.photos import collect_photos, predict_photos, read_checked_bundle
+from facemask.utils.cpus import job_threads
+from facemask.utils.files import write_csv
+from facemask.utils.gpu_slots import claim_gpu
+from facemask.utils.logs import log, run_job
 
 
 def main():

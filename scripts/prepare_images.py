@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from facemask.cache import prepare_cache
-from facemask.cpus import job_threads
-from facemask.files import write_csv, write_json
-from facemask.logs import run_job
+from facemask.data.cache import prepare_cache
+from facemask.utils.cpus import job_threads
+from facemask.utils.files import write_csv, write_json
+from facemask.utils.logs import run_job
 
 
 def main():

@@ -1,17 +1,17 @@
-"""Snakemake job: the pseudo-label table of the second round (see facemask.pseudo): per fold, the
-eval photos that the vote of that fold's first-round members labels confidently."""
+"""Snakemake job: the pseudo-label table of the second round (see facemask.ensemble.pseudo_labels):
+per fold, the eval photos that the vote of that fold's first-round members labels confidently."""
 
 import pandas as pd
 
-from facemask.bundle import bundle_vote, read_bundle
-from facemask.files import read_member_tables, write_csv
-from facemask.logs import log, run_job
-from facemask.pseudo import choose_pseudo_labels
+from facemask.ensemble.bundle import Bundle
+from facemask.ensemble.pseudo_labels import choose_pseudo_labels
+from facemask.utils.files import read_member_tables, write_csv
+from facemask.utils.logs import log, run_job
 
 
 def main():
     params = snakemake.params
-    vote = bundle_vote(read_bundle(snakemake.input.bundle, verify=False))  # its checkpoints are not used
+    vote = Bundle.read(snakemake.input.bundle, verify=False).vote  # its checkpoints are not used
     eval_logits = read_member_tables(params.members, snakemake.input.eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"].tolist()
     train_photos = pd.read_csv(snakemake.input.train_index, dtype={"person": str})

@@ -4,7 +4,7 @@
     python scripts/scale_test.py                    # 2,700 people x 7 photos + 12,600 eval photos, 384 x 512
     python scripts/scale_test.py --people 100 --eval-photos 300 --json out.json
 
-The photos are generated (facemask.demo.make_full_size_data: JPEG, one person in 20 PNG) in a
+The photos are generated (facemask.data.demo.make_full_size_data: JPEG, one person in 20 PNG) in a
 temporary folder under --tmpdir, removed at the end: about 1.5 GB at full size, and the cache
 beside them (photos x 252 x 252 x 3 bytes by default: 6 GB).
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from facemask.cache import prepare_cache
-from facemask.dataset import DataReport, index_eval_photos, index_train_photos
-from facemask.demo import make_full_size_data
-from facemask.files import write_csv, write_json
+from facemask.data.cache import prepare_cache
+from facemask.data.dataset import DataReport, index_eval_photos, index_train_photos
+from facemask.data.demo import make_full_size_data
+from facemask.utils.files import write_csv, write_json
 
 
 def check_stage(work: Path) -> None:

@@ -4,10 +4,10 @@ import json
 
 import pandas as pd
 
-from facemask.files import read_member_tables, write_csv, write_json, write_text
-from facemask.logs import log, run_job
-from facemask.report import eval_scores_by_model
-from facemask.vote import class_shares_to_match
+from facemask.classes.decision import class_shares_to_match
+from facemask.report.scores import eval_scores_by_model
+from facemask.utils.files import read_member_tables, write_csv, write_json, write_text
+from facemask.utils.logs import log, run_job
 
 
 def main():

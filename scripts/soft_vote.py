@@ -3,18 +3,18 @@ bundle says."""
 
 import pandas as pd
 
-from facemask.bundle import bundle_vote, decide_as_bundle, read_bundle
-from facemask.files import read_member_tables, write_csv
-from facemask.logs import log, run_job
-from facemask.vote import check_submission, vote_probabilities
+from facemask.ensemble.bundle import Bundle
+from facemask.ensemble.vote import check_submission, vote_probabilities
+from facemask.utils.files import read_member_tables, write_csv
+from facemask.utils.logs import log, run_job
 
 
 def main():
-    bundle = read_bundle(snakemake.input.bundle, verify=False)  # its checkpoints are not used here
+    bundle = Bundle.read(snakemake.input.bundle, verify=False)  # its checkpoints are not used here
     eval_logits = read_member_tables(snakemake.params.members, snakemake.input.eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
-    probabilities = vote_probabilities(eval_logits, bundle_vote(bundle), image_ids)
-    submission = pd.DataFrame({"ImageID": list(image_ids), "ans": decide_as_bundle(bundle, probabilities)})
+    probabilities = vote_probabilities(eval_logits, bundle.vote, image_ids)
+    submission = pd.DataFrame({"ImageID": list(image_ids), "ans": bundle.decide(probabilities)})
     check_submission(submission, image_ids)
     write_csv(submission, snakemake.output[0])
     log.info(

@@ -1,15 +1,17 @@
 """Snakemake job: the results folder's recipe (its model blocks), CV and eval scores, ensemble
 weights and plots to its MLflow parent run."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from facemask.files import write_json
-from facemask.logs import log, run_job
-from facemask.settings import Tracking, typed
-from facemask.tracking import FolderResults, TrackingTarget, log_results, score_metrics
+from facemask.config.settings import Tracking
+from facemask.config.typed import typed
+from facemask.ensemble.bundle import Bundle
+from facemask.tracking.results import FolderResults, log_results, score_metrics
+from facemask.tracking.store import TrackingTarget
+from facemask.utils.files import write_json
+from facemask.utils.logs import log, run_job
 
 
 def main():
@@ -18,12 +20,12 @@ def main():
     metrics = score_metrics(pd.read_csv(snakemake.input.cv_scores), "cv")
     for eval_scores in snakemake.input.eval_scores:  # none without the eval answers
         metrics |= score_metrics(pd.read_csv(eval_scores), "eval")
-    bundle = json.loads(Path(snakemake.input.bundle).read_text())
-    metrics |= {f"ensemble_weight/{model}": weight for model, weight in bundle["model_weights"].items()}
+    bundle = Bundle.read(snakemake.input.bundle, verify=False)  # its checkpoints are not used here
+    metrics |= {f"ensemble_weight/{model}": weight for model, weight in bundle.vote.weights.items()}
     artifacts = [
         Path(path) for path in snakemake.input if Path(path).suffix in {".csv", ".md", ".json", ".png"}
     ]
-    members = frozenset(member["sha256"] for member in bundle["members"])
+    members = frozenset(member.sha256 for member in bundle.members)
     run_id = log_results(target, FolderResults(metrics, snakemake.params.recipe, artifacts, members))
     if run_id:
         log.info(

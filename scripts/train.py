@@ -1,18 +1,20 @@
-"""Snakemake job: train one (model, fold); in the second round (rule train_pseudo) on the fold's
-pseudo-labelled eval photos too."""
+"""Snakemake job: train one (model, fold); in the second round (params.round 'pseudo') on the
+fold's pseudo-labelled eval photos too."""
 
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from facemask.cpus import job_threads
-from facemask.gpu_slots import claim_gpu
-from facemask.logs import log, run_job
-from facemask.pseudo import PseudoPhotos
-from facemask.settings import ModelBlock, Settings
-from facemask.tracking import TrackingTarget, TrainTracking, child_run_name
-from facemask.training import TrainOutputs, train_fold
+from facemask.config.blocks import ModelBlock
+from facemask.config.settings import Settings
+from facemask.data.pseudo_photos import PseudoPhotos
+from facemask.tracking.store import TrackingTarget, child_run_name
+from facemask.tracking.train_runs import TrainTracking
+from facemask.train.fold import TrainOutputs, train_fold
+from facemask.utils.cpus import job_threads
+from facemask.utils.gpu_slots import claim_gpu
+from facemask.utils.logs import log, run_job
 
 
 def main():
@@ -29,7 +31,7 @@ def main():
     model, fold = snakemake.wildcards.model, snakemake.wildcards.fold
     block, run = ModelBlock.from_config(snakemake.params.settings), Settings.from_config(snakemake.config)
     pseudo = None
-    if hasattr(snakemake.input, "pseudo_labels"):  # the second round (rule train_pseudo)
+    if snakemake.params.round == "pseudo":
         pseudo = PseudoPhotos.of_fold(
             pd.read_csv(snakemake.input.pseudo_labels, dtype={"ImageID": str}),
             pd.read_csv(snakemake.input.eval_index, dtype=str),
@@ -56,7 +58,6 @@ def main():
         threads=job_threads(snakemake.threads),
         age_bins=snakemake.params.age_bins,
         device=snakemake.params.device,
-        match_class_shares=snakemake.params.match_class_shares,
         pseudo=pseudo,
     )
 

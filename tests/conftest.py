@@ -14,15 +14,15 @@ import pytest
 import torch
 from matplotlib import cbook
 
-from facemask.cache import prepare_cache
-from facemask.check_cache import VERDICTS
-from facemask.config_schema import validated
-from facemask.dataset import index_eval_photos, index_train_photos
-from facemask.demo import make_demo_data
-from facemask.files import write_csv
-from facemask.folds import make_folds
-from facemask.settings import ModelBlock
-from facemask.training import TrainOutputs
+from facemask.config.blocks import ModelBlock
+from facemask.config.schema import validated
+from facemask.data.cache import prepare_cache
+from facemask.data.dataset import index_eval_photos, index_train_photos
+from facemask.data.demo import make_demo_data
+from facemask.data.folds import make_folds
+from facemask.train.block_verdicts import VERDICTS
+from facemask.train.fold import TrainOutputs
+from facemask.utils.files import write_csv
 
 ROOT = Path(__file__).parents[1]
 #: a real face photo that an installed package ships: Grace Hopper's portrait in matplotlib's sample
@@ -97,7 +97,7 @@ def demo_work_folder(workdir: Path, tracking: bool = False) -> Path:
     """`workdir` with the workflow's config.yaml, the demo's config as demo.yaml and config/tiny.yaml
     as tiny.yaml, tracking off unless asked (the runs that test it turn it on; the others would only
     pay for it). The folder shares the session's verdicts of the load-time check
-    (facemask.check_cache), so that each block is built once a session, not once a folder."""
+    (facemask.train.block_verdicts), so that each block is built once a session, not once a folder."""
     shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
     shutil.copy(ROOT / "config" / "tiny.yaml", workdir / "tiny.yaml")
     demo = (ROOT / "config" / "demo.yaml").read_text()
@@ -170,10 +170,11 @@ TRAIN_IN_SUBPROCESS = """
 import json, sys
 from pathlib import Path
 import pandas as pd
-from facemask.settings import ModelBlock
-from facemask.settings import Tracking
-from facemask.tracking import TrackingTarget, TrainTracking
-from facemask.training import TrainOutputs, train_fold
+from facemask.config.blocks import ModelBlock
+from facemask.config.settings import Tracking
+from facemask.tracking.store import TrackingTarget
+from facemask.tracking.train_runs import TrainTracking
+from facemask.train.fold import TrainOutputs, train_fold
 index, folds = (pd.read_csv(path, dtype={"person": str}) for path in sys.argv[1:3])
 out = Path(sys.argv[4])
 outputs = TrainOutputs(out / "checkpoint.pt", out / "oof_logits.csv", out / "history.csv")

@@ -7,21 +7,22 @@ import pytest
 import torch
 from scipy.special import log_softmax, softmax
 
-from facemask import oof_fit
-from facemask.epoch import create_mixup
-from facemask.heads import ClassAndYears, ClassesHead, YearsHead, head_named
-from facemask.labels import LOGIT_COLUMNS, MAX_AGE, YEAR_COLUMNS, encode_class, encode_year_and_class
-from facemask.losses import YearsLoss, gaussian_years
-from facemask.models import (
+from facemask.classes.labels import LOGIT_COLUMNS, MAX_AGE, YEAR_COLUMNS, encode_class, encode_year_and_class
+from facemask.classes.scores import task_scores
+from facemask.config.blocks import Mixing
+from facemask.ensemble import fit
+from facemask.ensemble.age_cuts import fit_age_cuts, with_age_cuts
+from facemask.ensemble.spec import VoteSpec
+from facemask.model.classifier import (
     create_classifier,
     load_checkpoint,
     model_data_config,
     save_checkpoint,
 )
-from facemask.oof_fit import fit_age_cuts, with_age_cuts
-from facemask.scores import task_scores
-from facemask.settings import Mixing
-from facemask.training import TrainOutputs, train_fold
+from facemask.model.heads import ClassAndYears, ClassesHead, YearsHead, head_named
+from facemask.model.losses import YearsLoss, gaussian_years
+from facemask.train.epoch import create_mixup
+from facemask.train.fold import TrainOutputs, train_fold
 
 from .conftest import TORCH_THREADS, model_settings
 
@@ -147,22 +148,21 @@ def test_age_cuts_and_weights_are_fitted_on_the_other_folds_only(monkeypatch):
     }
     by_model["plain"]["label"] = by_model["years"]["label"]
     fitted_on = []
-    fit_cuts, fit_weights = oof_fit.fit_age_cuts, oof_fit.fit_weights
+    fit_cuts, fit_weights = fit.fit_age_cuts, fit.fit_weights
     monkeypatch.setattr(
-        oof_fit,
+        fit,
         "fit_age_cuts",
         lambda table, shares: fitted_on.append(set(table["fold"])) or fit_cuts(table, shares),
     )
     monkeypatch.setattr(
-        oof_fit,
+        fit,
         "fit_weights",
         lambda logits, labels, shares: fitted_on.append(len(labels)) or fit_weights(logits, labels, shares),
     )
-    probabilities = oof_fit.cross_fitted_vote(by_model, cut_models=["years"])
+    spec = VoteSpec({}, ("years",), fit_weights=True)
+    probabilities = fit.cross_fitted_vote(by_model, spec)
     assert fitted_on == [{1, 2}, 200, {0, 2}, 200, {0, 1}, 200]
-    others = oof_fit.fit_vote(
-        {model: table[folds != 0] for model, table in by_model.items()}, cut_models=["years"]
-    )
+    others = fit.fit_vote({model: table[folds != 0] for model, table in by_model.items()}, spec)
     np.testing.assert_allclose(
         probabilities[folds == 0],
         others.probabilities({model: table[folds == 0] for model, table in by_model.items()}),

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from facemask.dataset import DataReport, index_eval_photos, index_train_photos, read_photo
-from facemask.errors import DataError
+from facemask.data.dataset import DataReport, index_eval_photos, index_train_photos, read_photo
+from facemask.utils.errors import DataError
 
 from .conftest import demo_work_folder, snakemake
 

@@ -1,5 +1,5 @@
-"""The load-time check of a model block (facemask.checks): what a train job would fail on hours later,
-or ignore, is refused naming the block and the key; every shipped config passes."""
+"""The load-time check of a model block (facemask.train.block_check): what a train job would fail on
+hours later, or ignore, is refused naming the block and the key; every shipped config passes."""
 
 import copy
 import functools
@@ -12,13 +12,13 @@ import torch
 import yaml
 from snakemake.utils import update_config
 
-from facemask import check_cache
-from facemask.check_cache import record_passed, unchecked_blocks
-from facemask.checks import check_block
-from facemask.config_schema import validated
-from facemask.errors import ConfigError
-from facemask.settings import ModelBlock
-from facemask.training import train_fold
+from facemask.config.blocks import ModelBlock
+from facemask.config.schema import validated
+from facemask.train import block_verdicts
+from facemask.train.block_check import check_block
+from facemask.train.block_verdicts import record_passed, unchecked_blocks
+from facemask.train.fold import train_fold
+from facemask.utils.errors import ConfigError
 
 from .conftest import TORCH_THREADS, model_settings, outputs_in
 
@@ -95,7 +95,6 @@ LAYERS = [
             "early_stopping_patience: stopping at the best validation F1 needs keep: best",
         ),
         ({"train_age_bins": [60, 30]}, "train_age_bins: [60, 30] are not two increasing ages"),
-        ({"age_years": {"fit_cuts": True}}, "age_years.fit_cuts: only a years head has age cuts to fit"),
     ],
 )
 def test_a_setting_that_would_fail_or_be_ignored_is_refused_in_one_line_naming_its_key(block, message):
@@ -128,7 +127,7 @@ def test_a_setting_that_would_fail_or_be_ignored_is_refused_in_one_line_naming_i
         },
         {
             "head": "multi",
-            "age_years": {"sigma": 3.0, "fit_cuts": True},
+            "age_years": {"sigma": 3.0},
             "mix": MIXUP,
             "ema": {"decay": 0.999},
         },
@@ -198,12 +197,12 @@ def test_a_verdict_holds_for_the_block_as_it_is_and_is_lost_when_it_or_the_check
         "b",
     ]  # another global precision
     assert list(unchecked_blocks(blocks, "auto", [30, 58], tmp_path)) == ["a", "b"]  # other age cuts
-    monkeypatch.setattr(check_cache, "code_digest", lambda path: "the checks after an edit")
+    monkeypatch.setattr(block_verdicts, "code_digest", lambda path: "the checks after an edit")
     assert list(unchecked_blocks(blocks, "auto", [30, 60], tmp_path)) == ["a", "b"]
 
 
 def test_the_check_and_a_train_job_build_a_block_with_the_one_builder(demo_tables, demo_cache, tmp_path):
-    """What the load-time check builds is what a train job builds (facemask.recipe): a setting the
+    """What the load-time check builds is what a train job builds (facemask.train.recipe): a setting the
     builder refuses stops both, in the same words, naming the key."""
     block = model_settings(
         arch="test_resnet", image_size=[32, 32], optimizer={"name": "adamw", "betas": [0.9]}

@@ -12,17 +12,17 @@ import torch
 from PIL import Image, ImageDraw
 from timm.optim import create_optimizer_v2
 
-from facemask.augment import BatchAugment, BatchTransform, batch_transform
-from facemask.cache import CENTRE_WIDTH, crop_box, prepare_photos
-from facemask.dataset import index_train_photos, read_photo
-from facemask.epoch import TrainStep, create_mixup, train_one_epoch
-from facemask.errors import DataError, PipelineError
-from facemask.faces import DETECTORS, FaceFinder, Mtcnn, find_faces, place_missed_faces
-from facemask.heads import head_of
-from facemask.inference import predict_logits
-from facemask.loader import CachedPhotos, load_cache, photo_loader
-from facemask.models import create_classifier, model_data_config
-from facemask.settings import Augmentation, Mixing
+from facemask.config.blocks import Augmentation, Mixing
+from facemask.data.augment import BatchAugment, BatchTransform, batch_transform
+from facemask.data.cache import CENTRE_WIDTH, crop_box, prepare_photos
+from facemask.data.dataset import index_train_photos, read_photo
+from facemask.data.faces import DETECTORS, FaceFinder, Mtcnn, find_faces, place_missed_faces
+from facemask.data.loader import CachedPhotos, load_cache, photo_loader
+from facemask.model.classifier import create_classifier, model_data_config
+from facemask.model.heads import head_of
+from facemask.model.inference import predict_logits
+from facemask.train.epoch import TrainStep, create_mixup, train_one_epoch
+from facemask.utils.errors import DataError, PipelineError
 
 from .conftest import PORTRAIT, model_settings
 
@@ -260,7 +260,7 @@ def test_augmentation_flips_crops_and_jitters_each_photo_differently_and_repeata
 
 CLAIM = """
 import json, os, sys, time
-from facemask.gpu_slots import claim_gpu
+from facemask.utils.gpu_slots import claim_gpu
 gpu = claim_gpu(sys.argv[1])
 print(json.dumps({"gpu": gpu, "visible": os.environ["CUDA_VISIBLE_DEVICES"], "at": time.time()}), flush=True)
 time.sleep(float(sys.argv[2]))
@@ -302,7 +302,7 @@ def test_a_new_job_takes_the_gpu_that_the_fewest_running_jobs_hold(tmp_path, mon
 
 
 def test_a_single_gpu_or_a_cluster_assigned_gpu_is_left_as_it_is(tmp_path, monkeypatch):
-    from facemask.gpu_slots import claim_gpu
+    from facemask.utils.gpu_slots import claim_gpu
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     assert claim_gpu(tmp_path) == "3" and not list(tmp_path.iterdir())

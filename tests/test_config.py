@@ -10,9 +10,9 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from facemask.check_cache import VERDICTS
-from facemask.config_schema import check_config, validated
-from facemask.errors import ConfigError
+from facemask.config.schema import check_config, validated
+from facemask.train.block_verdicts import VERDICTS
+from facemask.utils.errors import ConfigError
 
 from .conftest import demo_work_folder, snakemake
 
@@ -267,10 +267,10 @@ def schema_enums(schema: dict) -> dict[str, set]:
 
 
 def test_the_schema_allows_exactly_the_values_the_code_accepts():
-    from facemask.fold_data import SAMPLERS
-    from facemask.heads import HEADS
-    from facemask.inference import TTA_MERGE_MODES, TTA_TRANSFORMS
-    from facemask.losses import LOSSES
+    from facemask.model.heads import HEADS
+    from facemask.model.inference import TTA_MERGE_MODES, TTA_TRANSFORMS
+    from facemask.model.losses import LOSSES
+    from facemask.train.job import SAMPLERS
 
     enums = schema_enums(yaml.safe_load(Path(SCHEMA).read_text()))
     assert enums["name"] == set(LOSSES)  # the loss terms' names
@@ -316,9 +316,10 @@ def test_a_learning_rate_written_1e_3_runs_and_a_misspelt_key_stops_the_run_nami
 def test_the_schema_is_the_one_source_of_defaults():
     """What the code falls back on where no config reaches it (a block built in code, the age cuts
     of a function called alone, the experiment of `tracking: true`) is what the schema fills in."""
-    from facemask.labels import DEFAULT_AGE_BINS
-    from facemask.settings import ModelBlock, Settings, Tracking
-    from facemask.tracking import DEFAULT_EXPERIMENT
+    from facemask.classes.labels import DEFAULT_AGE_BINS
+    from facemask.config.blocks import ModelBlock
+    from facemask.config.settings import Settings, Tracking
+    from facemask.tracking.store import DEFAULT_EXPERIMENT
 
     config = validated({"models": {"m": {"arch": "resnet18"}}})
     assert ModelBlock.from_config(config["models"]["m"]) == ModelBlock(arch="resnet18")
@@ -332,7 +333,8 @@ def test_the_schema_is_the_one_source_of_defaults():
 def test_the_typed_settings_cover_every_top_level_key_and_give_the_rules_plain_data():
     import dataclasses
 
-    from facemask.settings import Settings, as_config
+    from facemask.config.settings import Settings
+    from facemask.config.typed import as_config
 
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     fields = {field.name for field in dataclasses.fields(Settings)}

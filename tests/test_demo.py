@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from facemask.models import checkpoint_meta
+from facemask.model.classifier import checkpoint_meta
 
 pytestmark = pytest.mark.workflow
 

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from facemask.demo import AGE_BAND_SHARES, aged_look, draw_person, draw_photo, make_demo_data
-from facemask.labels import age_band
+from facemask.classes.labels import age_band
+from facemask.data.demo import AGE_BAND_SHARES, aged_look, draw_person, draw_photo, make_demo_data
 
 AGES = (20, 40, 60, 80)
 

@@ -8,19 +8,19 @@ import os
 import pytest
 import torch
 
-from facemask.cli import parse_arguments
-from facemask.cpus import available_cpus, job_threads
-from facemask.dataset import index_train_photos
-from facemask.devices import (
+from facemask.data.dataset import index_train_photos
+from facemask.data.folds import make_folds
+from facemask.predict.cli import parse_arguments
+from facemask.train.fold import TrainOutputs, train_fold
+from facemask.utils.cpus import available_cpus, job_threads
+from facemask.utils.devices import (
     job_precision,
     pick_device,
     resolve_precision,
     torch_install_command,
     warn_if_no_gpu,
 )
-from facemask.errors import PipelineError
-from facemask.folds import make_folds
-from facemask.training import TrainOutputs, train_fold
+from facemask.utils.errors import PipelineError
 
 from .conftest import model_settings
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from facemask.check_cache import VERDICTS
+from facemask.train.block_verdicts import VERDICTS
 
 from .conftest import ROOT, SHARED_VERDICTS
 
@@ -99,7 +99,7 @@ def argv_of(command: str) -> tuple[dict, list[str]]:
     program = Path(words.pop(0)).name
     if program == "snakemake":
         return env, [sys.executable, "-m", "snakemake", *words]
-    return env, [sys.executable, "-m", "facemask.cli", *words]
+    return env, [sys.executable, "-m", "facemask.predict.cli", *words]
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,9 @@ def parses(root: Path, argv: list[str]) -> subprocess.CompletedProcess:
     """The program's own argument parser (Snakemake's: its targets, options and profiles) on a
     command's arguments."""
     parser = (
-        "snakemake.cli import parse_args" if argv[2] == "snakemake" else "facemask.cli import parse_arguments"
+        "snakemake.cli import parse_args"
+        if argv[2] == "snakemake"
+        else "facemask.predict.cli import parse_arguments"
     )
     check = f"import sys; from {parser} as parse; parse(sys.argv[1:])"
     return subprocess.run(

@@ -1,29 +1,30 @@
 """Soft vote, member weights, the decision, submission order, the scores (what a vote
 fits on out-of-fold predictions: test_oof_fit.py)."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from facemask.bundle import decide_as_bundle
-from facemask.errors import PipelineError
-from facemask.files import Member, read_member_tables
-from facemask.labels import LOGIT_COLUMNS
-from facemask.report import cv_summary, eval_scores_by_model, score_submission
-from facemask.scores import macro_f1, task_scores
-from facemask.vote import (
-    Vote,
+from facemask.classes.decision import (
     class_share_offsets,
     class_shares,
     class_shares_to_match,
     decide_classes,
-    fold_weights,
     log_probabilities,
     read_class_shares,
-    soft_vote,
-    vote_eval_predictions,
 )
+from facemask.classes.labels import LOGIT_COLUMNS
+from facemask.classes.scores import macro_f1, task_scores
+from facemask.config.settings import TestTimeAugmentation
+from facemask.ensemble.bundle import Bundle
+from facemask.ensemble.spec import VoteSpec
+from facemask.ensemble.vote import Vote, fold_weights, soft_vote, vote_eval_predictions
+from facemask.report.scores import cv_summary, eval_scores_by_model, score_submission
+from facemask.utils.errors import PipelineError
+from facemask.utils.files import Member, read_member_tables
 
 
 def test_soft_vote_with_equal_weights_is_the_mean_of_the_softmax_probabilities():
@@ -91,13 +92,12 @@ def test_member_tables_are_keyed_by_member_whether_given_members_or_workflow_pai
 def test_the_bundle_decides_with_its_class_offsets_or_by_the_plain_argmax_without_them():
     probabilities = softmax(np.random.default_rng(4).normal(size=(50, 18)), axis=1)
     offsets = np.linspace(-1, 1, 18)
+    plain = Bundle((), Vote({}), False, TestTimeAugmentation((), "mean", 8), (30, 60))
     np.testing.assert_array_equal(
-        decide_as_bundle({"class_offsets": offsets.tolist()}, probabilities),
+        dataclasses.replace(plain, class_offsets=tuple(offsets)).decide(probabilities),
         decide_classes(probabilities, offsets=offsets),
     )
-    np.testing.assert_array_equal(
-        decide_as_bundle({"class_offsets": None}, probabilities), probabilities.argmax(axis=1)
-    )
+    np.testing.assert_array_equal(plain.decide(probabilities), probabilities.argmax(axis=1))
 
 
 def test_the_class_shares_to_match_are_the_training_photos_or_none(tmp_path):
@@ -148,7 +148,7 @@ def test_cv_summary_scores_each_fold_each_model_and_the_ensemble():
             oof[(model, fold)] = pd.DataFrame(logits[rows], columns=list(LOGIT_COLUMNS)).assign(
                 path=[f"p{i}" for i in range(40)][rows], label=labels[rows]
             )
-    summary = cv_summary(oof, {"good": 1.0, "bad": 1.0}).set_index(["model", "fold"])
+    summary = cv_summary(oof, VoteSpec({"good": 1.0, "bad": 1.0})).set_index(["model", "fold"])
     assert summary.loc[("good", "all"), "macro_f1"] == 1.0
     assert summary.loc[("good", "0"), "n_photos"] == 20
     assert summary.loc[("ensemble", "all"), "n_photos"] == 40

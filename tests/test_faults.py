@@ -7,18 +7,18 @@ import pandas as pd
 import pytest
 import torch
 
-from facemask.cache import prepare_cache
-from facemask.dataset import index_eval_photos, index_train_photos
-from facemask.epoch import TrainStep, train_one_epoch
-from facemask.errors import PipelineError
-from facemask.faces import find_faces
-from facemask.files import atomic_output, write_csv
-from facemask.folds import make_folds
-from facemask.inference import PredictOptions, predict_eval_photos
-from facemask.models import load_checkpoint
-from facemask.settings import TestTimeAugmentation
-from facemask.training import train_fold
-from facemask.vote import check_submission
+from facemask.config.settings import TestTimeAugmentation
+from facemask.data.cache import prepare_cache
+from facemask.data.dataset import index_eval_photos, index_train_photos
+from facemask.data.faces import find_faces
+from facemask.data.folds import make_folds
+from facemask.ensemble.vote import check_submission
+from facemask.model.classifier import load_checkpoint
+from facemask.model.inference import PredictOptions, predict_eval_photos
+from facemask.train.epoch import TrainStep, train_one_epoch
+from facemask.train.fold import train_fold
+from facemask.utils.errors import PipelineError
+from facemask.utils.files import atomic_output, write_csv
 
 from .conftest import kill_a_train_job_mid_run, model_settings, outputs_in
 

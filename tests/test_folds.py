@@ -3,14 +3,14 @@
 import pandas as pd
 import pytest
 
-from facemask.dataset import index_train_photos
-from facemask.errors import DataError
-from facemask.folds import make_folds
+from facemask.data.dataset import index_train_photos
+from facemask.data.folds import make_folds
+from facemask.utils.errors import DataError
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
-    from facemask.demo import make_demo_data
+    from facemask.data.demo import make_demo_data
 
     root = tmp_path_factory.mktemp("folds")
     make_demo_data(root, train_people=60, eval_people=1, width=32, height=32, seed=1)

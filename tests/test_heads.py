@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from facemask.errors import ConfigError
-from facemask.heads import ClassesHead, TasksHead, YearsHead, head_of, head_of_checkpoint
-from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, YEAR_COLUMNS
-from facemask.models import create_classifier
+from facemask.classes.labels import LOGIT_COLUMNS, NUM_CLASSES, YEAR_COLUMNS
+from facemask.config.schema import validated
+from facemask.config.settings import Settings
+from facemask.model.classifier import create_classifier
+from facemask.model.heads import ClassesHead, TasksHead, YearsHead, head_of, head_of_checkpoint
+from facemask.utils.errors import ConfigError
 
 from .conftest import model_settings
 
@@ -46,8 +48,17 @@ def test_a_block_makes_its_head_which_a_checkpoint_brings_back(kind):
 
 
 def test_fitted_cuts_without_a_years_head_are_refused_by_key():
-    with pytest.raises(ConfigError, match=r"^age_years.fit_cuts: only a years head"):
-        head_of(model_settings(arch="test_resnet", age_years={"fit_cuts": True}), (30, 60))
+    config = validated({"models": {"tiny": {"arch": "test_resnet", "age_years": {"fit_cuts": True}}}})
+    with pytest.raises(ConfigError, match=r"^config: models.tiny.age_years.fit_cuts: only a years head"):
+        Settings.from_config(config)
+
+
+def test_fitted_cuts_are_eval_side_not_part_of_the_block_a_train_job_gets():
+    years = {"sigma": 3.0, "fit_cuts": True}
+    config = validated({"models": {"tiny": {"arch": "test_resnet", "age_years": years}}})
+    settings = Settings.from_config(config)
+    assert settings.age_cut_models == ("tiny",)
+    assert "fit_cuts" not in settings.models["tiny"].as_config()["age_years"]
 
 
 def test_only_the_heads_module_asks_which_kind_of_head_a_block_has():

@@ -13,17 +13,17 @@ import pandas as pd
 import pytest
 import torch
 
-from facemask import cache
-from facemask.bundle import BundleMember, BundleSettings, write_bundle
-from facemask.cache import prepare_photos
-from facemask.dataset import index_eval_photos, index_train_photos
-from facemask.errors import PipelineError
-from facemask.files import Member, partial_path, write_csv
-from facemask.inference import PredictOptions, predict_eval_photos
-from facemask.labels import LOGIT_COLUMNS
-from facemask.models import create_classifier, save_checkpoint
-from facemask.settings import ImageCache, TestTimeAugmentation
-from facemask.vote import Vote
+from facemask.classes.labels import LOGIT_COLUMNS
+from facemask.config.settings import ImageCache, TestTimeAugmentation
+from facemask.data import cache
+from facemask.data.cache import prepare_photos
+from facemask.data.dataset import index_eval_photos, index_train_photos
+from facemask.ensemble.bundle import Bundle, BundleMember
+from facemask.ensemble.vote import Vote
+from facemask.model.classifier import create_classifier, save_checkpoint
+from facemask.model.inference import PredictOptions, predict_eval_photos
+from facemask.utils.errors import PipelineError
+from facemask.utils.files import Member, partial_path, write_csv
 
 from .conftest import ROOT, demo_work_folder
 
@@ -154,20 +154,15 @@ def vote_folder(workdir, demo_dir):
     for checkpoint in checkpoints:
         checkpoint.write_bytes(b"a stand-in")
     meta = {"arch": "resnet34", "head": "single", "epoch": 1, "data_config": {"input_size": [3, 64, 48]}}
-    settings = BundleSettings(
-        vote=Vote({"resnet34": 1.0, "efficientnetv2_rw_t": 1.0}),
-        weights_fitted=False,
-        tta=TTA,
-        cache=ImageCache(1.125, False, 2.0, "mtcnn"),
-        age_bins=(30, 60),
-        age_cuts_of_models={},
-        offsets_fitted_on="a test",
-    )
-    trained = [
-        BundleMember(member, checkpoint, meta, 0.25)
+    cache = ImageCache(1.125, False, 2.0, "mtcnn")
+    trained = tuple(
+        BundleMember.of(member, checkpoint, meta, 0.25, cache)
         for member, checkpoint in zip(members, checkpoints, strict=True)
-    ]
-    write_bundle(workdir / "results/ensemble/ensemble.json", trained, settings, rng.normal(size=18))
+    )
+    vote = Vote({"resnet34": 1.0, "efficientnetv2_rw_t": 1.0})
+    offsets = tuple(rng.normal(size=18).tolist())
+    bundle = Bundle(trained, vote, False, TTA, (30, 60), class_offsets=offsets, offsets_fitted_on="a test")
+    bundle.write(workdir / "results/ensemble/ensemble.json")
     return workdir
 
 

@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from facemask.dataset import index_eval_photos, index_train_photos, parse_person_folder
-from facemask.errors import DataError
-from facemask.labels import age_band, check_age_bins, class_name, decode_class, encode_class
+from facemask.classes.labels import age_band, check_age_bins, class_name, decode_class, encode_class
+from facemask.data.dataset import index_eval_photos, index_train_photos, parse_person_folder
+from facemask.utils.errors import DataError
 
 
 @pytest.mark.parametrize(("age", "band"), [(18, 0), (29, 0), (30, 1), (57, 1), (59, 1), (60, 2), (75, 2)])

@@ -4,9 +4,9 @@ import pytest
 import torch
 import ttach
 
-from facemask.errors import PipelineError, WeightsError
-from facemask.inference import BatchedTTA, tta_transforms
-from facemask.models import create_backbone, create_classifier, load_checkpoint, save_checkpoint
+from facemask.model.classifier import create_backbone, create_classifier, load_checkpoint, save_checkpoint
+from facemask.model.inference import BatchedTTA, tta_transforms
+from facemask.utils.errors import PipelineError, WeightsError
 
 
 def test_hub_weights_that_cannot_be_fetched_give_a_clear_error(monkeypatch, tmp_path):

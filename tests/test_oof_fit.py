@@ -6,12 +6,15 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from facemask import oof_fit
-from facemask.labels import LOGIT_COLUMNS
-from facemask.oof_fit import cross_fitted_vote, fit_vote, fit_weights, oof_by_model
-from facemask.report import cv_summary
-from facemask.scores import macro_f1
-from facemask.vote import class_shares, decide_classes, soft_vote
+from facemask.classes.decision import class_shares, decide_classes
+from facemask.classes.labels import LOGIT_COLUMNS
+from facemask.classes.scores import macro_f1
+from facemask.ensemble import fit, weights
+from facemask.ensemble.fit import cross_fitted_vote, fit_vote, oof_by_model
+from facemask.ensemble.spec import VoteSpec
+from facemask.ensemble.vote import soft_vote
+from facemask.ensemble.weights import fit_weights
+from facemask.report.scores import cv_summary
 
 
 def test_fitted_ensemble_rows_score_each_fold_by_weights_fitted_on_the_other_folds():
@@ -25,13 +28,14 @@ def test_fitted_ensemble_rows_score_each_fold_by_weights_fitted_on_the_other_fol
         for model, noise in (("a", 1.0), ("b", 2.0), ("c", 4.0))
         for fold in range(3)
     }
-    summary = cv_summary(oof, dict.fromkeys("abc", 1.0), fit_weights=True).set_index("model")
+    spec = VoteSpec(dict.fromkeys("abc", 1.0), fit_weights=True)
+    summary = cv_summary(oof, spec).set_index("model")
     by_model = oof_by_model(oof)
-    honest = decide_classes(cross_fitted_vote(by_model))
+    honest = decide_classes(cross_fitted_vote(by_model, spec))
     assert summary.loc["ensemble_fitted", "macro_f1"] == pytest.approx(
         macro_f1(by_model["a"]["label"], honest)
     )
-    in_sample = fit_vote(by_model)
+    in_sample = fit_vote(by_model, spec)
     assert summary.loc["ensemble_fitted", "weights"] == " ".join(
         f"{m}={in_sample.weights[m]:.2f}" for m in "abc"
     )
@@ -48,9 +52,10 @@ def test_cv_summary_fits_no_weights_and_has_no_fitted_row_unless_asked(monkeypat
         for fold in range(2)
     }
     fitted = []
-    monkeypatch.setattr(oof_fit, "fit_weights", lambda *args: fitted.append(1) or {"a": 0.5, "b": 0.5})
-    assert "ensemble_fitted" not in set(cv_summary(oof, dict.fromkeys("ab", 1.0))["model"]) and not fitted
-    summary = cv_summary(oof, dict.fromkeys("ab", 1.0), fit_weights=True)
+    monkeypatch.setattr(fit, "fit_weights", lambda *args: fitted.append(1) or {"a": 0.5, "b": 0.5})
+    given = VoteSpec(dict.fromkeys("ab", 1.0))
+    assert "ensemble_fitted" not in set(cv_summary(oof, given)["model"]) and not fitted
+    summary = cv_summary(oof, VoteSpec(dict.fromkeys("ab", 1.0), fit_weights=True))
     assert list(summary["model"][-2:]) == ["ensemble", "ensemble_fitted"]
     assert len(fitted) == 3  # on all photos, and on each of the 2 folds' others
 
@@ -95,8 +100,8 @@ def test_weight_search_votes_two_complementary_models_above_either_alone():
 def test_weight_search_scores_a_number_of_votes_linear_in_the_number_of_models(monkeypatch):
     rng = np.random.default_rng(7)
     labels = rng.integers(0, 18, size=300)
-    decided, decide = [], oof_fit.decide_classes
-    monkeypatch.setattr(oof_fit, "decide_classes", lambda *args: decided.append(1) or decide(*args))
+    decided, decide = [], weights.decide_classes
+    monkeypatch.setattr(weights, "decide_classes", lambda *args: decided.append(1) or decide(*args))
     votes = {}
     for models in (3, 6):
         decided.clear()

@@ -13,6 +13,8 @@ import timm
 import yaml
 from safetensors.torch import save_file
 
+from facemask.ensemble.bundle import Bundle
+
 from .conftest import ROOT, snakemake
 from .test_predict_many import facemask_predict
 
@@ -207,15 +209,15 @@ def test_the_bundle_answers_the_eval_photos_as_the_submission_for_every_option(t
         pd.testing.assert_series_equal(
             by_photo.loc[submission.index], submission, check_names=False, obj=f"answers with {options}"
         )
-    bundle = json.loads((results / "ensemble/ensemble.json").read_text())
+    bundle = Bundle.read(results)
     run_models = config.get("run_models") or list(config["models"])
     folds = config["folds"].get("run") or range(config["folds"]["k"])
-    assert sorted((m["model"], m["fold"]) for m in bundle["members"]) == sorted(
+    assert sorted(member.key for member in bundle.members) == sorted(
         (model, fold) for model in run_models for fold in folds
     )
     # a years head's bundle entry cuts its bands where its predict jobs do: at fitted cuts only with fit_cuts
-    for member in bundle["members"]:
-        fitted = results / "train" / member["model"] / "age_cuts.json"
-        fit_cuts = config["models"][member["model"]].get("age_years", {}).get("fit_cuts", False)
+    for member in bundle.members:
+        fitted = results / "train" / member.model / "age_cuts.json"
+        fit_cuts = config["models"][member.model].get("age_years", {}).get("fit_cuts", False)
         assert fitted.exists() == fit_cuts
-        assert member["age_cuts"] == (json.loads(fitted.read_text())["age_cuts"] if fit_cuts else None)
+        assert member.age_cuts == (tuple(json.loads(fitted.read_text())["age_cuts"]) if fit_cuts else None)

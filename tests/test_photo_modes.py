@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facemask.dataset import ALPHA_BACKGROUND, DataReport, index_eval_photos, index_train_photos, read_photo
+from facemask.data.dataset import (
+    ALPHA_BACKGROUND,
+    DataReport,
+    index_eval_photos,
+    index_train_photos,
+    read_photo,
+)
 
 from .conftest import PORTRAIT
 

@@ -14,27 +14,18 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facemask.bundle import BundleError, BundleMember, BundleSettings, write_bundle
-from facemask.files import Member
-from facemask.models import create_classifier, model_data_config, save_checkpoint
-from facemask.prediction import read_checked_bundle
-from facemask.settings import ImageCache, TestTimeAugmentation
-from facemask.vote import Vote
+from facemask.config.settings import ImageCache, TestTimeAugmentation
+from facemask.ensemble.bundle import Bundle, BundleError, BundleMember
+from facemask.ensemble.vote import Vote
+from facemask.model.classifier import create_classifier, model_data_config, save_checkpoint
+from facemask.predict.photos import read_checked_bundle
+from facemask.utils.files import Member
 
 from .conftest import PORTRAIT
 
 ARCH = "test_efficientnet"
 MEMBERS = 3
-#: what write_bundle needs besides the members: no offsets, the TTA of the demo
-SETTINGS = BundleSettings(
-    vote=Vote({"tiny": 1.0}),
-    weights_fitted=False,
-    tta=TestTimeAugmentation(("HorizontalFlip",), "mean", 8),
-    cache=ImageCache(1.125, False, 2.0, "mtcnn"),
-    age_bins=(30, 60),
-    age_cuts_of_models={},
-    offsets_fitted_on="a test",
-)
+CACHE = ImageCache(1.125, False, 2.0, "mtcnn")
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +39,16 @@ def bundle(tmp_path_factory) -> Path:
         meta |= {"data_config": model_data_config(model, (32, 32)), "val_f1": 0.5, "precision": "fp32"}
         checkpoint = folder / f"train/tiny/fold{fold}/checkpoint.pt"
         save_checkpoint(checkpoint, model, meta | {"age_cuts": None})
-        trained.append(BundleMember(Member("tiny", fold), checkpoint, meta, 1 / MEMBERS))
-    write_bundle(folder / "ensemble/ensemble.json", trained, SETTINGS, None)
+        trained.append(BundleMember.of(Member("tiny", fold), checkpoint, meta, 1 / MEMBERS, CACHE))
+    # no class offsets, the TTA of the demo
+    tta = TestTimeAugmentation(("HorizontalFlip",), "mean", 8)
+    Bundle(tuple(trained), Vote({"tiny": 1.0}), False, tta, (30, 60)).write(folder / "ensemble/ensemble.json")
     return folder / "ensemble/ensemble.json"
 
 
 def predict(bundle: Path, workdir: Path, *args) -> subprocess.CompletedProcess:
     """`facemask predict ARGS` with the tiny bundle, in `workdir`, on one thread, GPUs hidden."""
-    command = [sys.executable, "-m", "facemask.cli", "predict", *map(str, args)]
+    command = [sys.executable, "-m", "facemask.predict.cli", "predict", *map(str, args)]
     command += ["--ensemble", str(bundle), "--threads", "1"]
     env = os.environ | {"CUDA_VISIBLE_DEVICES": ""}
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600, env=env)
@@ -147,7 +140,41 @@ def test_a_bundle_edited_by_hand_that_disagrees_with_a_checkpoint_is_refused(bun
     edited.write_text(json.dumps(content))
     with pytest.raises(BundleError, match=rf"^{re.escape(str(edited))}: member tiny fold 1: {field} "):
         read_checked_bundle(edited)
-    assert len(read_checked_bundle(bundle)["members"]) == MEMBERS  # the bundle as written reads
+    assert len(read_checked_bundle(bundle).members) == MEMBERS  # the bundle as written reads
+
+
+def test_a_bundle_written_elsewhere_reads_back_the_same(bundle, tmp_path):
+    written = Bundle.read(bundle)
+    assert [member.key for member in written.members] == [Member("tiny", fold) for fold in range(MEMBERS)]
+    assert {(member.cache, member.cache_size) for member in written.members} == {(CACHE, (36, 36))}
+    written.write(tmp_path / "results/ensemble/ensemble.json")
+    assert Bundle.read(tmp_path / "results") == written  # checkpoints relative to the new folder
+
+
+def test_a_bundle_from_before_the_vote_margin_and_face_detector_were_stored_reads(bundle, tmp_path):
+    content = json.loads(bundle.read_text())
+    del content["vote"]
+    for member in content["members"]:
+        member["checkpoint"] = str(bundle.parent / member["checkpoint"])  # absolute: read from tmp_path
+        member["cache"] = {key: member["cache"][key] for key in ("size", "face_crop", "face_scale")}
+    (tmp_path / "old.json").write_text(json.dumps(content))
+    old = Bundle.read(tmp_path / "old.json")
+    assert old.vote == Vote({"tiny": 1.0}) and old.members[0].cache_size == (36, 36)
+    assert old.members[0].cache == ImageCache(1.125, False, 2.0, "haar")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{", "not an ensemble bundle"),
+        ('{"format": 2, "members": [{}]}', "bundle format 2 with 1 members; this version reads format 1"),
+        ('{"format": 1, "members": [{"model": "tiny"}]}', "not an ensemble bundle"),
+    ],
+)
+def test_a_file_that_is_no_bundle_of_this_format_is_refused_by_name(tmp_path, content, message):
+    (tmp_path / "ensemble.json").write_text(content)
+    with pytest.raises(BundleError, match=rf"^{re.escape(str(tmp_path / 'ensemble.json'))}: {message}"):
+        Bundle.read(tmp_path / "ensemble.json")
 
 
 @pytest.mark.parametrize("flag", ["--quiet", "--verbose"])

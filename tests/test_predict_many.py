@@ -1,7 +1,7 @@
 """Train once, predict many: eval-side changes never retrain, and the ensemble bundle predicts any
 photos (Snakemake's `predict` target and the `facemask predict` command) as the submission does."""
 
-import json
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -15,7 +15,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from facemask.labels import GENDER_NAMES, MASK_NAMES
+from facemask.classes.labels import GENDER_NAMES, MASK_NAMES
+from facemask.ensemble.bundle import Bundle
 
 from .conftest import TINY, snakemake
 from .test_workflow import planned_jobs
@@ -62,7 +63,7 @@ def replace_photo(path: Path) -> None:
 
 def facemask_predict(workdir: Path, *args) -> subprocess.CompletedProcess:
     """The `facemask` command, run in `workdir`."""
-    command = [sys.executable, "-m", "facemask.cli", "predict", *map(str, args)]
+    command = [sys.executable, "-m", "facemask.predict.cli", "predict", *map(str, args)]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
 
 
@@ -99,16 +100,16 @@ def test_replacing_one_training_photo_retrains_every_member(tiny_run):
 
 
 def test_the_bundle_lists_every_member_with_what_a_prediction_needs(tiny_run):
-    bundle = json.loads((tiny_run / "results/tiny/ensemble/ensemble.json").read_text())
-    assert [(m["model"], m["fold"]) for m in bundle["members"]] == [
+    bundle = Bundle.read(tiny_run / "results/tiny")  # every checkpoint found, its digest unchanged
+    assert [member.key for member in bundle.members] == [
         (model, fold) for model in ("vit_small_r26", "efficientnetv2_rw_t", "resnet34") for fold in range(2)
     ]
-    for member in bundle["members"]:
-        assert member["image_size"] == [32, 32] and member["cache"]["size"] == [36, 36]
-        assert len(member["data_config"]["mean"]) == 3 and len(member["sha256"]) == 64
-        assert (tiny_run / "results/tiny/ensemble" / member["checkpoint"]).resolve().is_file()
-    assert len(bundle["class_offsets"]) == 18 and bundle["tta"]["transforms"] == ["HorizontalFlip"]
-    assert bundle["classes"]["age_bins"] == [30, 60]
+    for member in bundle.members:
+        assert member.image_size == (32, 32) and member.cache_size == (36, 36)
+        assert len(member.data_config["mean"]) == 3 and len(member.sha256) == 64
+        assert member.checkpoint.is_relative_to((tiny_run / "results/tiny/train").resolve())
+    assert len(bundle.class_offsets or ()) == 18 and bundle.tta.transforms == ("HorizontalFlip",)
+    assert bundle.age_bins == (30, 60)
 
 
 def test_the_bundle_predicts_the_submission_from_the_eval_photos(tiny_run, tmp_path):
@@ -212,15 +213,13 @@ def test_an_empty_folder_is_a_clear_error(tiny_run, tmp_path):
 
 
 def test_a_checkpoint_changed_since_the_bundle_was_written_is_refused(tiny_run, tmp_path):
-    bundle = json.loads((tiny_run / "results/tiny/ensemble/ensemble.json").read_text())
-    member = bundle["members"][0]
+    bundle = Bundle.read(tiny_run / "results/tiny")
     checkpoint = tmp_path / "checkpoint.pt"
-    shutil.copy(tiny_run / "results/tiny/ensemble" / member["checkpoint"], checkpoint)
+    shutil.copy(bundle.members[0].checkpoint, checkpoint)
     with open(checkpoint, "ab") as handle:
         handle.write(b"\0")
-    (tmp_path / "ensemble.json").write_text(
-        json.dumps(bundle | {"members": [member | {"checkpoint": "checkpoint.pt"}]})
-    )
+    changed = dataclasses.replace(bundle.members[0], checkpoint=checkpoint.resolve())
+    dataclasses.replace(bundle, members=(changed,)).write(tmp_path / "ensemble.json")
     run = facemask_predict(
         tiny_run,
         "data/demo/eval/images",

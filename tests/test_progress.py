@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from facemask import logs
-from facemask.cache import prepare_photos
-from facemask.dataset import index_eval_photos, index_train_photos
-from facemask.logs import BarSafeHandler, Progress
+from facemask.data.cache import prepare_photos
+from facemask.data.dataset import index_eval_photos, index_train_photos
+from facemask.utils import logs
+from facemask.utils.logs import BarSafeHandler, Progress
 
 
 class Stream(io.StringIO):

@@ -1,20 +1,21 @@
-"""Pseudo-labels (config pseudo_labels, facemask.pseudo): each fold's labels voted by that fold's
-members alone, the photos read from the eval cache beside the training photos, and a run that
-learns from them."""
+"""Pseudo-labels (config pseudo_labels, facemask.ensemble.pseudo_labels): each fold's labels voted by
+that fold's members alone, the photos read from the eval cache beside the training photos, and a
+run that learns from them."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from facemask.errors import PipelineError
-from facemask.files import Member
-from facemask.labels import LOGIT_COLUMNS, age_band, decode_class, encode_class
-from facemask.loader import CachedPhotos, JoinedPhotos, photo_loader
-from facemask.pseudo import PseudoPhotos, choose_pseudo_labels
-from facemask.scores import task_scores
-from facemask.training import TrainOutputs, train_fold
-from facemask.vote import Vote
+from facemask.classes.labels import LOGIT_COLUMNS, age_band, decode_class, encode_class
+from facemask.classes.scores import task_scores
+from facemask.data.loader import CachedPhotos, JoinedPhotos, photo_loader
+from facemask.data.pseudo_photos import PseudoPhotos
+from facemask.ensemble.pseudo_labels import choose_pseudo_labels
+from facemask.ensemble.vote import Vote
+from facemask.train.fold import TrainOutputs, train_fold
+from facemask.utils.errors import PipelineError
+from facemask.utils.files import Member
 
 from .conftest import model_settings
 from .test_recipes import TORCH_THREADS

@@ -9,19 +9,19 @@ import torch
 import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 
-from facemask import optim, selection
-from facemask.epoch import TrainStep, create_mixup, train_one_epoch
-from facemask.fold_data import sample_weights, training_labels
-from facemask.heads import head_of
-from facemask.labels import decode_class, encode_class
-from facemask.loader import CachedPhotos, photo_loader
-from facemask.losses import CompositeLoss, cross_entropy, focal, soft_f1, task_marginals
-from facemask.models import create_classifier, load_checkpoint
-from facemask.oof_fit import fit_weights
-from facemask.scores import macro_f1, task_scores
-from facemask.settings import Mixing, ModelBlock
-from facemask.training import TrainOutputs, train_fold
-from facemask.vote import soft_vote
+from facemask.classes.labels import decode_class, encode_class
+from facemask.classes.scores import macro_f1, task_scores
+from facemask.config.blocks import Mixing, ModelBlock
+from facemask.data.loader import CachedPhotos, photo_loader
+from facemask.ensemble.vote import soft_vote
+from facemask.ensemble.weights import fit_weights
+from facemask.model.classifier import create_classifier, load_checkpoint
+from facemask.model.heads import head_of
+from facemask.model.losses import CompositeLoss, cross_entropy, focal, soft_f1, task_marginals
+from facemask.train import optim, validation
+from facemask.train.epoch import TrainStep, create_mixup, train_one_epoch
+from facemask.train.fold import TrainOutputs, train_fold
+from facemask.train.job import sample_weights, training_labels
 
 from .conftest import TORCH_THREADS, model_settings
 
@@ -278,7 +278,7 @@ def test_early_stopping_ends_training_patience_epochs_after_the_best_and_keeps_t
     val_f1 = iter([0.2, 0.5, 0.4, 0.5, 0.9, 0.9])
     scores = dict.fromkeys(("accuracy", "mask_f1", "gender_f1", "age_f1"), 0.0)
     monkeypatch.setattr(
-        selection, "task_scores", lambda labels, predicted: scores | {"macro_f1": next(val_f1)}
+        validation, "task_scores", lambda labels, predicted: scores | {"macro_f1": next(val_f1)}
     )
     outputs = TrainOutputs(tmp_path / "checkpoint.pt", tmp_path / "oof.csv", tmp_path / "history.csv")
     history = train_fold(

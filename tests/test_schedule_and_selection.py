@@ -7,15 +7,15 @@ import pytest
 import torch
 from scipy.special import softmax
 
-from facemask import resume, training
-from facemask.heads import head_of
-from facemask.optim import LearningRateSchedule, updates_per_epoch
-from facemask.recipe import build_classifier
-from facemask.scores import macro_f1
-from facemask.selection import ValidationFold, validate
-from facemask.settings import ModelBlock
-from facemask.training import TrainOutputs, train_fold
-from facemask.vote import class_shares, decide_classes
+from facemask.classes.decision import class_shares, decide_classes
+from facemask.classes.scores import macro_f1
+from facemask.config.blocks import ModelBlock
+from facemask.model.heads import head_of
+from facemask.train import fold, resume
+from facemask.train.fold import TrainOutputs, train_fold
+from facemask.train.optim import LearningRateSchedule, updates_per_epoch
+from facemask.train.recipe import build_classifier
+from facemask.train.validation import ValidationFold, validate
 
 from .conftest import model_settings
 
@@ -109,8 +109,8 @@ def test_the_epoch_kept_is_scored_as_the_submission_decides_classes_matched_to_t
     )
     shares = class_shares(labels)
     loader = [(torch.zeros(len(part), 3, 4, 4), torch.tensor(part)) for part in np.array_split(labels, 4)]
-    fold = ValidationFold(loader, torch.nn.Identity(), labels, torch.device("cpu"), shares=shares)
-    kept, _ = validate(Fixed(logits), None, fold)
+    validation_fold = ValidationFold(loader, torch.nn.Identity(), labels, torch.device("cpu"), shares=shares)
+    kept, _ = validate(Fixed(logits), None, validation_fold)
     matched = macro_f1(labels, decide_classes(softmax(logits.double().numpy(), axis=1), shares))
     plain = macro_f1(labels, logits.argmax(1).numpy())
     assert kept.val_f1 == pytest.approx(matched) and abs(matched - plain) > 0.02
@@ -141,7 +141,7 @@ def test_a_resume_state_is_taken_up_only_by_a_run_of_the_same_code(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patched:
-        patched.setattr(training, "save_kept_checkpoint", killed_before_the_checkpoint)
+        patched.setattr(fold, "save_kept_checkpoint", killed_before_the_checkpoint)
         with pytest.raises(KeyboardInterrupt):
             train_fold(index, folds, 0, settings, demo_cache["train"], outputs)
     assert outputs.resume_state.exists()
@@ -151,9 +151,9 @@ def test_a_resume_state_is_taken_up_only_by_a_run_of_the_same_code(
         taken.append(resume.resume(*args))
         return taken[-1]
 
-    monkeypatch.setattr(training, "resume", recording_resume)
+    monkeypatch.setattr(fold, "resume", recording_resume)
     if code_changed:
-        monkeypatch.setattr(training, "code_digest", lambda path: "the code after a fix")
+        monkeypatch.setattr(fold, "code_digest", lambda path: "the code after a fix")
     train_fold(index, folds, 0, settings, demo_cache["train"], outputs)
     assert (taken[0] is None) == code_changed and outputs.checkpoint.exists()
 

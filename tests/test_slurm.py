@@ -17,9 +17,10 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from facemask.files import Member, read_member_tables
-from facemask.tracking import PARENT_TAG
-from facemask.vote import Vote, read_class_shares, vote_eval_predictions
+from facemask.classes.decision import read_class_shares
+from facemask.ensemble.vote import Vote, vote_eval_predictions
+from facemask.tracking.store import PARENT_TAG
+from facemask.utils.files import Member, read_member_tables
 
 from .conftest import ROOT, TINY, demo_work_folder, snakemake
 

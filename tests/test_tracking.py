@@ -15,19 +15,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-import facemask.training
-from facemask.settings import Tracking
-from facemask.tracking import (
-    PARENT_TAG,
-    FolderResults,
-    Tracker,
-    TrackingTarget,
-    TrainTracking,
-    child_run_name,
-    log_results,
-    parent_run_id,
-)
-from facemask.training import TrainOutputs, train_fold
+import facemask.train.fold
+from facemask.config.settings import Tracking
+from facemask.tracking.results import FolderResults, log_results
+from facemask.tracking.store import PARENT_TAG, Tracker, TrackingTarget, child_run_name, parent_run_id
+from facemask.tracking.train_runs import TrainTracking
+from facemask.train.fold import TrainOutputs, train_fold
 
 from .conftest import kill_a_train_job_mid_run, model_settings, outputs_in
 
@@ -164,7 +157,7 @@ def test_a_failed_train_job_marks_its_run_failed(demo_tables, demo_cache, tmp_pa
     def diverge(step, loader, epoch):
         raise FloatingPointError("the loss diverged")
 
-    monkeypatch.setattr(facemask.training, "train_one_epoch", diverge)
+    monkeypatch.setattr(facemask.train.fold, "train_one_epoch", diverge)
     with pytest.raises(FloatingPointError):
         train_fold(index, folds, 0, SETTINGS, demo_cache["train"], outputs, tracked(target, outputs))
     [run] = child_runs(MlflowClient(target.uri), target)

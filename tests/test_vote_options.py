@@ -7,21 +7,27 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy.special import softmax
 
-from facemask import oof_fit
-from facemask.files import Member
-from facemask.labels import LOGIT_COLUMNS
-from facemask.oof_fit import (
-    cross_fitted_vote,
-    decide_out_of_fold,
+from facemask.classes.decision import class_counts, class_shares, decide_classes, decide_out_of_fold
+from facemask.classes.labels import LOGIT_COLUMNS
+from facemask.classes.scores import macro_f1, task_scores
+from facemask.ensemble import combiners, fit
+from facemask.ensemble.combiners import (
+    COMBINERS,
+    Combiner,
+    StackVote,
+    TaskVote,
     fit_stacker,
     fit_task_weights,
-    fit_temperature,
-    fit_vote,
 )
-from facemask.scores import macro_f1, task_scores
-from facemask.vote import Vote, by_model, class_counts, class_shares, decide_classes, fold_weights, soft_vote
+from facemask.ensemble.fit import cross_fitted_vote, fit_temperature, fit_vote
+from facemask.ensemble.spec import VoteSpec
+from facemask.ensemble.vote import Vote, by_model, fold_weights, soft_vote
+from facemask.utils.files import Member
+
+from .conftest import ROOT
 
 
 def complementary(labels: np.ndarray, rng) -> dict[str, np.ndarray]:
@@ -39,7 +45,7 @@ def complementary(labels: np.ndarray, rng) -> dict[str, np.ndarray]:
 
 
 def oof_tables(logits: dict[str, np.ndarray], labels: np.ndarray, folds: int = 3) -> dict[str, pd.DataFrame]:
-    """Out-of-fold tables by model (as oof_fit.oof_by_model gives them), photos dealt to `folds` folds."""
+    """Out-of-fold tables by model (as fit.oof_by_model gives them), photos dealt to `folds` folds."""
     fold = np.arange(len(labels)) % folds
     return {
         model: pd.DataFrame(values, columns=list(LOGIT_COLUMNS)).assign(label=labels, fold=fold)
@@ -73,7 +79,7 @@ def test_weights_per_task_follow_what_each_model_knows_and_vote_each_task_by_its
     weights = fit_task_weights(votes, labels)
     assert weights["mask"]["mask"] > 0.5
     assert weights["gender"]["person"] > 0.5 and weights["age"]["person"] > 0.5
-    per_task = Vote({}, combine="tasks", task_weights=weights).probabilities(
+    per_task = Vote({}, combiner=TaskVote(weights)).probabilities(
         {model: [np.log(vote)] for model, vote in votes.items()}
     )
     mean = Vote(dict.fromkeys(votes, 1.0)).probabilities({model: [np.log(v)] for model, v in votes.items()})
@@ -88,7 +94,7 @@ def test_the_stacker_combines_complementary_models_and_never_predicts_a_class_it
     labels = rng.choice([c for c in range(18) if c != 5], size=1200)
     votes = {model: softmax(logits, axis=1) for model, logits in complementary(labels, rng).items()}
     stacker = fit_stacker({model: vote[:800] for model, vote in votes.items()}, labels[:800])
-    held_out = stacker.probabilities({model: vote[800:] for model, vote in votes.items()})
+    held_out = stacker.probabilities({model: vote[800:] for model, vote in votes.items()}, {})
     np.testing.assert_allclose(held_out.sum(axis=1), 1)
     assert held_out[:, 5].max() < 1e-6
     assert macro_f1(labels[800:], held_out.argmax(1)) > 0.8
@@ -99,11 +105,14 @@ def test_a_fitted_vote_decides_the_same_from_its_bundle_form(combine):
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 18, size=300)
     tables = oof_tables(complementary(labels, rng), labels)
-    vote = fit_vote(tables, class_shares(labels), combine=combine, temperature=True).vote
+    spec = VoteSpec({}, fit_weights=True, combine=combine, temperature=True)
+    vote = fit_vote(tables, spec, class_shares(labels)).vote
     again = Vote.from_config(json.loads(json.dumps(vote.as_config())))
     logits = {model: [table[list(LOGIT_COLUMNS)].to_numpy()] for model, table in tables.items()}
     np.testing.assert_allclose(again.probabilities(logits), vote.probabilities(logits), rtol=1e-12)
-    assert set(vote.temperatures) == {"mask", "person"} and (combine == "stack") == (vote.stacker is not None)
+    assert set(vote.temperatures) == {"mask", "person"} and (combine == "stack") == isinstance(
+        vote.combiner, StackVote
+    )
 
 
 @pytest.mark.parametrize("combine", ["tasks", "stack"])
@@ -112,24 +121,20 @@ def test_each_folds_vote_is_fitted_on_the_other_folds_only(monkeypatch, combine)
     labels = rng.integers(0, 18, size=300)
     tables = oof_tables(complementary(labels, rng), labels)
     fitted_on: list[int] = []
-    fitters = {"tasks": "fit_task_weights", "stack": "fit_stacker", "temperature": "fit_temperature"}
-    for name in (fitters[combine], fitters["temperature"]):
-        fit = getattr(oof_fit, name)
+    fitters = {"tasks": (combiners, "fit_task_weights"), "stack": (combiners, "fit_stacker")}
+    for module, name in (fitters[combine], (fit, "fit_temperature")):
+        fitter = getattr(module, name)
         monkeypatch.setattr(
-            oof_fit,
+            module,
             name,
-            lambda first, labels, *rest, fit=fit: fitted_on.append(len(labels)) or fit(first, labels, *rest),
+            lambda first, labels, *rest, f=fitter: fitted_on.append(len(labels)) or f(first, labels, *rest),
         )
-    probabilities = cross_fitted_vote(tables, class_counts(labels), combine=combine, temperature=True)
+    spec = VoteSpec({}, fit_weights=True, combine=combine, temperature=True)
+    probabilities = cross_fitted_vote(tables, spec, class_counts(labels))
     assert set(fitted_on) == {200}  # 2 temperatures and the combination per fold, each on 200 photos
     assert len(fitted_on) == 3 * 3
     fold = tables["mask"]["fold"].to_numpy()
-    plan = fit_vote(
-        {m: t[fold != 0] for m, t in tables.items()},
-        class_shares(labels[fold != 0]),
-        combine=combine,
-        temperature=True,
-    )
+    plan = fit_vote({m: t[fold != 0] for m, t in tables.items()}, spec, class_shares(labels[fold != 0]))
     np.testing.assert_allclose(
         probabilities[fold == 0], plan.probabilities({m: t[fold == 0] for m, t in tables.items()})
     )
@@ -149,3 +154,21 @@ def test_an_out_of_fold_decision_never_sees_its_own_folds_labels():
     np.testing.assert_array_equal(
         decided[folds == 1], decide_classes(probabilities[folds == 1], class_shares(labels[folds != 1]))
     )
+
+
+def test_the_schemas_ways_to_combine_are_the_registered_combiners():
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["ensemble"]["properties"]["combine"]["enum"] == list(COMBINERS)
+    for name, kind in COMBINERS.items():
+        assert kind.name == name and issubclass(kind, Combiner)
+
+
+@pytest.mark.parametrize("name", list(COMBINERS))
+def test_a_vote_spec_needs_a_fit_exactly_when_something_is_fitted(name):
+    given = VoteSpec({"a": 1.0, "b": 2.0}, combine=name)
+    assert given.needs_fit == COMBINERS[name].fits_always
+    assert VoteSpec({"a": 1.0}, fit_weights=True, combine=name).needs_fit
+    assert VoteSpec({"a": 1.0}, temperature=True, combine=name).needs_fit
+    if not given.needs_fit:
+        assert given.unfitted().combine == name and dict(given.unfitted().weights) == {"a": 1.0, "b": 2.0}
+    assert VoteSpec.from_config(given.as_config()) == given

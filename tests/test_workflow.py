@@ -16,7 +16,7 @@ from PIL import Image
 from scipy.special import softmax
 from sklearn.metrics import f1_score
 
-from facemask.vote import class_shares, decide_classes
+from facemask.classes.decision import class_shares, decide_classes
 
 from .conftest import ROOT, TINY, demo_work_folder, snakemake
 
@@ -159,11 +159,11 @@ def params_changed(summary: subprocess.CompletedProcess) -> set[str]:
 @pytest.mark.parametrize(
     ("module", "rules"),
     [
-        ("loader.py", {"train", "predict_eval"}),  # reached through training.py and inference.py
-        ("plots.py", {"plot_training_curves", "plot_oof", "plot_class_distribution", "plot_crops"}),
-        ("oof_fit.py", {"ensemble_bundle", "cv_summary", "plot_oof", "score_submission"}),
+        ("data/loader.py", {"train", "predict_eval"}),  # reached through train/fold.py and model/inference.py
+        ("report/plots.py", {"plot_training_curves", "plot_oof", "plot_class_distribution", "plot_crops"}),
+        ("ensemble/fit.py", {"ensemble_bundle", "cv_summary", "plot_oof", "score_submission"}),
         (
-            "files.py",
+            "utils/files.py",
             {
                 "demo_data",
                 "index_photos",
@@ -198,7 +198,7 @@ def test_editing_a_module_reruns_exactly_the_rules_whose_scripts_reach_it(tiny_r
 
 def test_a_comment_or_docstring_edit_reruns_nothing(tiny_run, tmp_path):
     code = copy_of_the_code(tmp_path)
-    losses = code / "src" / "facemask" / "losses.py"
+    losses = code / "src" / "facemask" / "model" / "losses.py"
     source = losses.read_text().replace('"""Cross-entropy', '"""A reworded docstring. Cross-entropy', 1)
     losses.write_text(source.replace("\nimport torch\n", "\n# a comment\nimport torch  # and another\n", 1))
     assert losses.read_text().count("comment") == 1 and "reworded" in losses.read_text()
@@ -325,15 +325,16 @@ def test_the_snakemake_report_collects_the_scores_and_plots(tiny_run):
 
 
 #: what turning pseudo_labels on for one model adds: the labels, its 2 folds trained again and
-#: predicting, the second round's vote, scores and the rounds side by side; nothing of the first
+#: predicting, the second round's vote, scores (the first round's rules, under pseudo/) and the
+#: rounds side by side; nothing of the first
 PSEUDO_ROUND = {
     "pseudo_labels": 1,
-    "train_pseudo": 2,
-    "predict_eval_pseudo": 2,
-    "ensemble_bundle_pseudo": 1,
-    "soft_vote_pseudo": 1,
-    "cv_summary_pseudo": 1,
-    "score_submission_pseudo": 1,
+    "train": 2,
+    "predict_eval": 2,
+    "ensemble_bundle": 1,
+    "soft_vote": 1,
+    "cv_summary": 1,
+    "score_submission": 1,
     "compare_rounds": 1,
     "submission": 1,
 }
@@ -349,8 +350,13 @@ def test_pseudo_labels_train_a_second_round_of_their_own_validated_on_training_p
     )
     configs = (*TINY, "pseudo.yaml")
     assert tiny_dry_run(work, configs=configs) == PSEUDO_ROUND
+    first_checkpoints = {
+        path: path.stat().st_mtime_ns for path in (work / "results/tiny/train").rglob("*.pt")
+    }
     run = snakemake(work, "submission", configs=configs)
     assert run.returncode == 0, run.stderr[-5000:]
+    assert {path: path.stat().st_mtime_ns for path in first_checkpoints} == first_checkpoints
+    assert len(list((work / "results/tiny/pseudo/train").rglob("checkpoint.pt"))) == 2
     pseudo = work / "results/tiny/pseudo"
     labels = pd.read_csv(pseudo / "labels.csv")
     assert labels.groupby("fold").size().to_dict() == {0: 30 * 7, 1: 30 * 7}

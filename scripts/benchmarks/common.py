@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from facemask.config_schema import validated
+from facemask.config.schema import validated
 
 ROOT = Path(__file__).parents[2]
 FULL_SIZE = (512, 384)  # the competition's photos, height x width

@@ -1,7 +1,7 @@
 """The face finder at the competition's size: photos/s of finding the face of every 384 x 512 photo
 (JPEG decoding included, `--workers` threads), by the cache job's former way (each decoding thread
 runs MTCNN on one photo at a time: search side 160, smallest face 0.15 of it, channels-first) and by
-ours (facemask.faces.find_faces: photos decoded by the threads, MTCNN over each batch of photos at
+ours (facemask.data.faces.find_faces: photos decoded by the threads, MTCNN over each batch of photos at
 once, search side 128, smallest face 0.2 of it, channels-last), and the photos each finds a face in;
 the competition's 31,500 photos extrapolated from each rate."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from benchmarks.input_pipeline import full_size_data
 
-from facemask.dataset import index_train_photos, read_photo
-from facemask.faces import DETECTORS, MTCNN_THRESHOLDS, find_faces, search_image, torch_threads
+from facemask.data.dataset import index_train_photos, read_photo
+from facemask.data.faces import DETECTORS, MTCNN_THRESHOLDS, find_faces, search_image, torch_threads
 
 COMPETITION_PHOTOS = 31_500
 

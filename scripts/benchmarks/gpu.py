@@ -14,14 +14,15 @@ import pandas as pd
 import torch
 from benchmarks.common import images_per_second, seed_models, timed_passes, workflow_defaults
 
-from facemask.devices import job_precision, pick_device
-from facemask.epoch import train_one_epoch
-from facemask.heads import head_of
-from facemask.inference import predict_logits, tta_transforms
-from facemask.labels import NUM_CLASSES
-from facemask.loader import CachedPhotos, load_cache, photo_loader
-from facemask.recipe import build_training
-from facemask.settings import ModelBlock, Settings
+from facemask.classes.labels import NUM_CLASSES
+from facemask.config.blocks import ModelBlock
+from facemask.config.settings import Settings
+from facemask.data.loader import CachedPhotos, load_cache, photo_loader
+from facemask.model.heads import head_of
+from facemask.model.inference import predict_logits, tta_transforms
+from facemask.train.epoch import train_one_epoch
+from facemask.train.recipe import build_training
+from facemask.utils.devices import job_precision, pick_device
 
 DEFAULTS = Settings.from_config(workflow_defaults())  # the schema's defaults, typed
 TTA_VIEWS = len(tta_transforms(list(DEFAULTS.tta.transforms)))  # the default TTA's views (photo and flip)

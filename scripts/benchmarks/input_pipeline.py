@@ -12,12 +12,12 @@ from benchmarks.common import FULL_SIZE, images_per_second, model_defaults
 from PIL import Image
 from torchvision import transforms
 
-from facemask.augment import batch_transform
-from facemask.cache import prepare_cache
-from facemask.dataset import index_eval_photos, index_train_photos, read_photo
-from facemask.demo import make_demo_data
-from facemask.loader import CachedPhotos, photo_loader
-from facemask.settings import ModelBlock
+from facemask.config.blocks import ModelBlock
+from facemask.data.augment import batch_transform
+from facemask.data.cache import prepare_cache
+from facemask.data.dataset import index_eval_photos, index_train_photos, read_photo
+from facemask.data.demo import make_demo_data
+from facemask.data.loader import CachedPhotos, photo_loader
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, as the peers normalised
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 from vote_options import option_answers, print_gains, run_tables
 
-from facemask.oof_fit import oof_by_model
-from facemask.vote import class_shares_to_match
+from facemask.classes.decision import class_shares_to_match
+from facemask.ensemble.fit import oof_by_model
 
 
 def main() -> None:

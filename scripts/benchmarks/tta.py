@@ -8,9 +8,9 @@ import torch
 import ttach
 from benchmarks.common import synchronize
 
-from facemask.devices import autocast, job_precision, pick_device
-from facemask.inference import BatchedTTA, tta_transforms
-from facemask.models import create_classifier
+from facemask.model.classifier import create_classifier
+from facemask.model.inference import BatchedTTA, tta_transforms
+from facemask.utils.devices import autocast, job_precision, pick_device
 
 
 def bench_tta(args) -> list[dict]:

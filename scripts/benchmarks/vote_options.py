@@ -17,19 +17,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.files import read_run_tables
-from facemask.oof_fit import ensemble_oof, fit_vote, oof_by_model
-from facemask.scores import person_bootstrap_gains, task_scores
-from facemask.vote import class_share_offsets, class_shares_to_match, log_probabilities, vote_probabilities
+from facemask.classes.decision import class_share_offsets, class_shares_to_match, log_probabilities
+from facemask.classes.scores import person_bootstrap_gains, task_scores
+from facemask.ensemble.fit import ensemble_oof, fit_vote, oof_by_model
+from facemask.ensemble.spec import VoteSpec
+from facemask.ensemble.vote import vote_probabilities
+from facemask.utils.files import read_run_tables
 
-#: the options measured, by name: fit_vote's options (weights None: fitted)
+#: the options measured, by name: VoteSpec fields besides the (equal) weights
 OPTIONS = {
     "equal weights (mean)": {},
-    "fitted weights": {"weights": None},
+    "fitted weights": {"fit_weights": True},
     "temperatures, equal weights": {"temperature": True},
-    "temperatures, fitted weights": {"weights": None, "temperature": True},
-    "weights per task (tasks)": {"weights": None, "combine": "tasks"},
-    "weights per task, temperatures": {"weights": None, "combine": "tasks", "temperature": True},
+    "temperatures, fitted weights": {"fit_weights": True, "temperature": True},
+    "weights per task (tasks)": {"fit_weights": True, "combine": "tasks"},
+    "weights per task, temperatures": {"fit_weights": True, "combine": "tasks", "temperature": True},
     "stacked logistic regression (stack)": {"combine": "stack"},
 }
 SCORES = ("macro_f1", "mask_f1", "gender_f1", "age_f1")
@@ -46,9 +48,9 @@ def run_tables(results: Path, models: list[str] | None):
 def option_answers(oof, eval_logits, image_ids, shares, fit: dict) -> tuple[pd.DataFrame, np.ndarray]:
     """The out-of-fold answers (cross-fitted) and the eval classes of one option."""
     by_model = oof_by_model(oof)
-    options = {"weights": dict.fromkeys(by_model, 1.0)} | fit
-    answers = ensemble_oof(by_model, shares, **options)
-    vote = fit_vote(by_model, shares, **options).vote
+    spec = VoteSpec(dict.fromkeys(by_model, 1.0), **fit)
+    answers = ensemble_oof(by_model, spec, shares)
+    vote = fit_vote(by_model, spec, shares).vote
     log_p = log_probabilities(vote_probabilities(eval_logits, vote, image_ids))
     return answers, (log_p + class_share_offsets(log_p, shares)).argmax(axis=1)
 

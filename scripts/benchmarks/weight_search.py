@@ -1,5 +1,5 @@
 """The fitted vote's weight search at the competition's size (`ensemble: {fit_weights: true}`): the
-greedy ensemble selection of oof_fit.fit_weights against the 0.1 grid on the simplex it replaced,
+greedy ensemble selection of ensemble.weights.fit_weights against the 0.1 grid on the simplex it replaced,
 each with the class-share offsets of its time, timed as the workflow runs the fit (cv_summary:
 a fit on all out-of-fold photos and one per held-out fold; ensemble_bundle fits on all once more).
 
@@ -19,9 +19,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from facemask import oof_fit, vote
-from facemask.labels import LOGIT_COLUMNS, NUM_CLASSES, decode_class, encode_class
-from facemask.scores import macro_f1
+from facemask.classes import decision
+from facemask.classes.labels import LOGIT_COLUMNS, NUM_CLASSES, decode_class, encode_class
+from facemask.classes.scores import macro_f1
+from facemask.ensemble import fit as vote_fit
+from facemask.ensemble import vote as ensemble_vote
+from facemask.ensemble import weights as vote_weights
+from facemask.ensemble.spec import VoteSpec
 
 #: each model's own noise scale, in the order models join (the first 3, 5, 8 are voted)
 NOISE_SCALES = (1.5, 2.1, 1.8, 2.4, 1.6, 2.2, 1.9, 2.3)
@@ -70,7 +74,7 @@ def grid_fit_weights(member_logits, labels, shares=None, step: float = GRID_STEP
         if sum(combo) > ticks:
             continue
         weights = np.array([*combo, ticks - sum(combo)], dtype=float) / ticks
-        predicted = vote.decide_classes(np.tensordot(weights, probabilities, axes=1), shares)
+        predicted = decision.decide_classes(np.tensordot(weights, probabilities, axes=1), shares)
         key = (macro_f1(labels, predicted), -np.abs(weights - 1 / len(names)).sum())
         if best_key is None or key > best_key:
             best, best_key = weights, key
@@ -83,7 +87,7 @@ def full_argmax_offsets(log_probabilities, shares, steps: int = 300, step_size: 
     wanted = np.log(np.maximum(shares, floor))
     offsets, best, best_gap = np.zeros(log_probabilities.shape[1]), None, np.inf
     for _ in range(steps):
-        predicted = vote.class_shares((log_probabilities + offsets).argmax(axis=1))
+        predicted = decision.class_shares((log_probabilities + offsets).argmax(axis=1))
         gap = np.abs(predicted - shares).sum()
         if gap < best_gap:
             best, best_gap = offsets.copy(), gap
@@ -91,11 +95,11 @@ def full_argmax_offsets(log_probabilities, shares, steps: int = 300, step_size: 
     return best
 
 
-#: search name -> (weight search, class-share offsets) patched into facemask.oof_fit and facemask.vote
+#: search name -> (weight search, class-share offsets) patched into facemask.ensemble and classes
 SEARCHES = {
     "grid 0.1, offsets before": (grid_fit_weights, full_argmax_offsets),
-    "grid 0.1, offsets now": (grid_fit_weights, vote.class_share_offsets),
-    "greedy 20 rounds, offsets now": (oof_fit.fit_weights, vote.class_share_offsets),
+    "grid 0.1, offsets now": (grid_fit_weights, decision.class_share_offsets),
+    "greedy 20 rounds, offsets now": (vote_weights.fit_weights, decision.class_share_offsets),
 }
 
 
@@ -109,20 +113,21 @@ def fitted_vote(by_model: dict[str, pd.DataFrame], search: str) -> dict:
     cross-fitted out-of-fold macro F1 and the weights fitted on all photos."""
     fit, offsets = SEARCHES[search]
     labels = next(iter(by_model.values()))["label"]
-    shares, scored, decide = vote.class_shares(labels), [], vote.decide_classes
+    shares, scored, decide = decision.class_shares(labels), [], decision.decide_classes
     counted = lambda *args: scored.append(1) or decide(*args)  # noqa: E731
     patched = [
-        (oof_fit, "fit_weights", fit),
-        (vote, "class_share_offsets", offsets),
-        (vote, "decide_classes", counted),
-        (oof_fit, "decide_classes", counted),
+        (vote_fit, "fit_weights", fit),
+        (decision, "class_share_offsets", offsets),
+        (decision, "decide_classes", counted),
+        (vote_weights, "decide_classes", counted),
     ]
     with contextlib.ExitStack() as stack:
         for module, name, replacement in patched:
             stack.enter_context(mock.patch.object(module, name, replacement))
         started = time.perf_counter()
-        plan = oof_fit.fit_vote(by_model, shares)
-        probabilities = oof_fit.cross_fitted_vote(by_model, shares)
+        spec = VoteSpec({}, fit_weights=True)
+        plan = vote_fit.fit_vote(by_model, spec, shares)
+        probabilities = vote_fit.cross_fitted_vote(by_model, spec, shares)
         seconds = time.perf_counter() - started
     weights = " ".join(f"{weight:.2f}" for weight in plan.weights.values())
     return {
@@ -137,7 +142,7 @@ def offsets_alone(log_probabilities: np.ndarray, shares: np.ndarray, repeats: in
     """Seconds of one class-share offset fit, before and now (the best of `repeats`), on one vote;
     raises unless both give the same offsets."""
     seconds = {}
-    for name, offsets in (("before", full_argmax_offsets), ("now", vote.class_share_offsets)):
+    for name, offsets in (("before", full_argmax_offsets), ("now", decision.class_share_offsets)):
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
@@ -164,19 +169,21 @@ def bench_weight_search(args) -> list[dict]:
     for models in args.weight_models:
         by_model = synthetic_oof(args.oof_people, args.oof_folds, models)
         labels = by_model["m0"]["label"]
-        shares = vote.class_shares(labels)
+        shares = decision.class_shares(labels)
         logits = [table[list(LOGIT_COLUMNS)].to_numpy() for table in by_model.values()]
         base = {"models": models, "photos": len(labels), "folds": args.oof_folds}
         for name, votes in (
-            ("equal weights", [vote.soft_vote(logits)]),
+            ("equal weights", [ensemble_vote.soft_vote(logits)]),
             ("best model alone", [softmax(member, axis=1) for member in logits]),
         ):
-            f1 = max(macro_f1(labels, vote.decide_classes(voted, shares)) for voted in votes)
+            f1 = max(macro_f1(labels, decision.decide_classes(voted, shares)) for voted in votes)
             rows.append({**base, "search": name, "figure": "measured", "macro_f1": round(f1, 4)})
         rows.append(
             {
                 **base,
-                **offsets_alone(vote.log_probabilities(vote.soft_vote(logits)), shares, args.repeats),
+                **offsets_alone(
+                    decision.log_probabilities(ensemble_vote.soft_vote(logits)), shares, args.repeats
+                ),
             }
         )
         for search in SEARCHES:

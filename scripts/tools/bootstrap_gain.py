@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.files import read_run_tables
-from facemask.scores import macro_f1, person_bootstrap_gains, task_scores
-from facemask.vote import class_shares_to_match, vote_each_model_alone
+from facemask.classes.decision import class_shares_to_match
+from facemask.classes.scores import macro_f1, person_bootstrap_gains, task_scores
+from facemask.ensemble.vote import vote_each_model_alone
+from facemask.utils.files import read_run_tables
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Share of photos in which the face crop's detectors find a face, by photo kind (masked, incorrect
 mask, bare), on a sample of a data set's training people, and the photos per second of each as the
-pipeline runs it (facemask.faces.find_faces: photos decoded on `--threads` threads and searched in
+pipeline runs it (facemask.data.faces.find_faces: photos decoded on `--threads` threads and searched in
 batches): OpenCV's Haar cascade alone (`face_detector: haar`), MTCNN alone, and the pipeline's
 default (`face_detector: mtcnn`: MTCNN, then the cascade where MTCNN finds none).
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.faces import DETECTORS, find_faces
+from facemask.data.faces import DETECTORS, find_faces
 
 
 def person_interval(found: pd.DataFrame, column: str, rng, resamples: int = 2000) -> np.ndarray:

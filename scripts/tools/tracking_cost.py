@@ -11,14 +11,16 @@ from pathlib import Path
 
 import yaml
 
-from facemask.cache import prepare_cache
-from facemask.config_schema import validated
-from facemask.dataset import index_eval_photos, index_train_photos
-from facemask.demo import make_demo_data
-from facemask.folds import make_folds
-from facemask.settings import ModelBlock, Tracking
-from facemask.tracking import TrackingTarget, TrainTracking
-from facemask.training import TrainOutputs, train_fold
+from facemask.config.blocks import ModelBlock
+from facemask.config.schema import validated
+from facemask.config.settings import Tracking
+from facemask.data.cache import prepare_cache
+from facemask.data.dataset import index_eval_photos, index_train_photos
+from facemask.data.demo import make_demo_data
+from facemask.data.folds import make_folds
+from facemask.tracking.store import TrackingTarget
+from facemask.tracking.train_runs import TrainTracking
+from facemask.train.fold import TrainOutputs, train_fold
 
 ROOT = Path(__file__).parents[2]
 

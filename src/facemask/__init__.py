@@ -1,5 +1,5 @@
 """Mask / gender / age face classification: the library behind the Snakemake workflow."""
 
-from facemask.errors import PipelineError
+from facemask.utils.errors import PipelineError
 
 __all__ = ["PipelineError"]

@@ -3,102 +3,30 @@ import os
 import re
 from pathlib import Path
 
-from facemask.config_schema import close_name, validated
-from facemask.errors import ConfigError
-from facemask.provenance import code_digest as package_code_digest
-from facemask.settings import Settings, as_config
+from facemask.config.consistency import DEMO_DIR, check_data_dir, checked_settings, predict_sets
+from facemask.config.schema import validated
+from facemask.config.typed import as_config
+from facemask.ensemble.spec import VoteSpec
+from facemask.train.block_verdicts import check_blocks
+from facemask.utils.errors import ConfigError
+from facemask.utils.provenance import code_digest as package_code_digest
 
-try:  # the schema's check, naming each mistake's key; the defaults filled in
+try:  # the schema's check, naming each mistake's key, the defaults filled in; the rules across keys
     validated(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+    SETTINGS = checked_settings(config)
+    PREDICT_SETS = predict_sets(SETTINGS)
+    check_blocks(SETTINGS)  # each model block built once, before any job runs (verdicts kept)
+    check_data_dir(SETTINGS)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
-if not 0 < config["age_bins"][0] < config["age_bins"][1]:
-    raise WorkflowError(f"config: age_bins: {config['age_bins']} must be two increasing ages, e.g. [30, 60]")
-
-try:
-    SETTINGS = Settings.from_config(config)
-except ConfigError as error:
-    raise WorkflowError(str(error)) from None
 SOURCE_DIR = Path(workflow.basedir) / "src"
-
-
-def check_models():
-    """Stop at load time, before any job runs, when a model block names no timm model, or holds a
-    setting that its train jobs would fail on or ignore (see facemask.checks.check_block). A block
-    that passed as it is now is not checked again (facemask.check_cache)."""
-    from facemask.check_cache import record_passed, unchecked_blocks
-
-    blocks = {name: block.as_config() for name, block in SETTINGS.models.items()}
-    unchecked = unchecked_blocks(blocks, SETTINGS.precision, SETTINGS.age_bins)
-    if not unchecked:
-        return
-    import timm
-
-    from facemask.checks import check_block
-
-    unknown = [
-        f"config: models.{name}.arch: {SETTINGS.models[name].arch!r} is not in timm's registry "
-        "(see timm.list_models())"
-        for name in unchecked
-        if not timm.is_model(SETTINGS.models[name].arch)
-    ]
-    if unknown:
-        raise WorkflowError("\n".join(unknown))
-    for name in unchecked:
-        try:
-            check_block(name, SETTINGS.models[name], SETTINGS.age_bins)
-        except ConfigError as error:
-            raise WorkflowError(str(error)) from None
-    record_passed(unchecked, SETTINGS.precision, SETTINGS.age_bins)
-
-
-check_models()
-
 DATA = SETTINGS.data_dir
 RESULTS = SETTINGS.results_dir
-DEMO_DIR = "data/demo"
 MODELS = SETTINGS.chosen_models
 FOLDS = SETTINGS.folds.chosen
 PSEUDO = f"{RESULTS}/pseudo"  # the second round's results (config pseudo_labels)
 PSEUDO_MODELS = SETTINGS.pseudo_models
-PREDICT_SETS = dict(SETTINGS.predict_sets)
-if SETTINGS.predict_dir:
-    predict_dir_name = Path(SETTINGS.predict_dir).resolve().name
-    taken = PREDICT_SETS.get(predict_dir_name)
-    if taken is not None and Path(taken).resolve() != Path(SETTINGS.predict_dir).resolve():
-        raise WorkflowError(
-            f"config: predict_dir {SETTINGS.predict_dir!r} would be the predict set {predict_dir_name!r} "
-            f"(its folder's name), which predict_sets already gives to {taken!r}: give it a name of its own "
-            f"under predict_sets, e.g. predict_sets: {{{predict_dir_name}_2: {SETTINGS.predict_dir}}}"
-        )
-    PREDICT_SETS[predict_dir_name] = SETTINGS.predict_dir
-if DATA != DEMO_DIR and not Path(DATA, "train", "train.csv").is_file():
-    raise WorkflowError(
-        f"no data set at data_dir {DATA!r} (no train/train.csv): put the competition data there "
-        "(README, 'The real run') or set data_dir; or run the demo: "
-        "snakemake submission --cores 2 --configfile config/demo.yaml"
-    )
-
-
-def check_run_selection():
-    """Stop when run_models names a block that the config lacks, or folds.run a fold at or above k."""
-    blocks, k = list(SETTINGS.models), SETTINGS.folds.k
-    for name in MODELS:
-        if name not in blocks:
-            hint = f"the blocks: {', '.join(blocks)}; {close_name(name, blocks)}".removesuffix("; ")
-            raise WorkflowError(f"config: run_models: {name!r} is not a model block ({hint})")
-    for fold in FOLDS:
-        if fold >= k:
-            raise WorkflowError(f"config: folds.run: {fold} is not a fold below folds.k {k} (0 to {k - 1})")
-    for name in PSEUDO_MODELS:
-        if name not in MODELS:
-            raise WorkflowError(
-                f"config: pseudo_labels.models: {name!r} is not a block that is run (run: {', '.join(MODELS)})"
-            )
-
-
-check_run_selection()
 
 
 wildcard_constraints:
@@ -106,6 +34,7 @@ wildcard_constraints:
     fold=r"\d+",
     size=r"\d+x\d+",
     split="train|eval",
+    results=f"{re.escape(RESULTS)}|{re.escape(PSEUDO)}",
     name="|".join(re.escape(name) for name in PREDICT_SETS) or "no-predict-set",
 
 
@@ -117,10 +46,6 @@ localrules:
     soft_vote,
     cv_summary,
     pseudo_labels,
-    ensemble_bundle_pseudo,
-    soft_vote_pseudo,
-    cv_summary_pseudo,
-    score_submission_pseudo,
     compare_rounds,
     plot_training_curves,
     plot_oof,
@@ -209,8 +134,8 @@ def get_cache_settings():
 
 
 def get_model_settings(wildcards):
-    """The model block a train job depends on (all but its ensemble weight), its precision
-    the global one when it sets none."""
+    """The model block a train job depends on (all but its eval-side keys, settings.EVAL_SIDE_KEYS),
+    its precision the global one when it sets none."""
     return SETTINGS.models[wildcards.model].as_config()
 
 
@@ -220,27 +145,36 @@ def get_recipe():
     return {model: SETTINGS.models[model].as_config() for model in MODELS}
 
 
+def round_models(wildcards):
+    """The model blocks of a job's round: the second round's (pseudo_labels.models) under PSEUDO,
+    else the blocks run."""
+    return PSEUDO_MODELS if wildcards.results == PSEUDO else MODELS
+
+
+def round_of(wildcards):
+    """A job's round, as its param: 'pseudo' under PSEUDO (trained on pseudo-labelled eval photos
+    too), else 'first'."""
+    return "pseudo" if wildcards.results == PSEUDO else "first"
+
+
 def get_age_cut_models(models=None):
     """The years heads whose age cuts are fitted on their out-of-fold predictions (age_years.fit_cuts),
     of `models` (default: the blocks run)."""
-    return [model for model in models or MODELS if SETTINGS.models[model].age_years.fit_cuts]
+    return [model for model in models or MODELS if model in SETTINGS.age_cut_models]
 
 
-def get_age_cuts_of(results=RESULTS):
-    """An input function: a years head's age cuts fitted on its out-of-fold predictions (rule
-    fit_age_cuts) in the round of `results`, which its predict jobs apply; none for other models,
-    which predict at their training cuts."""
-
-    def age_cuts(wildcards):
-        return age_cuts_output(wildcards.model, results) if wildcards.model in get_age_cut_models() else []
-
-    return age_cuts
+def get_age_cuts(wildcards):
+    """A years head's age cuts fitted on its round's out-of-fold predictions (rule fit_age_cuts),
+    which its predict jobs apply; none for other models, which predict at their training cuts."""
+    fitted = wildcards.model in SETTINGS.age_cut_models
+    return age_cuts_output(wildcards.model, wildcards.results) if fitted else []
 
 
-def get_all_age_cuts(models=None, results=RESULTS):
-    """The fitted age cuts of every voted years head that fits them (age_years.fit_cuts), in the
-    order of get_age_cut_models(models)."""
-    return [age_cuts_output(model, results) for model in get_age_cut_models(models)]
+def get_round_age_cuts(wildcards):
+    """The fitted age cuts of every years head of a job's round that fits them, in the order of
+    get_age_cut_models."""
+    models = get_age_cut_models(round_models(wildcards))
+    return [age_cuts_output(model, wildcards.results) for model in models]
 
 
 def get_ensemble_weights(models=None):
@@ -248,15 +182,34 @@ def get_ensemble_weights(models=None):
     return {model: SETTINGS.ensemble_weights[model] for model in models or MODELS}
 
 
-def train_output(name, results=RESULTS):
+def get_vote(wildcards):
+    """The vote of a job's round as one param (facemask's VoteSpec as plain data): the model
+    weights, the years heads whose cuts are fitted, and the ensemble settings."""
+    models = round_models(wildcards)
+    return VoteSpec.of(SETTINGS, models, get_age_cut_models(models)).as_config()
+
+
+def get_pseudo_inputs(wildcards):
+    """What a second-round train job reads besides a first-round one: the pseudo labels, and the
+    eval photos' index and image cache; nothing in the first round."""
+    if wildcards.results != PSEUDO:
+        return {}
+    return {
+        "pseudo_labels": f"{PSEUDO}/labels.csv",
+        "eval_index": index_output("eval"),
+        "eval_cache": get_image_cache("eval")(wildcards),
+    }
+
+
+def train_output(name, results="{results}"):
     """A train job's output `name` (checkpoint.pt, oof_logits.csv, history.csv), with the {model}
-    and {fold} wildcards left in; under PSEUDO for the second round."""
+    and {fold} wildcards left in; in the round of `results` (RESULTS, PSEUDO, or the wildcard)."""
     return f"{results}/train/{{model}}/fold{{fold}}/{name}"
 
 
-def predict_output(name, results=RESULTS):
+def predict_output(name, results="{results}"):
     """A predict_eval job's output `name` (eval_logits.csv), with the {model} and {fold} wildcards
-    left in; under PSEUDO for the second round."""
+    left in; in the round of `results` (RESULTS, PSEUDO, or the wildcard)."""
     return f"{results}/predict/{{model}}/fold{{fold}}/{name}"
 
 
@@ -265,23 +218,34 @@ def index_output(split):
     return f"{RESULTS}/index/{split}_photos.csv"
 
 
-def age_cuts_output(model="{model}", results=RESULTS):
-    """A years head's age cuts fitted by rule fit_age_cuts (the {model} wildcard left in by default)."""
+def age_cuts_output(model="{model}", results="{results}"):
+    """A years head's age cuts fitted by rule fit_age_cuts (the wildcards left in by default)."""
     return f"{results}/train/{model}/age_cuts.json"
 
 
 def get_members(models=None):
     """Every (model, fold) member of the ensemble (of `models`, default: the blocks run) as a
     [model, fold] pair, in the order of member_files: params hold plain data, and the jobs read
-    the pairs back as facemask.files.Member."""
+    the pairs back as facemask.utils.files.Member."""
     return [[model, fold] for model in models or MODELS for fold in FOLDS]
 
 
+def get_round_members(wildcards):
+    """Every member of a job's round (see get_members)."""
+    return get_members(round_models(wildcards))
+
+
 def member_files(pattern, models=None):
-    """`pattern` (a train_output or predict_output) for every member, in the order of
+    """`pattern` (a train_output or predict_output of a round) for every member, in the order of
     get_members(models)."""
     members = get_members(models)
     return expand(pattern, zip, model=[model for model, _ in members], fold=[fold for _, fold in members])
+
+
+def round_files(output, name):
+    """An input function: `output(name)` (train_output or predict_output) of every member of a
+    job's round, in the order of get_round_members."""
+    return lambda wildcards: member_files(output(name, wildcards.results), round_models(wildcards))
 
 
 def get_plots():

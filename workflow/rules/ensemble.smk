@@ -5,7 +5,7 @@ rule fit_age_cuts:
     output:
         age_cuts_output(),
     log:
-        f"{RESULTS}/logs/fit_age_cuts/{{model}}.log",
+        "{results}/logs/fit_age_cuts/{model}.log",
     params:
         folds=FOLDS,
         match_class_shares=SETTINGS.ensemble.match_class_shares,
@@ -18,23 +18,19 @@ rule fit_age_cuts:
 
 rule ensemble_bundle:
     input:
-        checkpoints=member_files(train_output("checkpoint.pt")),
-        eval_logits=member_files(predict_output("eval_logits.csv")),
-        oof_logits=member_files(train_output("oof_logits.csv")),
-        age_cuts=get_all_age_cuts(),
+        checkpoints=round_files(train_output, "checkpoint.pt"),
+        eval_logits=round_files(predict_output, "eval_logits.csv"),
+        oof_logits=round_files(train_output, "oof_logits.csv"),
+        age_cuts=get_round_age_cuts,
         index=index_output("eval"),
         train_index=index_output("train"),
     output:
-        f"{RESULTS}/ensemble/ensemble.json",
+        "{results}/ensemble/ensemble.json",
     log:
-        f"{RESULTS}/logs/ensemble_bundle.log",
+        "{results}/logs/ensemble_bundle.log",
     params:
-        members=get_members(),
-        weights=get_ensemble_weights(),
-        fit_weights=SETTINGS.ensemble.fit_weights,
-        vote=SETTINGS.ensemble.fitted,
-        age_cut_models=get_age_cut_models(),
-        match_class_shares=SETTINGS.ensemble.match_class_shares,
+        members=get_round_members,
+        vote=get_vote,
         tta=as_config(SETTINGS.tta),
         cache=as_config(SETTINGS.cache),
         age_bins=list(SETTINGS.age_bins),
@@ -47,15 +43,15 @@ rule ensemble_bundle:
 
 rule soft_vote:
     input:
-        bundle=f"{RESULTS}/ensemble/ensemble.json",
-        eval_logits=member_files(predict_output("eval_logits.csv")),
+        bundle="{results}/ensemble/ensemble.json",
+        eval_logits=round_files(predict_output, "eval_logits.csv"),
         index=index_output("eval"),
     output:
-        report(f"{RESULTS}/submission.csv", caption="../report/submission.rst", category="Submission"),
+        report("{results}/submission.csv", caption="../report/submission.rst", category="Submission"),
     log:
-        f"{RESULTS}/logs/soft_vote.log",
+        "{results}/logs/soft_vote.log",
     params:
-        members=get_members(),
+        members=get_round_members,
         code=code_digest("soft_vote.py"),
     conda:
         "../../envs/cpu.yaml"

@@ -3,13 +3,13 @@ rule predict_eval:
         checkpoint=train_output("checkpoint.pt"),
         index=index_output("eval"),
         cache=get_image_cache("eval"),
-        age_cuts=get_age_cuts_of(),
+        age_cuts=get_age_cuts,
     output:
         predict_output("eval_logits.csv"),
     log:
-        f"{RESULTS}/logs/predict/{{model}}/fold{{fold}}.log",
+        "{results}/logs/predict/{model}/fold{fold}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/predict/{{model}}/fold{{fold}}.tsv"
+        "{results}/benchmarks/predict/{model}/fold{fold}.tsv"
     params:
         tta=as_config(SETTINGS.tta),
         device=SETTINGS.device,
@@ -27,7 +27,7 @@ rule predict_eval:
 rule predict_photos:
     input:
         bundle=f"{RESULTS}/ensemble/ensemble.json",
-        checkpoints=member_files(train_output("checkpoint.pt")),
+        checkpoints=member_files(train_output("checkpoint.pt", RESULTS)),
     output:
         f"{RESULTS}/predictions/{{name}}/predictions.csv",
     log:

@@ -1,20 +1,16 @@
 rule cv_summary:
     input:
-        oof_logits=member_files(train_output("oof_logits.csv")),
-        histories=member_files(train_output("history.csv")),
+        oof_logits=round_files(train_output, "oof_logits.csv"),
+        histories=round_files(train_output, "history.csv"),
         train_index=index_output("train"),
     output:
-        csv=report(f"{RESULTS}/cv_scores.csv", caption="../report/cv_scores.rst", category="Cross-validation"),
-        markdown=f"{RESULTS}/cv_scores.md",
+        csv=report("{results}/cv_scores.csv", caption="../report/cv_scores.rst", category="Cross-validation"),
+        markdown="{results}/cv_scores.md",
     log:
-        f"{RESULTS}/logs/cv_summary.log",
+        "{results}/logs/cv_summary.log",
     params:
-        members=get_members(),
-        weights=get_ensemble_weights(),
-        age_cut_models=get_age_cut_models(),
-        match_class_shares=SETTINGS.ensemble.match_class_shares,
-        fit_weights=SETTINGS.ensemble.fit_weights,
-        vote=SETTINGS.ensemble.fitted,
+        members=get_round_members,
+        vote=get_vote,
         code=code_digest("cv_summary.py"),
     conda:
         "../../envs/cpu.yaml"
@@ -41,7 +37,7 @@ rule plot_crops:
 
 rule plot_training_curves:
     input:
-        expand(train_output("history.csv"), fold=FOLDS, allow_missing=True),
+        expand(train_output("history.csv", RESULTS), fold=FOLDS, allow_missing=True),
     output:
         report(
             f"{RESULTS}/plots/training_curves_{{model}}.png",
@@ -62,7 +58,7 @@ rule plot_training_curves:
 
 rule plot_oof:
     input:
-        oof_logits=member_files(train_output("oof_logits.csv")),
+        oof_logits=member_files(train_output("oof_logits.csv", RESULTS)),
         train_index=index_output("train"),
     output:
         confusion=report(
@@ -79,11 +75,7 @@ rule plot_oof:
         f"{RESULTS}/logs/plot_oof.log",
     params:
         members=get_members(),
-        weights=get_ensemble_weights(),
-        age_cut_models=get_age_cut_models(),
-        match_class_shares=SETTINGS.ensemble.match_class_shares,
-        fit_weights=SETTINGS.ensemble.fit_weights,
-        vote=SETTINGS.ensemble.fitted,
+        vote=VoteSpec.of(SETTINGS, MODELS, get_age_cut_models()).as_config(),
         code=code_digest("plot_oof.py"),
     conda:
         "../../envs/cpu.yaml"
@@ -113,21 +105,21 @@ rule plot_class_distribution:
 
 rule score_submission:
     input:
-        submission=f"{RESULTS}/submission.csv",
-        eval_logits=member_files(predict_output("eval_logits.csv")),
+        submission="{results}/submission.csv",
+        eval_logits=round_files(predict_output, "eval_logits.csv"),
         index=index_output("eval"),
         answers=SETTINGS.eval_labels or [],
         train_index=index_output("train"),
     output:
-        json=report(f"{RESULTS}/eval_scores.json", caption="../report/eval_scores.rst", category="Submission"),
+        json=report("{results}/eval_scores.json", caption="../report/eval_scores.rst", category="Submission"),
         csv=report(
-            f"{RESULTS}/eval_scores.csv", caption="../report/eval_scores_by_model.rst", category="Submission"
+            "{results}/eval_scores.csv", caption="../report/eval_scores_by_model.rst", category="Submission"
         ),
-        markdown=f"{RESULTS}/eval_scores.md",
+        markdown="{results}/eval_scores.md",
     log:
-        f"{RESULTS}/logs/score_submission.log",
+        "{results}/logs/score_submission.log",
     params:
-        members=get_members(),
+        members=get_round_members,
         match_class_shares=SETTINGS.ensemble.match_class_shares,
         code=code_digest("score_submission.py"),
     conda:

@@ -1,0 +1,62 @@
+"""A vote's specification, as the config gives it: one typed object, one rule param."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from facemask.config.settings import Settings
+from facemask.config.typed import as_config, typed
+from facemask.ensemble.combiners import combiner_named
+from facemask.ensemble.vote import Vote
+from facemask.utils.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class VoteSpec:
+    """What a vote is made of before anything is fitted: each model's weight (config
+    ensemble_weight; fitted instead with `fit_weights`), the years heads whose age cuts are fitted
+    (age_years.fit_cuts), whether classes are matched to the training class shares, how the
+    models' votes combine (a key of combiners.COMBINERS) and whether each model's temperature is
+    fitted."""
+
+    weights: Mapping[str, float]
+    age_cut_models: tuple[str, ...] = ()
+    fit_weights: bool = False
+    match_class_shares: bool = True
+    combine: str = "mean"
+    temperature: bool = False
+
+    @classmethod
+    def of(cls, settings: Settings, models: Sequence[str], age_cut_models: Sequence[str] = ()) -> "VoteSpec":
+        """The vote of the blocks `models` of `settings` (the years heads of `age_cut_models` fitting
+        their cuts)."""
+        ensemble = settings.ensemble
+        return cls(
+            {model: settings.ensemble_weights[model] for model in models},
+            tuple(age_cut_models),
+            ensemble.fit_weights,
+            ensemble.match_class_shares,
+            ensemble.combine,
+            ensemble.temperature,
+        )
+
+    @classmethod
+    def from_config(cls, plain: Mapping[str, Any]) -> "VoteSpec":
+        """The spec from a rule's param (as_config)."""
+        return typed(cls, plain)
+
+    def as_config(self) -> dict[str, Any]:
+        """Plain data, for a rule's params."""
+        return as_config(self)
+
+    @property
+    def needs_fit(self) -> bool:
+        """Whether the vote fits anything on the out-of-fold predictions (weights, temperatures, or
+        what its way to combine fits)."""
+        return self.fit_weights or self.temperature or combiner_named(self.combine).fits_always
+
+    def unfitted(self) -> Vote:
+        """The vote at the given weights, without a fit (where it needs none)."""
+        if self.needs_fit:
+            raise PipelineError(f"the vote {self} is fitted on the out-of-fold predictions: see fit.fit_vote")
+        return Vote(dict(self.weights), {}, combiner_named(self.combine)())

@@ -1,0 +1,1 @@
+"""The classifier: timm backbones with a head per label scheme, their losses, and inference."""

@@ -1,0 +1,1 @@
+"""Predicting photos with a trained ensemble, and the `facemask` command."""

@@ -1,0 +1,1 @@
+"""Training one (model, fold): the recipe, the epochs, validation, resume, the load-time check."""

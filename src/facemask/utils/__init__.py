@@ -1,0 +1,1 @@
+"""Plumbing every stage uses: errors, logs, atomic files, CPUs, GPUs, devices, code digests."""
