@@ -1,6 +1,7 @@
 # Face mask / gender / age (18 classes):
 # folds -> image cache -> train -> TTA predict -> soft vote -> submission; runs tracked in MLflow;
-# optionally a second round trained on the eval photos that the first round labels confidently.
+# optionally a second round trained on the eval photos that the first round labels confidently;
+# sweeps (config sweeps): variants of a model block trained as jobs, ranked out of fold.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -23,6 +24,7 @@ include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/pseudo.smk"
 include: "workflow/rules/tracking.smk"
+include: "workflow/rules/sweep.smk"
 
 
 onstart:

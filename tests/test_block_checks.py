@@ -26,8 +26,8 @@ ROOT = Path(__file__).parents[1]
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 MIXUP = {"mixup_alpha": 1.0, "prob": 0.5}
 EVEN = "Mixup / CutMix (mix) need an even batch"
-#: the benchmark configs that are given over utkmask_best.yaml only (their headers say so)
-OVER_RECIPE_B = ("utkmask_years.yaml", "utkmask_next.yaml")
+#: the benchmark configs that are given over utkmask_best.yaml (and others) only (their headers say so)
+OVER_RECIPE_B = ("utkmask_years.yaml", "utkmask_next.yaml", "sweep_framed.yaml")
 #: the shipped config files as they are given over config.yaml (see their headers and the README)
 LAYERS = [
     (),
@@ -43,6 +43,7 @@ LAYERS = [
     ("benchmarks/utkmask_best.yaml", "benchmarks/utkmask_years.yaml", "benchmarks/utkmask_crop.yaml"),
     ("benchmarks/utkmask_best.yaml", "benchmarks/utkmask_next.yaml"),
     ("benchmarks/utkmask_lite_ensemble.yaml", "benchmarks/five_folds.yaml"),
+    ("benchmarks/utkmask_best.yaml", "benchmarks/framed.yaml", "benchmarks/sweep_framed.yaml"),
 ]
 
 
@@ -198,7 +199,9 @@ def test_a_verdict_holds_for_the_block_as_it_is_and_is_lost_when_it_or_the_check
     ]  # another global precision
     assert list(unchecked_blocks(blocks, "auto", [30, 58], tmp_path)) == ["a", "b"]  # other age cuts
     monkeypatch.setattr(block_verdicts, "code_digest", lambda path: "the checks after an edit")
+    block_verdicts.checking_code.cache_clear()  # a new process: the edit is seen
     assert list(unchecked_blocks(blocks, "auto", [30, 60], tmp_path)) == ["a", "b"]
+    block_verdicts.checking_code.cache_clear()
 
 
 def test_the_check_and_a_train_job_build_a_block_with_the_one_builder(demo_tables, demo_cache, tmp_path):

@@ -30,6 +30,7 @@ CANNOT_RUN = {
     "config/benchmarks/": "needs the real-face data of ../shared/ (docs/benchmarks.md)",
     "../shared/": "needs the real-face data of ../shared/ (docs/benchmarks.md)",
     "results/pseudo": "needs a pseudo-label round (tests/test_pseudo_labels.py runs one)",
+    "results/sweeps": "needs a finished sweep (tests/test_sweeps.py runs one)",
 }
 #: commands the docs show failing, and what Snakemake says then
 SHOWN_FAILING = {
@@ -121,10 +122,11 @@ def scratch(tmp_path_factory, tiny_run, demo_dir):
         shutil.copy(photo, root / "path/to/photos" / photo.name)
     (root / "more").mkdir()
     shutil.copy(photos[3], root / "more/photo.jpg")
-    my_models = re.search(
-        r"```yaml\n# my_models.yaml\n(.*?)```", (ROOT / "docs/configuration.md").read_text(), re.DOTALL
-    )
-    (root / "my_models.yaml").write_text(my_models[1])
+    for document in DOCUMENTS:  # a config the docs show as a YAML block headed `# <name>.yaml`
+        for name, text in re.findall(
+            r"```yaml\n# (\S+\.yaml)\n(.*?)```", (ROOT / document).read_text(), re.DOTALL
+        ):
+            (root / name).write_text(text)
     for name, text in PLACEHOLDER_CONFIGS.items():
         (root / name).write_text(text)
     if SHARED_VERDICTS:

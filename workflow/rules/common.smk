@@ -30,12 +30,14 @@ PSEUDO_MODELS = SETTINGS.pseudo_models
 
 
 wildcard_constraints:
-    model="|".join(MODELS),
+    model="|".join(SETTINGS.models),  # the blocks run, the others, the sweeps' variants
     fold=r"\d+",
     size=r"\d+x\d+",
     split="train|eval",
     results=f"{re.escape(RESULTS)}|{re.escape(PSEUDO)}",
     name="|".join(re.escape(name) for name in PREDICT_SETS) or "no-predict-set",
+    sweep="|".join(SETTINGS.sweeps) or "no-sweep",
+    rung=r"\d+",
 
 
 localrules:
@@ -52,6 +54,9 @@ localrules:
     plot_class_distribution,
     plot_crops,
     score_submission,
+    sweep_rung,
+    rank_sweep,
+    track_sweep,
 
 
 def code_digest(script):

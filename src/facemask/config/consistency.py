@@ -29,6 +29,12 @@ def check_run_selection(settings: Settings) -> None:
     for fold in settings.folds.chosen:
         if fold >= k:
             raise ConfigError(f"config: folds.run: {fold} is not a fold below folds.k {k} (0 to {k - 1})")
+    for sweep in settings.sweeps.values():
+        for fold in sweep.folds or ():
+            if fold >= k:
+                raise ConfigError(
+                    f"config: sweeps.{sweep.name}.folds: {fold} is not a fold below folds.k {k}"
+                )
     for name in settings.pseudo_models:
         if name not in run:
             raise ConfigError(

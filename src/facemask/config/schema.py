@@ -1,7 +1,9 @@
 """The config checked against workflow/schemas/config.schema.yaml, with messages a person can act on:
 each names the key path (`models.resnet34.image_size[0]`), a close key for a typo, the valid names."""
 
+import copy
 import difflib
+import functools
 import json
 import re
 from pathlib import Path
@@ -57,11 +59,22 @@ def validated(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     return config
 
 
+def read_schema(path: Path) -> dict:
+    """The schema at `path`, read once per version of the file (a sweep checks each variant)."""
+    status = path.stat()
+    return copy.deepcopy(_read_schema(path.resolve(), status.st_mtime_ns, status.st_size))
+
+
+@functools.cache
+def _read_schema(path: Path, mtime_ns: int, size: int) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
 def check_config(config: dict, schema_path: str | Path = SCHEMA) -> None:
     """Turn numbers and booleans written as strings into numbers and booleans where the schema wants
     one (in place, see values_from_strings), then check `config` against the schema; raise
     ConfigError with one line per mistake, each naming its key."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = read_schema(Path(schema_path))
     values_from_strings(config, schema, schema)
     errors = jsonschema.Draft202012Validator(schema).iter_errors(config)
     lines = [

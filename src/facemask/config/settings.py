@@ -4,11 +4,13 @@ holds every default; past that the code reads fields, not keys. The TTA transfor
 ttach as keyword arguments, stay mappings. A rule's params carry a slice as plain data
 (as_config), which the job's script turns back into its type (facemask.config.typed)."""
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from facemask.config.blocks import ModelBlock, fitted_age_cuts
+from facemask.config.sweeps import Sweep, load_sweeps
 from facemask.config.typed import typed
 from facemask.utils.errors import ConfigError
 
@@ -178,11 +180,14 @@ class Settings:
     models: Mapping[str, ModelBlock]
     ensemble_weights: Mapping[str, float]
     age_cut_models: tuple[str, ...] = ()
+    sweeps: Mapping[str, Sweep] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Settings":
-        """The settings of a config that the schema validated (defaults filled in)."""
-        models = config["models"]
+        """The settings of a config that the schema validated (defaults filled in); the blocks of
+        its sweeps join its model blocks (see facemask.config.sweeps)."""
+        sweeps, sweep_blocks = load_sweeps(config)
+        models = {**config["models"], **sweep_blocks}
         pseudo = config.get("pseudo_labels")
         blocks = {name: ModelBlock.from_config(block, config["precision"]) for name, block in models.items()}
         special = {
@@ -191,13 +196,18 @@ class Settings:
             "models": blocks,
             "ensemble_weights": {name: block["ensemble_weight"] for name, block in models.items()},
             "age_cut_models": fitted_age_cuts(models, blocks),
+            "sweeps": sweeps,
         }
         return typed(cls, {**config, **special})
 
     @property
     def chosen_models(self) -> list[str]:
-        """The model blocks that are trained and voted (`run_models`, else all)."""
-        return list(self.run_models or self.models)
+        """The model blocks that are trained and voted (`run_models`, else all but the sweeps')."""
+        return list(self.run_models or (name for name in self.models if self.sweep_of(name) is None))
+
+    def sweep_of(self, block: str) -> Sweep | None:
+        """The sweep that made the model block `block`, if one did."""
+        return next((sweep for sweep in self.sweeps.values() if block in sweep.blocks), None)
 
     @property
     def pseudo_models(self) -> list[str]:

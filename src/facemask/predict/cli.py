@@ -1,17 +1,21 @@
-"""The `facemask` command: predict photos with a trained ensemble, without Snakemake.
+"""The `facemask` command: predict photos with a trained ensemble, without Snakemake; print the
+winner of a sweep as a model block.
 
 facemask predict PHOTOS_OR_FOLDERS... --ensemble results/ --out predictions.csv
+facemask adopt results/sweeps/NAME [--out winner.yaml]
 """
 
 import argparse
 import logging
 import time
+from pathlib import Path
 
 from facemask.data.dataset import DataReport
 from facemask.predict.photos import collect_photos, ignored_files_message, predict_photos, read_checked_bundle
 from facemask.utils.cpus import available_cpus
 from facemask.utils.devices import pick_device, warn_if_no_gpu
-from facemask.utils.files import write_csv
+from facemask.utils.errors import PipelineError
+from facemask.utils.files import write_csv, write_text
 from facemask.utils.logs import log, run_job
 
 
@@ -19,6 +23,20 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     """The command line: a subcommand and its options."""
     parser = argparse.ArgumentParser(prog="facemask", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    add_predict_command(commands)
+    adopt = commands.add_parser(
+        "adopt",
+        help="print the winner of a sweep as a model block to paste into config.yaml",
+        description="The sweep's best variant out of fold (rule rank_sweep's winner.yaml): a model block "
+        "named <base>_<sweep>, with how it scored and how it differs from the base.",
+    )
+    adopt.add_argument("sweep", help="the sweep's folder, e.g. results/sweeps/lr")
+    adopt.add_argument("--out", help="write the block to this file instead of printing it")
+    return parser.parse_args(argv)
+
+
+def add_predict_command(commands) -> None:
+    """`facemask predict` and its options."""
     predict = commands.add_parser(
         "predict",
         help="answer mask / gender / age for photos with a trained ensemble",
@@ -60,7 +78,6 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     verbosity = predict.add_mutually_exclusive_group()
     verbosity.add_argument("--quiet", action="store_true", help="log warnings and errors only")
     verbosity.add_argument("--verbose", action="store_true", help="log debug lines too")
-    return parser.parse_args(argv)
 
 
 def set_verbosity(quiet: bool, verbose: bool) -> None:
@@ -98,10 +115,25 @@ def predict(args: argparse.Namespace) -> None:
     )
 
 
+def adopt(args: argparse.Namespace) -> None:
+    """`facemask adopt`: the sweep's winner as a model block, printed or written to `--out`."""
+    winner = Path(args.sweep) / "winner.yaml"
+    if not winner.is_file():
+        raise PipelineError(
+            f"{winner}: no winner of a sweep there: give a sweep's folder (results/sweeps/<name>) "
+            "after its ranking ran (snakemake sweep_<name>)"
+        )
+    if args.out:
+        write_text(winner.read_text(), args.out)
+        log.info("the winner of %s written to %s", args.sweep, args.out)
+    else:
+        print(winner.read_text(), end="")
+
+
 def main(argv=None) -> None:
     """Entry point of the `facemask` command."""
     args = parse_arguments(argv)
-    run_job(lambda: predict(args))
+    run_job(lambda: predict(args) if args.command == "predict" else adopt(args))
 
 
 if __name__ == "__main__":

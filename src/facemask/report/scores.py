@@ -86,16 +86,7 @@ def _model_rows(
     cut_models: Sequence[str],
 ) -> list[dict]:
     """cv_summary's rows of each model alone: one per (model, fold), then one per model (fold 'all')."""
-    alone = {model: VoteSpec({model: 1.0}, tuple(cut_models)) for model in by_model}
-    decided = {
-        model: decide_out_of_fold(
-            cross_fitted_vote({model: table}, alone[model], shares),
-            table["label"].to_numpy(),
-            table["fold"].to_numpy(),
-            shares,
-        )
-        for model, table in by_model.items()
-    }
+    decided = {model: decided_alone(model, table, shares, cut_models) for model, table in by_model.items()}
     rows = []
     for model, table in by_model.items():
         for fold in sorted(set(table["fold"])):
@@ -111,7 +102,7 @@ def _model_rows(
                 }
             )
     for model, table in by_model.items():
-        cuts = fit_vote({model: table}, alone[model], shares).age_cuts
+        cuts = fit_vote({model: table}, VoteSpec({model: 1.0}, tuple(cut_models)), shares).age_cuts
         rows.append(
             {
                 "model": model,
@@ -122,6 +113,16 @@ def _model_rows(
             }
         )
     return rows
+
+
+def decided_alone(
+    model: str, table: pd.DataFrame, shares: np.ndarray | None, cut_models: Sequence[str] = ()
+) -> np.ndarray:
+    """A model's out-of-fold classes voted by its folds alone (cross-fitted: its age cuts, if in
+    `cut_models`, fitted on the other folds), decided as the submission decides them."""
+    spec = VoteSpec({model: 1.0}, tuple(cut_models))
+    labels, folds = table["label"].to_numpy(), table["fold"].to_numpy()
+    return decide_out_of_fold(cross_fitted_vote({model: table}, spec, shares), labels, folds, shares)
 
 
 def _ensemble_row(

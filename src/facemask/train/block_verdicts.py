@@ -3,6 +3,7 @@ is not built again while its settings, the config's age cuts and precision, the 
 the torch and timm versions stay the same, so that a parse of an unchanged config (`snakemake -n`,
 every job of a cluster run) imports neither torch nor timm."""
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -22,14 +23,17 @@ CHECKS = Path(__file__).with_name("block_check.py")
 
 def block_digest(block: Mapping[str, Any], precision: str, age_bins: Sequence[int]) -> str:
     """What the check of the model `block` (as validated) depends on, as a digest."""
-    record = {
-        "block": block,
-        "precision": precision,
-        "age_bins": list(age_bins),
+    record = {"block": block, "precision": precision, "age_bins": list(age_bins), **checking_code()}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+@functools.cache
+def checking_code() -> dict[str, Any]:
+    """The checking code's digest and the torch and timm versions, once a process."""
+    return {
         "code": code_digest(CHECKS),
         "versions": {name: metadata.version(name) for name in ("torch", "timm")},
     }
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def unchecked_blocks(
