@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/common_sweeps.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/index.smk"
 include: "workflow/rules/folds.smk"
@@ -43,3 +44,20 @@ rule submission:
 rule predict:
     input:
         get_predictions,
+
+
+# the sweeps (config sweeps, docs/sweeps.md): sweep_<name> for one, sweep for all
+for sweep_name in SETTINGS.sweeps:
+
+    rule:
+        name:
+            f"sweep_{sweep_name}"
+        input:
+            get_sweep_targets([sweep_name]),
+        localrule: True
+
+
+rule sweep:
+    input:
+        lambda wildcards: get_sweep_targets(list(SETTINGS.sweeps)),
+    localrule: True

@@ -117,7 +117,7 @@ def rule_environments() -> dict[str, tuple[str, str]]:
     rules = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
         for rule, body in re.findall(
-            r"^rule (\w+):\n((?:(?:    .*)?\n)+)", smk.read_text() + "\n", re.MULTILINE
+            r"^(?:rule|checkpoint) (\w+):\n((?:(?:    .*)?\n)+)", smk.read_text() + "\n", re.MULTILINE
         ):
             conda = re.search(r'conda:\n\s+"\.\./\.\./envs/([\w.]+)"', body)
             script = re.search(r'script:\n\s+"\.\./\.\./scripts/([\w.]+)"', body)
