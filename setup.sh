@@ -12,6 +12,6 @@ python -m pip install -q -r requirements.txt
 python -m pip install -q --no-deps -e . "facenet-pytorch==2.6.0"
 # On a GPU box, check that this torch can use the GPU; when it cannot, say why and how to fix it.
 if command -v nvidia-smi >/dev/null 2>&1; then
-    python -c "import sys, torch; from facemask.devices import gpu_diagnosis
+    python -c "import sys, torch; from facemask.utils.devices import gpu_diagnosis
 torch.cuda.is_available() or sys.exit('setup: torch cannot use the GPU: ' + gpu_diagnosis())"
 fi

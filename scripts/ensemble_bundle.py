@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from facemask.classes.decision import class_share_offsets, class_shares_to_match, log_probabilities
-from facemask.config.settings import ImageCache, TestTimeAugmentation
+from facemask.config.sections import ImageCache, TestTimeAugmentation
 from facemask.config.typed import typed
 from facemask.ensemble.bundle import Bundle, BundleMember
 from facemask.ensemble.fit import fit_vote, oof_by_model

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from facemask.config.settings import TestTimeAugmentation
+from facemask.config.sections import TestTimeAugmentation
 from facemask.config.typed import typed
 from facemask.model.inference import PredictOptions, predict_eval_photos
 from facemask.utils.cpus import job_threads

@@ -12,23 +12,40 @@ from facemask.utils.files import read_member_tables, write_csv, write_text
 from facemask.utils.logs import log, run_job
 
 
+def variant_seconds(sweep: Sweep, members: list[tuple], benchmarks: list[str]) -> dict[str, float]:
+    """The train jobs' time of each variant (its rungs' and its own, over folds) and of the base,
+    from Snakemake's benchmark files of the (block, fold) `members`."""
+    seconds: dict[str, float] = {}
+    for (block, _), benchmark in zip(members, benchmarks, strict=True):
+        name = block if block == sweep.base else sweep.variant_of(block)
+        seconds[name] = seconds.get(name, 0.0) + float(pd.read_csv(benchmark, sep="\t")["s"].iloc[0])
+    return seconds
+
+
 def main():
     params = snakemake.params.sweep
     sweep = typed(Sweep, params["sweep"])
     members = [tuple(member) for member in snakemake.params.members]
     tables = oof_by_model(read_member_tables(snakemake.params.members, snakemake.input.oof_logits))
-    seconds: dict[str, float] = {}
-    for (block, _), benchmark in zip(members, snakemake.input.benchmarks, strict=True):
-        seconds[block] = seconds.get(block, 0.0) + float(pd.read_csv(benchmark, sep="\t")["s"].iloc[0])
+    seconds = variant_seconds(
+        sweep,
+        [*members, *map(tuple, snakemake.params.rung_members)],
+        [*snakemake.input.benchmarks, *snakemake.input.rung_benchmarks],
+    )
     shares = class_shares_to_match(snakemake.input.train_index, params["match_class_shares"])
     settings = {block: settings_text(sweep, block) for block in tables if block != sweep.base}
-    ranking = sweep_ranking(tables, sweep.base, settings, seconds, shares, params["cut_models"])
-    ranking = pd.concat([ranking, stopped_rows(sweep, [pd.read_csv(path) for path in snakemake.input.rungs])])
+    ranking = sweep_ranking(
+        tables, sweep.base, settings, seconds, shares, params["cut_models"], seed=snakemake.params.seed
+    )
+    stopped = stopped_rows(sweep, [pd.read_csv(path) for path in snakemake.input.rungs], seconds)
+    ranking = pd.concat([ranking, stopped], ignore_index=True)
     ranking["rank"] = ranking["rank"].astype("Int64")
     write_csv(ranking, snakemake.output.csv)
     folds = sorted({fold for _, fold in members})
+    variants_minutes = sum(seconds[variant] for variant in sweep.variants if variant in seconds) / 60
     header = (
-        f"Sweep {sweep.name}: {len(sweep.variants)} variants of {sweep.base}, out of fold on folds {folds}"
+        f"Sweep {sweep.name}: {len(sweep.variants)} variants of {sweep.base}, out of fold on folds {folds}; "
+        f"the variants' train jobs took {variants_minutes:.1f} min"
     )
     markdown = f"{header}\n\n{ranking.to_markdown(index=False, floatfmt='.4f')}\n"
     write_text(markdown, snakemake.output.markdown)

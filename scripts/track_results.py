@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from facemask.config.settings import Tracking
+from facemask.config.sections import Tracking
 from facemask.config.typed import typed
 from facemask.ensemble.bundle import Bundle
 from facemask.tracking.results import FolderResults, log_results, score_metrics

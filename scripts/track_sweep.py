@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from facemask.config.settings import Tracking
+from facemask.config.sections import Tracking
 from facemask.config.sweeps import Sweep
 from facemask.config.typed import typed
 from facemask.tracking.store import TrackingTarget

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from facemask.config.blocks import ModelBlock
-from facemask.config.settings import Settings
+from facemask.config.sections import Tracking
 from facemask.data.pseudo_photos import PseudoPhotos
 from facemask.tracking.store import TrackingTarget, child_run_name
 from facemask.tracking.train_runs import TrainTracking
@@ -29,7 +29,7 @@ def main():
         Path(snakemake.output.checkpoint), Path(snakemake.output.oof_logits), Path(snakemake.output.history)
     )
     model, fold = snakemake.wildcards.model, snakemake.wildcards.fold
-    block, run = ModelBlock.from_config(snakemake.params.settings), Settings.from_config(snakemake.config)
+    block, results_dir = ModelBlock.from_config(snakemake.params.settings), snakemake.config["results_dir"]
     pseudo = None
     if snakemake.params.round == "pseudo":
         pseudo = PseudoPhotos.of_fold(
@@ -38,10 +38,11 @@ def main():
             int(fold),
             snakemake.input.eval_cache,
         )
-    name = child_run_name(model, fold, run.results_dir, snakemake.params.settings)
+    name = child_run_name(model, fold, results_dir, snakemake.params.settings)
     tags = {"facemask.model": model, "facemask.fold": fold, "facemask.arch": block.arch}
     tracking = TrainTracking(
-        TrackingTarget.of(run.tracking, run.results_dir),  # not params: tracking retrains nothing
+        # not params: tracking retrains nothing
+        TrackingTarget.of(Tracking.from_config(snakemake.config["tracking"]), results_dir),
         outputs.tracking_record,
         f"{name} pseudo" if pseudo else name,
         tags | ({"facemask.round": "pseudo"} if pseudo else {}),

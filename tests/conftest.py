@@ -171,7 +171,7 @@ import json, sys
 from pathlib import Path
 import pandas as pd
 from facemask.config.blocks import ModelBlock
-from facemask.config.settings import Tracking
+from facemask.config.sections import Tracking
 from facemask.tracking.store import TrackingTarget
 from facemask.tracking.train_runs import TrainTracking
 from facemask.train.fold import TrainOutputs, train_fold

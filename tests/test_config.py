@@ -318,7 +318,8 @@ def test_the_schema_is_the_one_source_of_defaults():
     of a function called alone, the experiment of `tracking: true`) is what the schema fills in."""
     from facemask.classes.labels import DEFAULT_AGE_BINS
     from facemask.config.blocks import ModelBlock
-    from facemask.config.settings import Settings, Tracking
+    from facemask.config.sections import Tracking
+    from facemask.config.settings import Settings
     from facemask.tracking.store import DEFAULT_EXPERIMENT
 
     config = validated({"models": {"m": {"arch": "resnet18"}}})

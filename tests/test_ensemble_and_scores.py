@@ -18,7 +18,7 @@ from facemask.classes.decision import (
 )
 from facemask.classes.labels import LOGIT_COLUMNS
 from facemask.classes.scores import macro_f1, task_scores
-from facemask.config.settings import TestTimeAugmentation
+from facemask.config.sections import TestTimeAugmentation
 from facemask.ensemble.bundle import Bundle
 from facemask.ensemble.spec import VoteSpec
 from facemask.ensemble.vote import Vote, fold_weights, soft_vote, vote_eval_predictions

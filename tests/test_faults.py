@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from facemask.config.settings import TestTimeAugmentation
+from facemask.config.sections import TestTimeAugmentation
 from facemask.data.cache import prepare_cache
 from facemask.data.dataset import index_eval_photos, index_train_photos
 from facemask.data.faces import find_faces

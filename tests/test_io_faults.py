@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from facemask.classes.labels import LOGIT_COLUMNS
-from facemask.config.settings import ImageCache, TestTimeAugmentation
+from facemask.config.sections import ImageCache, TestTimeAugmentation
 from facemask.data import cache
 from facemask.data.cache import prepare_photos
 from facemask.data.dataset import index_eval_photos, index_train_photos

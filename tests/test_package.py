@@ -2,6 +2,8 @@
 only from its own floor or those below; and the part-two size limits hold."""
 
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,42 @@ def test_no_line_of_the_code_or_rules_is_too_long():
         if len(line) > MAX_LINE
     ]
     assert not long
+
+
+def referenced_names(text: str) -> set[str]:
+    """The dotted names in the package's folders that `text` mentions (facemask.utils.devices, ...;
+    not MLflow's tags, facemask.arch and the like)."""
+    names = re.findall(r"\bfacemask(?:\.[A-Za-z_]\w*)+", text)
+    return {name for name in names if name.split(".")[1] in FLOORS}
+
+
+def resolves(name: str) -> bool:
+    """Whether the dotted `name` is a module of the package or a name in one."""
+    parts = name.split(".")
+    for end in range(len(parts), 1, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for part in parts[end:]:
+            found = getattr(found, part, None)
+        return found is not None
+    return False
+
+
+def test_every_module_or_function_that_the_docs_scripts_and_rules_name_exists():
+    """A module that moves leaves no reference behind (setup.sh once named facemask.devices)."""
+    texts = [ROOT / "setup.sh", ROOT / "README.md", ROOT / "Snakefile", *ROOT.glob("docs/*.md")]
+    texts += [
+        *ROOT.glob("workflow/**/*.smk"),
+        *ROOT.glob("workflow/**/*.yaml"),
+        *ROOT.glob("scripts/**/*.py"),
+    ]
+    texts += [*PACKAGE.rglob("*.py"), *ROOT.glob("profiles/**/*.yaml"), *ROOT.glob("config/**/*.yaml")]
+    missing = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in texts
+        for name in sorted(referenced_names(path.read_text()))
+        if not resolves(name)
+    ]
+    assert not missing

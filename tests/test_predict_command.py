@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facemask.config.settings import ImageCache, TestTimeAugmentation
+from facemask.config.sections import ImageCache, TestTimeAugmentation
 from facemask.ensemble.bundle import Bundle, BundleError, BundleMember
 from facemask.ensemble.vote import Vote
 from facemask.model.classifier import create_classifier, model_data_config, save_checkpoint

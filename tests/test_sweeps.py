@@ -4,6 +4,7 @@ end to end with successive halving, rebuilding only new points."""
 
 import json
 import math
+import re
 import sqlite3
 
 import numpy as np
@@ -12,9 +13,10 @@ import pytest
 import yaml
 
 from facemask.classes.labels import LOGIT_COLUMNS
+from facemask.config.consistency import checked_settings
 from facemask.config.schema import validated
 from facemask.config.settings import Settings
-from facemask.config.sweeps import draw_points, grid_points, variant_name
+from facemask.config.sweeps import differences, draw_points, grid_points, variant_name
 from facemask.predict.cli import main as facemask_main
 from facemask.report.sweeps import sweep_ranking
 from facemask.tracking.store import TrackingTarget
@@ -46,13 +48,13 @@ def test_a_grid_is_every_combination_named_by_its_settings_whatever_their_order(
 
 def test_draws_are_seeded_in_range_and_more_draws_keep_the_earlier_ones():
     ranges = {"optimizer.lr": {"log_uniform": [1e-4, 1e-2]}, "mix.prob": {"uniform": [0.0, 1.0]}}
-    ranges |= {"epochs": {"int_uniform": [2, 4]}, "loss": {"choice": ["a", "b"]}}
+    ranges |= {"epochs": {"int_uniform": [2, 4]}, "loss": {"choice": ["a", "b"]}, "bins": {"choice": [None]}}
     five = draw_points({"count": 5, "seed": 3, "ranges": ranges})
     assert draw_points({"count": 8, "seed": 3, "ranges": ranges})[:5] == five
     assert draw_points({"count": 5, "seed": 4, "ranges": ranges}) != five
     for point in draw_points({"count": 200, "seed": 0, "ranges": ranges}):
         assert 1e-4 <= point["optimizer.lr"] <= 1e-2 and 0 <= point["mix.prob"] <= 1
-        assert point["epochs"] in (2, 3, 4) and point["loss"] in ("a", "b")
+        assert point["epochs"] in (2, 3, 4) and point["loss"] in ("a", "b") and point["bins"] is None
     lrs = [p["optimizer.lr"] for p in draw_points({"count": 400, "seed": 0, "ranges": ranges})]
     assert 0.4 < np.mean(np.log10(lrs) < -3) < 0.6  # log-uniform: half the draws below the middle decade
 
@@ -76,6 +78,29 @@ def test_a_sweeps_variants_are_blocks_of_their_own_not_voted_each_its_base_with_
     assert len(set(again.variants) & set(sweep.variants)) == 1  # the shared point is one block
 
 
+def test_joined_keys_move_together_and_a_number_steps_into_a_list():
+    pairs = [[[96, 96], 4], [[112, 112], 3]]
+    sweep = {"base": "resnet34", "grid": {"image_size, epochs": pairs, "loss.0.label_smoothing": [0.0]}}
+    settings = Settings.from_config(config_with(sweep))
+    blocks = [settings.models[variant] for variant in settings.sweeps["lr"].variants]
+    assert sorted((block.image_size, block.epochs) for block in blocks) == [((96, 96), 4), ((112, 112), 3)]
+    assert all(block.loss[0]["label_smoothing"] == 0.0 for block in blocks)
+    base = settings.models["resnet34"]
+    assert all(block.loss[1:] == base.loss[1:] and block.optimizer == base.optimizer for block in blocks)
+    separate = {"image_size": [[96, 96]], "epochs": [4], "loss.0.label_smoothing": [0.0]}
+    assert variant_name("resnet34", grid_points(separate)[0]) in settings.sweeps["lr"].variants
+    drawn = {"count": 3, "ranges": {"image_size, epochs": {"choice": pairs}}}
+    drawn_settings = Settings.from_config(config_with({"base": "resnet34", "draws": drawn}))
+    drawn_blocks = [drawn_settings.models[variant] for variant in drawn_settings.sweeps["lr"].variants]
+    assert {(block.image_size, block.epochs) for block in drawn_blocks} <= {((96, 96), 4), ((112, 112), 3)}
+
+
+def test_adopting_says_how_a_winner_differs_entry_by_entry_in_a_list():
+    base = {"loss": [{"name": "cross_entropy", "label_smoothing": 0.1}, {"name": "f1"}], "epochs": 3}
+    winner = {"loss": [{"name": "cross_entropy", "label_smoothing": 0.0}, {"name": "f1"}], "epochs": 3}
+    assert differences(base, winner) == ["loss.0.label_smoothing: 0.1 -> 0.0"]
+
+
 @pytest.mark.parametrize(
     ("sweep", "message"),
     [
@@ -90,6 +115,14 @@ def test_a_sweeps_variants_are_blocks_of_their_own_not_voted_each_its_base_with_
             "config: sweeps.lr: epochs.x: epochs is not a group",
         ),
         ({"base": "resnet34", "grid": {}}, "config: sweeps.lr.grid:"),
+        (
+            {"base": "resnet34", "grid": {"loss.7.label_smoothing": [0.0]}},
+            "config: sweeps.lr: loss.7.label_smoothing: 7 is not an index of a list of",
+        ),
+        (
+            {"base": "resnet34", "grid": {"image_size, epochs": [[[96, 96]]]}},
+            "config: sweeps.lr: image_size, epochs: [[96, 96]] is not a list of 2 values, one per key",
+        ),
         ({"base": "resnet34"}, "config: sweeps.lr: no variants: give a grid or draws"),
     ],
 )
@@ -98,6 +131,39 @@ def test_a_bad_sweep_is_one_config_error_naming_the_sweep_and_the_key(sweep, mes
         Settings.from_config(config_with(sweep))
     assert message in str(error.value)
     assert str(error.value).startswith("config: sweeps.lr")
+
+
+def test_a_block_or_variant_that_mixes_with_neither_mixup_nor_cutmix_is_a_config_error():
+    config = config_with(
+        {"base": "resnet34", "grid": {"mix.prob, mix.mixup_alpha": [[0.0, 0.0], [0.5, 1.0]]}}
+    )
+    config["models"]["resnet34"]["mix"] = {"prob": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
+    assert len(checked_settings(config).sweeps["lr"].variants) == 2  # mixing on, or off with prob 0
+    config["sweeps"]["lr"]["grid"] = {"mix.prob": [0.0, 0.5]}
+    with pytest.raises(
+        ConfigError, match=r"^config: sweeps.lr: variant resnet34-\w+ \(mix.prob=0.5\): mix.prob"
+    ):
+        checked_settings(config)
+    config["sweeps"] = {}
+    config["models"]["resnet34"]["mix"]["prob"] = 0.7
+    with pytest.raises(ConfigError, match="config: models.resnet34.mix: mix.prob is 0.7 but mixup_alpha and"):
+        checked_settings(config)
+
+
+def test_halving_folds_are_some_of_the_sweeps_and_its_early_rungs_train_only_on_them(tmp_path):
+    sweep = {"base": "resnet34", "folds": [0, 1], "grid": {"optimizer.lr": [1e-3, 1e-2]}}
+    sweep["halving"] = {"budgets": [0.5], "keep": 0.5, "folds": [2]}
+    config = validated(config_with(sweep) | {"folds": {"k": 3}})
+    with pytest.raises(
+        ConfigError, match=r"sweeps.lr.halving.folds: 2 is not one of the sweep's folds \(0, 1\)"
+    ):
+        checked_settings(config)
+    work = demo_work_folder(tmp_path)
+    sweep["halving"]["folds"] = [1]
+    (work / "sweep.yaml").write_text(yaml.safe_dump({"sweeps": {"lr": sweep}}))
+    dry_run = snakemake(work, "sweep_lr", "--dry-run", configs=("demo.yaml", "tiny.yaml", "sweep.yaml"))
+    assert planned_jobs(dry_run)["train"] == 2  # up to the rung's checkpoint: each variant on fold 1 only
+    assert len(re.findall(r"wildcards: .*model=resnet34-\w+-e1, fold=1", dry_run.stdout)) == 2
 
 
 def oof_table(labels: np.ndarray, signal: float, rng) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 import facemask.train.fold
-from facemask.config.settings import Tracking
+from facemask.config.sections import Tracking
 from facemask.tracking.results import FolderResults, log_results
 from facemask.tracking.store import PARENT_TAG, Tracker, TrackingTarget, child_run_name, parent_run_id
 from facemask.tracking.train_runs import TrainTracking

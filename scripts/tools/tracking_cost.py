@@ -13,7 +13,7 @@ import yaml
 
 from facemask.config.blocks import ModelBlock
 from facemask.config.schema import validated
-from facemask.config.settings import Tracking
+from facemask.config.sections import Tracking
 from facemask.data.cache import prepare_cache
 from facemask.data.dataset import index_eval_photos, index_train_photos
 from facemask.data.demo import make_demo_data

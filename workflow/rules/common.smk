@@ -240,11 +240,15 @@ def get_round_members(wildcards):
     return get_members(round_models(wildcards))
 
 
+def files_of(pattern, members):
+    """`pattern` (with {model} and {fold}) for each (model, fold) of `members`, in their order."""
+    return expand(pattern, zip, model=[model for model, _ in members], fold=[fold for _, fold in members])
+
+
 def member_files(pattern, models=None):
     """`pattern` (a train_output or predict_output of a round) for every member, in the order of
     get_members(models)."""
-    members = get_members(models)
-    return expand(pattern, zip, model=[model for model, _ in members], fold=[fold for _, fold in members])
+    return files_of(pattern, get_members(models))
 
 
 def round_files(output, name):

@@ -9,9 +9,10 @@ def sweep_of(wildcards):
     return SETTINGS.sweeps[wildcards.sweep]
 
 
-def sweep_folds(sweep):
-    """The folds a sweep trains and ranks on."""
-    return list(sweep.folds or range(SETTINGS.folds.k))
+def sweep_folds(sweep, early_rung=False):
+    """The folds a sweep trains and ranks on: at its last rung, or at the rungs before
+    (`early_rung`: its halving folds, else the same)."""
+    return list((early_rung and sweep.rung_folds) or sweep.folds or range(SETTINGS.folds.k))
 
 
 def rung_variants(sweep, rung):
@@ -35,17 +36,13 @@ def sweep_blocks(wildcards):
 
 def sweep_members(wildcards):
     """Every (block, fold) member a sweep job reads, in the order of sweep_files."""
-    return [[block, fold] for block in sweep_blocks(wildcards) for fold in sweep_folds(sweep_of(wildcards))]
+    folds = sweep_folds(sweep_of(wildcards), early_rung=hasattr(wildcards, "rung"))
+    return [[block, fold] for block in sweep_blocks(wildcards) for fold in folds]
 
 
 def sweep_files(pattern):
     """An input function: `pattern` (with {model} and {fold}) of every member of sweep_members."""
-
-    def files(wildcards):
-        members = sweep_members(wildcards)
-        return expand(pattern, zip, model=[block for block, _ in members], fold=[fold for _, fold in members])
-
-    return files
+    return lambda wildcards: files_of(pattern, sweep_members(wildcards))
 
 
 def get_sweep(wildcards):
@@ -59,6 +56,23 @@ def get_sweep(wildcards):
         "match_class_shares": SETTINGS.ensemble.match_class_shares,
         "cut_models": [block for block in blocks if block in SETTINGS.age_cut_models],
     }
+
+
+def sweep_rung_members(wildcards):
+    """Every (block, fold) train job of a sweep's rungs before the last, rung by rung."""
+    sweep = sweep_of(wildcards)
+    folds = sweep_folds(sweep, early_rung=True)
+    return [
+        [sweep.rung_block(variant, rung), fold]
+        for rung in range(len(sweep.budgets))
+        for variant in rung_variants(sweep, rung)
+        for fold in folds
+    ]
+
+
+def get_sweep_rung_benchmarks(wildcards):
+    """The benchmark files of sweep_rung_members, in their order."""
+    return files_of(f"{RESULTS}/benchmarks/train/{{model}}/fold{{fold}}.tsv", sweep_rung_members(wildcards))
 
 
 def get_sweep_rungs(wildcards):

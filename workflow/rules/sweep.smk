@@ -26,6 +26,7 @@ rule rank_sweep:
     input:
         oof_logits=sweep_files(train_output("oof_logits.csv", RESULTS)),
         benchmarks=sweep_files(f"{RESULTS}/benchmarks/train/{{model}}/fold{{fold}}.tsv"),
+        rung_benchmarks=get_sweep_rung_benchmarks,
         rungs=get_sweep_rungs,
         train_index=index_output("train"),
     output:
@@ -41,6 +42,7 @@ rule rank_sweep:
         f"{RESULTS}/logs/sweeps/{{sweep}}/rank.log",
     params:
         members=sweep_members,
+        rung_members=sweep_rung_members,
         sweep=get_sweep,
         seed=SETTINGS.seed,
         code=code_digest("rank_sweep.py"),

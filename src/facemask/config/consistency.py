@@ -5,6 +5,7 @@ from pathlib import Path
 
 from facemask.config.schema import close_name
 from facemask.config.settings import Settings
+from facemask.config.sweeps import describe
 from facemask.utils.errors import ConfigError
 
 #: the demo's data set, which its first rule generates
@@ -35,10 +36,30 @@ def check_run_selection(settings: Settings) -> None:
                 raise ConfigError(
                     f"config: sweeps.{sweep.name}.folds: {fold} is not a fold below folds.k {k}"
                 )
+        for fold in sweep.rung_folds or ():
+            if fold not in (sweep.folds or range(k)):
+                raise ConfigError(
+                    f"config: sweeps.{sweep.name}.halving.folds: {fold} is not one of the sweep's folds "
+                    f"({', '.join(map(str, sweep.folds or range(k)))})"
+                )
     for name in settings.pseudo_models:
         if name not in run:
             raise ConfigError(
                 f"config: pseudo_labels.models: {name!r} is not a block that is run (run: {', '.join(run)})"
+            )
+
+
+def check_mixing(settings: Settings) -> None:
+    """No block mixes a share of its batches with neither Mixup nor CutMix on (a silent no-op, and
+    in a sweep a variant that is its base under another name)."""
+    for name, block in settings.models.items():
+        mix = block.mix
+        if mix.prob and not (mix.mixup_alpha or mix.cutmix_alpha):
+            sweep = settings.sweep_of(name)
+            where = f"sweeps.{sweep.name}: {describe(sweep, name)}" if sweep else f"models.{name}.mix"
+            raise ConfigError(
+                f"config: {where}: mix.prob is {mix.prob} but mixup_alpha and cutmix_alpha are 0, so "
+                "nothing would be mixed: set one of them (1.0 is timm's usual), or prob 0"
             )
 
 
@@ -76,4 +97,5 @@ def checked_settings(config: dict) -> Settings:
     check_age_bins(config)
     settings = Settings.from_config(config)
     check_run_selection(settings)
+    check_mixing(settings)
     return settings

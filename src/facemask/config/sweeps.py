@@ -1,10 +1,12 @@
 """Sweeps (config `sweeps`): many settings of one model block tried as jobs. A sweep names a base
-block and the settings to vary by dotted key: a grid of values, and/or random draws from ranges
-(seeded). Each point becomes a model block at load time, named from its settings alone (the base
-block's name and a digest), so that adding a value adds only its jobs, reordering changes nothing,
-and two sweeps that try the same point train it once. With
-`halving`, successive halving: every variant first trains on a fraction of its epochs (a rung), the
-best `keep` share goes on to the next, the last rung at the full epochs."""
+block and the settings to vary by dotted key (`optimizer.lr`; a number steps into a list:
+`loss.0.label_smoothing`): a grid of values, and/or random draws from ranges (seeded). Keys joined by
+commas (`image_size, epochs`) move together, each value a list with one entry per key. Each point
+becomes a model block at load time, named from its settings alone (the base block's name and a
+digest), so that adding a value adds only its jobs, reordering changes nothing, and two sweeps that
+try the same point train it once. With `halving`, successive halving: every variant first trains on
+a fraction of its epochs (a rung), on the rung folds, the best `keep` share goes on to the next, the
+last rung at the full epochs on the sweep's folds."""
 
 import copy
 import dataclasses
@@ -33,7 +35,8 @@ class Sweep:
     """A sweep as loaded: its `base` block, its variants (block name -> the settings varied, by
     dotted key), the `folds` it trains (None: all), and with halving the epochs `budgets` of the
     rungs before the last (fractions of each variant's epochs), each variant's blocks at those
-    rungs (`rungs`, named <variant>-e<epochs>) and the share `keep` that goes on."""
+    rungs (`rungs`, named <variant>-e<epochs>), the share `keep` that goes on, and the folds
+    those rungs train on (`rung_folds`; None: the sweep's)."""
 
     name: str
     base: str
@@ -42,6 +45,7 @@ class Sweep:
     budgets: tuple[float, ...] = ()
     keep: float = 0.34
     rungs: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    rung_folds: tuple[int, ...] | None = None
 
     @property
     def blocks(self) -> list[str]:
@@ -64,18 +68,55 @@ class Sweep:
 
 
 def with_setting(block: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """A copy of `block` with the dotted `key` (e.g. optimizer.lr) set to `value`."""
+    """A copy of `block` with the dotted `key` (e.g. optimizer.lr; a number steps into a list, as in
+    loss.0.label_smoothing) set to `value`."""
     changed = copy.deepcopy(dict(block))
     *path, last = key.split(".")
-    place = changed
+    place: Any = changed
     for part in path:
-        if place.get(part) is None:  # unset, or null: a group of its own
+        if isinstance(place, dict) and place.get(part) is None:  # unset, or null: a group of its own
             place[part] = {}
-        place = place[part]
-        if not isinstance(place, dict):
-            raise ConfigError(f"{key}: {part} is not a group of settings")
-    place[last] = value
+        place = step(place, part, key)
+    if isinstance(place, list):
+        place[list_index(place, last, key)] = value
+    elif isinstance(place, dict):
+        place[last] = value
+    else:
+        raise ConfigError(f"{key}: {path[-1]} is not a group of settings")
     return changed
+
+
+def step(place: Any, part: str, key: str) -> Any:
+    """The setting `part` of the group or list `place`, one step along the dotted `key`."""
+    if isinstance(place, list):
+        return place[list_index(place, part, key)]
+    if not isinstance(place, dict):
+        raise ConfigError(f"{key}: {part} is not in a group of settings")
+    return place[part]
+
+
+def list_index(items: list, part: str, key: str) -> int:
+    """`part` of the dotted `key` as an index of the list `items`."""
+    if not part.isdigit() or int(part) >= len(items):
+        raise ConfigError(
+            f"{key}: {part} is not an index of a list of {len(items)} entries (0 to {len(items) - 1})"
+        )
+    return int(part)
+
+
+def split_joined(point: Mapping[str, Any]) -> dict[str, Any]:
+    """A point with its joined keys (`image_size, epochs`: several settings that move together)
+    split, one value per key."""
+    split: dict[str, Any] = {}
+    for joined, value in point.items():
+        keys = [key.strip() for key in joined.split(",")]
+        if len(keys) == 1:
+            split[keys[0]] = value
+        elif not isinstance(value, list) or len(value) != len(keys):
+            raise ConfigError(f"{joined}: {value!r} is not a list of {len(keys)} values, one per key")
+        else:
+            split |= dict(zip(keys, value, strict=True))
+    return split
 
 
 def grid_points(grid: Mapping[str, list]) -> list[dict[str, Any]]:
@@ -93,8 +134,10 @@ def draw_points(draws: Mapping[str, Any]) -> list[dict[str, Any]]:
         point = {}
         for key in sorted(ranges):
             (kind, spec), *_ = ranges[key].items()
-            chosen = spec[int(rng.integers(len(spec)))] if kind == "choice" else None
-            point[key] = SAMPLERS[kind](rng, *spec) if chosen is None else chosen
+            if kind == "choice":  # a value may be null (a setting's default)
+                point[key] = spec[int(rng.integers(len(spec)))]
+            else:
+                point[key] = SAMPLERS[kind](rng, *spec)
         points.append(point)
     return points
 
@@ -119,6 +162,10 @@ def expand_sweep(name: str, sweep: Mapping[str, Any], models: Mapping[str, Any])
     points = [grid | drawn for grid in points for drawn in draw_points(draws)] if draws else points
     if not sweep.get("grid") and not draws:
         raise ConfigError(f"config: sweeps.{name}: no variants: give a grid or draws")
+    try:
+        points = [split_joined(point) for point in points]
+    except ConfigError as error:
+        raise ConfigError(f"config: sweeps.{name}: {error}") from None
     variants = dict(
         sorted((variant_name(sweep["base"], point), point) for point in points)
     )  # no config order
@@ -136,7 +183,9 @@ def expand_sweep(name: str, sweep: Mapping[str, Any], models: Mapping[str, Any])
     for named in rungs.values():
         blocks |= named
     folds = tuple(sweep["folds"]) if sweep.get("folds") else None
-    loaded = Sweep(name, sweep["base"], variants, folds, budgets, halving.get("keep", 0.34))
+    rung_folds = tuple(halving["folds"]) if halving.get("folds") else None
+    keep = halving.get("keep", 0.34)
+    loaded = Sweep(name, sweep["base"], variants, folds, budgets, keep, rung_folds=rung_folds)
     return dataclasses.replace(
         loaded, rungs={variant: tuple(named) for variant, named in rungs.items()}
     ), blocks
@@ -178,10 +227,13 @@ def describe(sweep: Sweep, block: str) -> str:
 
 
 def differences(base: Mapping[str, Any], block: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """How `block` differs from `base`, one `key: old -> new` line per dotted key."""
+    """How `block` differs from `base`, one `key: old -> new` line per dotted key (lists of one
+    length compared entry by entry: loss.0.label_smoothing)."""
     lines = []
-    for key in sorted(set(base) | set(block)):
+    for key in sorted(set(base) | set(block), key=str):
         old, new = base.get(key), block.get(key)
+        if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+            old, new = dict(enumerate(old)), dict(enumerate(new))
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             lines += differences(old, new, f"{prefix}{key}.")
         elif old != new:

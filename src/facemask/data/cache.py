@@ -35,7 +35,7 @@ PLACED = "folder"
 def load_prepared(path: Path, size: tuple[int, int], crop: str, face: Box | None, face_scale: float):
     """One photo as uint8 (height, width, 3) pixels at `size`, and its crop box: none for the whole
     photo (`crop` "whole"), the centred box for "centre", and for "face" the box around `face`
-    (see facemask.data.faces.crop_box; centred when no face was found)."""
+    (see crop_box; centred when no face was found)."""
     height, width = size
     image = read_photo(path, at_least=max(size) if crop == "whole" else None)
     box = None if crop == "whole" else crop_box(image.width, image.height, face, height / width, face_scale)

@@ -19,7 +19,7 @@ import numpy as np
 
 from facemask.classes.decision import decide_classes
 from facemask.classes.labels import GENDER_NAMES, MASK_NAMES, TASK_STRIDES, age_band_names
-from facemask.config.settings import ImageCache, TestTimeAugmentation
+from facemask.config.sections import ImageCache, TestTimeAugmentation
 from facemask.config.typed import as_config, typed
 from facemask.ensemble.vote import Vote
 from facemask.utils.errors import PipelineError

@@ -12,7 +12,7 @@ import torch
 import ttach
 
 from facemask.classes.labels import LOGIT_COLUMNS
-from facemask.config.settings import TestTimeAugmentation
+from facemask.config.sections import TestTimeAugmentation
 from facemask.data.augment import batch_transform
 from facemask.data.loader import CachedPhotos, photo_loader
 from facemask.model.classifier import load_checkpoint

@@ -36,10 +36,12 @@ def sweep_ranking(
     shares: np.ndarray | None,
     cut_models: Sequence[str] = (),
     resamples: int = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """One row per block of `tables` (the `base` block and the variants; `settings`: each variant's
-    varied settings in words; `seconds`: its training time over its folds), best out-of-fold macro
-    F1 first: the task scores, the gain over the base with its 95 % interval, the verdict."""
+    varied settings in words; `seconds`: its train jobs' time), best out-of-fold macro F1 first:
+    the task scores, the gain over the base with its 95 % interval (the people resampled with
+    `seed`), the verdict."""
     truth, person = (tables[base][column].to_numpy() for column in ("label", "person"))
     base_answers = decided_alone(base, tables[base], shares, cut_models)
     rows = []
@@ -47,7 +49,7 @@ def sweep_ranking(
         if not table.index.equals(tables[base].index):
             raise ValueError(f"the out-of-fold photos of {block!r} are not those of the base {base!r}")
         answers = decided_alone(block, table, shares, cut_models)
-        gains = pd.DataFrame(person_bootstrap_gains(truth, answers, base_answers, person, resamples))
+        gains = pd.DataFrame(person_bootstrap_gains(truth, answers, base_answers, person, resamples, seed))
         low, high = np.percentile(gains["macro_f1"], [2.5, 97.5])
         scores = task_scores(truth, answers)
         row: dict[str, str | float] = {"block": block, "settings": settings.get(block, "(the base)")}
@@ -73,17 +75,19 @@ def verdict(is_base: bool, low: float, high: float) -> str:
     return "ahead" if low > 0 else "behind" if high < 0 else "indistinguishable"
 
 
-def stopped_rows(sweep: Sweep, rungs: Sequence[pd.DataFrame]) -> pd.DataFrame:
+def stopped_rows(sweep: Sweep, rungs: Sequence[pd.DataFrame], seconds: Mapping[str, float]) -> pd.DataFrame:
     """The ranking's rows of the variants that successive halving stopped: each with its macro F1
-    at the rung it stopped at (rung tables of sweep_rung, in rung order)."""
+    at the rung it stopped at (rung tables of sweep_rung, in rung order) and its train jobs' time
+    (`seconds`, by variant)."""
     rows = [
         {
             "block": row["variant"],
             "settings": settings_text(sweep, row["variant"]),
             "macro_f1": row["macro_f1"],
             "verdict": f"stopped at rung {rung} ({sweep.budgets[rung]:.0%} of the epochs)",
+            "train_minutes": seconds.get(row["variant"], np.nan) / 60,
         }
         for rung, table in enumerate(rungs)
         for row in table[~table["goes_on"]].to_dict("records")
     ]
-    return pd.DataFrame(rows, columns=["block", "settings", "macro_f1", "verdict"])
+    return pd.DataFrame(rows, columns=["block", "settings", "macro_f1", "verdict", "train_minutes"])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from facemask.config.settings import Tracking
+from facemask.config.sections import Tracking
 from facemask.utils.files import write_json
 from facemask.utils.logs import log
 
