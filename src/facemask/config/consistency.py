@@ -54,7 +54,7 @@ def check_mixing(settings: Settings) -> None:
     in a sweep a variant that is its base under another name)."""
     for name, block in settings.models.items():
         mix = block.mix
-        if mix.prob and not (mix.mixup_alpha or mix.cutmix_alpha):
+        if mix.prob and not mix.is_on:
             sweep = settings.sweep_of(name)
             where = f"sweeps.{sweep.name}: {describe(sweep, name)}" if sweep else f"models.{name}.mix"
             raise ConfigError(
