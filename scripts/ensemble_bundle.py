@@ -11,6 +11,7 @@ import pandas as pd
 from facemask.classes.decision import class_share_offsets, class_shares_to_match, log_probabilities
 from facemask.config.sections import ImageCache, TestTimeAugmentation
 from facemask.config.typed import typed
+from facemask.data.faces import found_on
 from facemask.ensemble.bundle import Bundle, BundleMember
 from facemask.ensemble.fit import fit_vote, oof_by_model
 from facemask.ensemble.spec import VoteSpec
@@ -63,6 +64,7 @@ def main():
         age_bins=tuple(params.age_bins),
         class_offsets=None if offsets is None else tuple(offsets.tolist()),
         offsets_fitted_on=f"the soft vote of {len(image_ids)} eval photos",
+        face_device=found_on(pd.read_csv(snakemake.input.faces)) if snakemake.input.faces else "cpu",
     )
     bundle.write(snakemake.output[0])
     log.info("ensemble bundle of %d members written to %s", len(members), snakemake.output[0])

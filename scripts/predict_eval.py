@@ -12,6 +12,7 @@ from facemask.utils.cpus import job_threads
 from facemask.utils.files import write_csv
 from facemask.utils.gpu_slots import claim_gpu
 from facemask.utils.logs import run_job
+from facemask.utils.memory import BatchSetting
 
 
 def main():
@@ -23,7 +24,9 @@ def main():
         else None
     )
     tta = typed(TestTimeAugmentation, snakemake.params.tta)
-    options = PredictOptions(tta, job_threads(snakemake.threads), snakemake.params.device)
+    job = f"model {snakemake.wildcards.model}, fold {snakemake.wildcards.fold} (eval photos)"
+    memory = BatchSetting(job, "tta.batch_size")
+    options = PredictOptions(tta, job_threads(snakemake.threads), snakemake.params.device, memory)
     logits = predict_eval_photos(snakemake.input.checkpoint, photos, snakemake.input.cache, options, age_cuts)
     write_csv(logits, snakemake.output[0])
 

@@ -6,6 +6,7 @@ from facemask.utils.cpus import job_threads
 from facemask.utils.files import write_csv
 from facemask.utils.gpu_slots import claim_gpu
 from facemask.utils.logs import log, run_job
+from facemask.utils.memory import BatchSetting
 
 
 def main():
@@ -19,7 +20,9 @@ def main():
             len(report.ignored_files),
             report.ignored_files[0],
         )
-    table = predict_photos(bundle, photos, job_threads(snakemake.threads), device=snakemake.params.device)
+    memory = BatchSetting(f"predict set {snakemake.wildcards.name}", "tta.batch_size")
+    threads = job_threads(snakemake.threads)
+    table = predict_photos(bundle, photos, threads, device=snakemake.params.device, memory=memory)
     write_csv(table, snakemake.output[0])
     log.info(
         "%d photos predicted; answers: %s", len(table), table["ans"].value_counts().sort_index().to_dict()

@@ -60,6 +60,7 @@ def main():
         age_bins=snakemake.params.age_bins,
         device=snakemake.params.device,
         pseudo=pseudo,
+        name=model,
     )
 
 

@@ -3,6 +3,7 @@ hours later, or ignore, is refused naming the block and the key; every shipped c
 
 import copy
 import functools
+import inspect
 import json
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 import torch
 import yaml
 from snakemake.utils import update_config
+from timm.optim import create_optimizer_v2, get_optimizer_class, get_optimizer_info, list_optimizers
+from timm.scheduler import create_scheduler_v2
 
 from facemask.config.blocks import ModelBlock
 from facemask.config.schema import validated
@@ -18,7 +21,17 @@ from facemask.train import block_verdicts
 from facemask.train.block_check import check_block
 from facemask.train.block_verdicts import record_passed, unchecked_blocks
 from facemask.train.fold import train_fold
+from facemask.train.optim import LearningRateSchedule
+from facemask.train.timm_options import (
+    FLAGGED_OPTIONS,
+    SCHEDULE_READS,
+    keyword_names,
+    optimizer_problems,
+    schedule_reads,
+    scheduler_defaults,
+)
 from facemask.utils.errors import ConfigError
+from facemask.utils.provenance import package_modules
 
 from .conftest import TORCH_THREADS, model_settings, outputs_in
 
@@ -76,15 +89,61 @@ LAYERS = [
             {"scheduler": {"name": "cosinus"}},
             "scheduler: timm cannot build it (ValueError: Unknown scheduler 'cosinus'",
         ),
-        ({"scheduler": {"name": "cosine", "cycle_limitt": 3}}, "scheduler: timm cannot build it (TypeError:"),
+        (
+            {"scheduler": {"name": "cosine", "cycle_limitt": 3}},
+            "scheduler: unknown key 'cycle_limitt' (did you mean 'cycle_limit'?)",
+        ),
+        (
+            {"scheduler": {"name": "cosine", "decay_rate": 0.5}},
+            "scheduler.decay_rate: the cosine schedule takes no decay_rate (poly, step, multistep, plateau "
+            "do): remove it, or change scheduler.name",
+        ),
+        (
+            {"scheduler": {"name": "cosine", "patience_epochs": 3}},
+            "scheduler.patience_epochs: the cosine schedule takes no patience_epochs (plateau does)",
+        ),
+        (
+            {"scheduler": {"name": "plateau", "cycle_limit": 3}},
+            "scheduler.cycle_limit: the plateau schedule takes no cycle_limit (cosine, tanh, poly do)",
+        ),
+        (
+            {"scheduler": {"name": "step", "min_lr": 1.0e-5}},
+            "scheduler.min_lr: the step schedule takes no min_lr",
+        ),
+        (
+            {"scheduler": {"name": "none", "warmup_epochs": 3}},
+            "scheduler.warmup_epochs: the none schedule takes no warmup_epochs",
+        ),
         ({"optimizer": {"name": "adamm"}}, "optimizer: timm cannot build it"),
         (
             {"optimizer": {"name": "adamw", "betaz": [0.9, 0.99]}},
-            "optimizer: timm cannot build it (TypeError:",
+            "optimizer: unknown key 'betaz' (did you mean 'betas'?)",
         ),
         (
+            {"optimizer": {"name": "adamw", "weight_decai": 0.05}},
+            "optimizer: unknown key 'weight_decai' (did you mean 'weight_decay'?)",
+        ),
+        (
+            {"optimizer": {"name": "adam", "momentum": 0.9}},
+            "optimizer.momentum: adam takes no momentum (sgd, ",
+        ),
+        (
+            {"optimizer": {"name": "lookahead_adamw", "momentum": 0.9}},
+            "optimizer.momentum: lookahead_adamw takes no momentum",
+        ),
+        ({"optimizer": {"name": "sgd", "betas": [0.9, 0.99]}}, "optimizer.betas: sgd takes no betas (adam, "),
+        ({"optimizer": {"name": "lion", "eps": 1.0e-6}}, "optimizer.eps: lion takes no eps"),
+        (
             {"model_kwargs": {"drop_ratez": 0.1}},
-            "model_kwargs: timm cannot build resnet18 with {'drop_ratez': 0.1} (TypeError",
+            "model_kwargs: unknown key 'drop_ratez' (did you mean 'drop_rate'?)",
+        ),
+        (
+            {"model_kwargs": {"drop_rate": 0.1, "drop_path_rat": 0.1}},
+            "model_kwargs: unknown key 'drop_path_rat' (did you mean 'drop_path_rate'?)",
+        ),
+        (
+            {"model_kwargs": {"in_chans": "three"}},
+            "model_kwargs: timm cannot build resnet18 with {'in_chans': 'three'} (TypeError",
         ),
         (
             {"model_kwargs": {"num_classes": 5}},
@@ -138,6 +197,14 @@ def test_a_setting_that_would_fail_or_be_ignored_is_refused_in_one_line_naming_i
         {"scheduler": {"name": "cosine", "warmup_epochs": 0.5, "cycle_limit": 3, "cycle_decay": 0.5}},
         {"epochs": 3, "scheduler": {"name": "wsd", "decay_epochs": 0.1}},
         {"optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}},
+        {"optimizer": {"name": "lookahead_sgd", "momentum": 0.9, "nesterov": False}},
+        {"optimizer": {"name": "adamw", "betas": [0.9, 0.99], "eps": 1.0e-6, "layer_decay": 0.8}},
+        {"scheduler": {"name": "step", "decay_epochs": 0.5, "decay_rate": 0.5}},
+        {"scheduler": {"name": "multistep", "decay_milestones": [1, 2], "decay_rate": 0.5}},
+        {"scheduler": {"name": "plateau", "patience_epochs": 2, "decay_rate": 0.5}},
+        {"scheduler": {"name": "none", "warmup_epochs": 2, "warmup_prefix": True}},
+        {"scheduler": {"name": "step", "min_lr": 1.0e-6}},  # the schema's default, which every block holds
+        {"optimizer": {"name": "adamw", "momentum": None}},  # null: a momentum set below removed
         {"compile": True},
         {"compile": "aot_eager"},
         {"compile": "inductor"},
@@ -155,6 +222,94 @@ def test_the_check_leaves_the_settings_and_the_random_states_as_they_were():
     assert settings == kept
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert np.array_equal(np.random.get_state()[1], numpy_state[1])
+
+
+@pytest.mark.filterwarnings("ignore:It is highly recommended to have 'opt_einsum'")
+def test_timm_drops_momentum_eps_and_betas_exactly_for_the_optimizers_that_the_check_names():
+    """create_optimizer_v2 passes momentum, eps and betas on to an optimizer whose registry entry has
+    them (whose class takes them) and drops them silently for the others, as the check says."""
+    values = {"momentum": 0.5, "eps": 1.0e-3, "betas": (0.5, 0.6)}
+    assert set(FLAGGED_OPTIONS) == set(values)
+    model = torch.nn.Linear(2, 2)
+    for name in map(str, list_optimizers()):
+        info = get_optimizer_info(name)
+        try:
+            optimizer = get_optimizer_class(name, bind_defaults=False)
+        except (AssertionError, ImportError):  # APEX and bitsandbytes: CUDA only
+            continue
+        for option, value in values.items():
+            assert getattr(info, f"has_{option}") == (option in keyword_names(optimizer)), (name, option)
+            if not getattr(info, f"has_{option}"):
+                built = create_optimizer_v2(model, name, lr=0.01, **{option: value})
+                assert all(group.get(option) != value for group in built.param_groups), (name, option)
+                assert next(optimizer_problems({"name": name, option: value})).startswith(
+                    f"optimizer.{option}: {name} takes no {option}"
+                )
+
+
+#: the arguments of create_scheduler_v2 that the train job sets itself (facemask.train.optim)
+SET_BY_THE_JOB = {"optimizer", "sched", "num_epochs", "step_on_epochs", "updates_per_epoch"}
+#: a value of each other argument, unlike the schema's default and timm's
+CHANGED = {
+    "decay_epochs": 0.5,
+    "decay_milestones": [1, 2],
+    "cooldown_epochs": 2,
+    "patience_epochs": 3,
+    "decay_rate": 0.5,
+    "min_lr": 1.0e-4,
+    "warmup_lr": 1.0e-3,
+    "warmup_epochs": 2,
+    "warmup_prefix": True,
+    "noise": 0.5,
+    "noise_pct": 0.5,
+    "noise_std": 0.5,
+    "noise_seed": 7,
+    "cycle_mul": 2.0,
+    "cycle_decay": 0.5,
+    "cycle_limit": 2,
+    "k_decay": 2.0,
+    "decay_fn": "cosine",
+    "stable_timescale": 2.0,
+    "plateau_mode": "min",
+}
+
+
+def built_schedule(options: dict) -> tuple:
+    """A train job's schedule (facemask.train.optim) of the scheduler `options`: the timm scheduler's
+    settings, the run's epochs and the first lr."""
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    schedule = LearningRateSchedule(optimizer, ModelBlock(arch="resnet18", scheduler=options), 100)
+    state = {} if schedule.scheduler is None else vars(schedule.scheduler)
+    settings = {
+        key: value.state_dict() if hasattr(value, "state_dict") else value  # plateau's torch scheduler
+        for key, value in state.items()
+        if key != "optimizer"
+    }
+    return repr(sorted(settings.items())), schedule.epochs, optimizer.param_groups[0]["lr"]
+
+
+def test_every_argument_of_timms_scheduler_factory_is_tried():
+    parameters = inspect.signature(create_scheduler_v2).parameters
+    assert set(CHANGED) == set(keyword_names(create_scheduler_v2)) - SET_BY_THE_JOB
+    for key, value in CHANGED.items():
+        assert value not in (parameters[key].default, scheduler_defaults().get(key)), key
+
+
+@pytest.mark.parametrize("kind", list(SCHEDULE_READS))
+def test_each_schedule_reads_the_arguments_that_the_check_says_and_drops_the_others(kind):
+    """SCHEDULE_READS is how timm's create_scheduler_v2 dispatches: an argument changes the schedule
+    of a kind exactly where the table says that the kind reads it."""
+    base = {**scheduler_defaults(), "name": kind}
+    built = built_schedule(base)
+    assert {key for key, value in CHANGED.items() if built_schedule(base | {key: value}) != built} == (
+        schedule_reads(kind, base)
+    )
+
+
+def test_with_warmup_prefix_even_no_schedule_reads_warmup_epochs():
+    base = {**scheduler_defaults(), "name": "none", "warmup_prefix": True}
+    assert built_schedule(base | {"warmup_epochs": 2}) != built_schedule(base)
+    assert "warmup_epochs" in schedule_reads("none", base)
 
 
 @functools.cache
@@ -202,6 +357,12 @@ def test_a_verdict_holds_for_the_block_as_it_is_and_is_lost_when_it_or_the_check
     block_verdicts.checking_code.cache_clear()  # a new process: the edit is seen
     assert list(unchecked_blocks(blocks, "auto", [30, 60], tmp_path)) == ["a", "b"]
     block_verdicts.checking_code.cache_clear()
+
+
+def test_the_digest_of_the_checking_code_covers_what_timm_drops():
+    """A change to the table of what timm's factories drop loses the verdicts (block_verdicts.CHECKS
+    and the modules it imports)."""
+    assert "facemask.train.timm_options" in package_modules(block_verdicts.CHECKS, ROOT / "src")
 
 
 def test_the_check_and_a_train_job_build_a_block_with_the_one_builder(demo_tables, demo_cache, tmp_path):

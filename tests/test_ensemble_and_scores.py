@@ -189,8 +189,12 @@ def test_eval_scores_rate_each_model_on_its_own_folds_and_the_submission():
         for member, logits in eval_logits.items()
     }
     submission = answers.assign(ans=0)
-    scores = eval_scores_by_model(eval_logits, ids, answers, submission).set_index("model")
+    spec = VoteSpec({"right": 1.0, "wrong": 1.0}, fit_weights=True)
+    scores = eval_scores_by_model(eval_logits, ids, answers, submission, spec).set_index("model")
     assert list(scores.index) == ["right", "wrong", "ensemble"]
+    assert scores.loc["right", "vote"] == "right alone: the soft vote of its folds"
+    assert scores.loc["ensemble", "vote"] == "the submission: " + spec.describe()
+    assert "weights fitted" in scores.loc["ensemble", "vote"]
     assert scores.loc["right", "macro_f1"] == 1.0
     assert (
         scores.loc["wrong", "macro_f1"] == 0.0

@@ -113,7 +113,7 @@ def test_running_out_of_gpu_memory_suggests_a_smaller_batch():
     loader = [(torch.zeros(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]))]
     with pytest.raises(
         PipelineError,
-        match="out of GPU memory at epoch 1, step 1 with batch size 4: lower the model's batch_size",
+        match=r"out of GPU memory in training \(epoch 1, step 1\) at batch size 4: set batch_size: 2",
     ):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         step = TrainStep(

@@ -6,8 +6,14 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from facemask.classes.decision import class_shares, decide_classes
-from facemask.classes.labels import LOGIT_COLUMNS
+from facemask.classes.decision import (
+    class_counts,
+    class_shares,
+    decide_classes,
+    decide_out_of_fold,
+    other_folds_shares,
+)
+from facemask.classes.labels import LOGIT_COLUMNS, YEAR_COLUMNS
 from facemask.classes.scores import macro_f1
 from facemask.ensemble import fit, weights
 from facemask.ensemble.fit import cross_fitted_vote, fit_vote, oof_by_model
@@ -114,3 +120,79 @@ def test_weight_search_scores_a_number_of_votes_linear_in_the_number_of_models(m
         votes[models] = len(decided)
     # the best model alone, then 20 rounds of one vote per model (a 0.1 grid: 66 and 3003 votes)
     assert 3 <= votes[3] <= 21 * 3 and 6 <= votes[6] <= 21 * 6
+
+
+#: the vote options a score row must name truly: the spec's keywords
+VOTE_OPTIONS = {
+    "mean at given weights": {},
+    "fitted weights": {"fit_weights": True},
+    "temperatures": {"temperature": True},
+    "tasks, fitted weights": {"combine": "tasks", "fit_weights": True},
+    "stack": {"combine": "stack"},
+    "age cuts": {"age_cut_models": ("a",)},
+    "argmax": {"match_class_shares": False, "fit_weights": True},
+}
+
+
+def oof_tables(folds: int, rng) -> dict:
+    """Out-of-fold tables of 3 models (a good years head, a middling one, noise) over `folds` folds
+    of 40 photos each."""
+    labels = rng.integers(0, 18, size=40 * folds)
+    years = np.eye(101)[rng.integers(18, 80, size=len(labels))] * 4
+    tables = {}
+    for model, signal in (("a", 2.5), ("b", 1.5), ("c", 0.0)):
+        logits = np.eye(18)[labels] * signal + rng.normal(size=(len(labels), 18))
+        table = pd.DataFrame(np.hstack([logits, years]), columns=[*LOGIT_COLUMNS, *YEAR_COLUMNS])
+        table = table.assign(path=[f"p{i:03d}" for i in range(len(labels))], label=labels)
+        for fold in range(folds):
+            tables[(model, fold)] = table.iloc[fold::folds].reset_index(drop=True)
+    return tables
+
+
+def scored_as_named(by_model: dict, spec: VoteSpec, shares) -> float:
+    """The macro F1 of the vote `spec` scored as its row's `fitted_on` says: each fold by a fit
+    on the other folds, or with one fold by the fit on its own photos (the submission's)."""
+    first = next(iter(by_model.values()))
+    labels, folds = first["label"].to_numpy(), first["fold"].to_numpy()
+    probabilities = np.zeros((len(labels), 18))
+    for fold in np.unique(folds):
+        held_out = folds == fold if len(np.unique(folds)) > 1 else np.zeros(len(folds), dtype=bool)
+        fitted_on = ~held_out
+        share = other_folds_shares(labels, held_out, shares) if held_out.any() else shares
+        plan = fit_vote({m: t[fitted_on] for m, t in by_model.items()}, spec, share)
+        scored = folds == fold
+        probabilities[scored] = plan.probabilities({m: t[scored] for m, t in by_model.items()})
+    return macro_f1(labels, decide_out_of_fold(probabilities, labels, folds, shares))
+
+
+@pytest.mark.parametrize("folds", [1, 3], ids=["one fold", "three folds"])
+@pytest.mark.parametrize("option", list(VOTE_OPTIONS))
+def test_the_submitted_vote_row_scores_the_vote_the_submission_uses(option, folds):
+    rng = np.random.default_rng(11)
+    oof = oof_tables(folds, rng)
+    options = VOTE_OPTIONS[option]
+    spec = VoteSpec(dict.fromkeys("abc", 1.0), **options)
+    shares = class_counts(rng.integers(0, 18, size=2000)) if spec.match_class_shares else None
+    summary = cv_summary(oof, spec, shares=shares)
+    submitted = summary[summary["submitted"].astype(bool)]
+    assert len(submitted) == 1
+    row = submitted.iloc[0]
+    assert row["model"] == ("ensemble_fitted" if spec.fit_weights else "ensemble")
+    assert row["vote"] == spec.describe()
+    by_model = oof_by_model(oof)
+    assert row["macro_f1"] == pytest.approx(scored_as_named(by_model, spec, shares))
+    plan = fit_vote(by_model, spec, shares)  # the bundle's fit: on every fold's photos
+    assert row["weights"] == " ".join(f"{m}={plan.weights[m]:.2f}" for m in "abc")
+    expected = "nothing fitted" if not spec.fits_anything else ("cross-fitted" if folds > 1 else "in-sample")
+    assert row["fitted_on"].startswith(expected)
+    assert (summary["fitted_on"].str.startswith("in-sample").any()) == (folds == 1 and spec.fits_anything)
+
+
+def test_a_one_fold_run_scores_its_fitted_weights_not_the_equal_ones():
+    """The bug of issue 46: with one fold, the fitted row scored the plain mean at equal weights
+    while it listed the fitted ones."""
+    oof = oof_tables(1, np.random.default_rng(12))
+    summary = cv_summary(oof, VoteSpec(dict.fromkeys("abc", 1.0), fit_weights=True)).set_index("model")
+    fitted, equal = summary.loc["ensemble_fitted"], summary.loc["ensemble"]
+    assert fitted["macro_f1"] > equal["macro_f1"]  # c is noise: fitted on the same photos, it gets ~0
+    assert fitted["fitted_on"].startswith("in-sample") and equal["fitted_on"] == "nothing fitted"

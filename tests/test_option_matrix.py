@@ -212,6 +212,13 @@ def test_the_bundle_answers_the_eval_photos_as_the_submission_for_every_option(t
     bundle = Bundle.read(results)
     run_models = config.get("run_models") or list(config["models"])
     folds = config["folds"].get("run") or range(config["folds"]["k"])
+    # the CV row of the submission's vote scores the bundle's vote: its weights, fitted out of fold,
+    # or in-sample (and said so) where one fold leaves nothing to cross-fit on
+    submitted = cv_scores[cv_scores["submitted"]]
+    assert len(submitted) == 1 and submitted.iloc[0]["weights"] == " ".join(
+        f"{model}={bundle.vote.weights[model]:.2f}" for model in sorted(run_models)
+    )
+    assert submitted.iloc[0]["fitted_on"].startswith("in-sample") == (len(folds) == 1)
     assert sorted(member.key for member in bundle.members) == sorted(
         (model, fold) for model in run_models for fold in folds
     )

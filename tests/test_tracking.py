@@ -154,7 +154,7 @@ def test_a_failed_train_job_marks_its_run_failed(demo_tables, demo_cache, tmp_pa
     index, folds = demo_tables
     outputs, target = outputs_in(tmp_path / "train"), target_in(tmp_path / "results")
 
-    def diverge(step, loader, epoch):
+    def diverge(step, loader, epoch, *memory):
         raise FloatingPointError("the loss diverged")
 
     monkeypatch.setattr(facemask.train.fold, "train_one_epoch", diverge)

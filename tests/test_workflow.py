@@ -125,9 +125,13 @@ def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_
     planned = tiny_dry_run(tiny_run, configs=(*TINY, "face.yaml"))
     assert planned["find_faces"] == 2 and planned["prepare_images"] == 2 and planned["train"] == 6
     assert planned["predict_eval"] == 6
-    # the faces are found once: a new face_scale crops them again, without searching
+    # the faces are found once, in a folder of the detector and its device setting: a new
+    # face_scale crops them again, without searching
     found = snakemake(
-        tiny_run, "results/tiny/faces/train.csv", "results/tiny/faces/eval.csv", configs=(*TINY, "face.yaml")
+        tiny_run,
+        "results/tiny/faces/mtcnn-auto/train.csv",
+        "results/tiny/faces/mtcnn-auto/eval.csv",
+        configs=(*TINY, "face.yaml"),
     )
     assert found.returncode == 0, found.stderr[-3000:]
     (tiny_run / "scale.yaml").write_text("cache: {face_crop: true, face_scale: 1.5}\n")

@@ -20,12 +20,16 @@ from facemask.config.settings import Settings
 from facemask.data.loader import CachedPhotos, load_cache, photo_loader
 from facemask.model.heads import head_of
 from facemask.model.inference import predict_logits, tta_transforms
+from facemask.train.auto_batch import training_batch_size
 from facemask.train.epoch import train_one_epoch
+from facemask.train.job import TrainJob, TrainOutputs
 from facemask.train.recipe import build_training
 from facemask.utils.devices import job_precision, pick_device
 
 DEFAULTS = Settings.from_config(workflow_defaults())  # the schema's defaults, typed
 TTA_VIEWS = len(tta_transforms(list(DEFAULTS.tta.transforms)))  # the default TTA's views (photo and flip)
+#: where a TrainJob built only to find a batch size (batch_size: auto) would write: nowhere
+NO_OUTPUTS = TrainOutputs(Path("-"), Path("-"), Path("-"))
 _barrier = None  # in a concurrent job's process: where it waits for the other jobs (set by _start_job)
 
 
@@ -36,14 +40,16 @@ def measure_model(name: str, args, cache_file: Path, device: torch.device, toget
     limit), end to end from loader workers and from the cache held on the GPU, and flip-TTA
     inference, each with its images."""
     block = ModelBlock.from_config(seed_models()[name])
-    batch_size = args.batch_size or block.batch_size
     precision = job_precision(args.precision, device)
     photos, side = args.gpu_photos, args.gpu_size
     rng = np.random.default_rng(1)
     classes = rng.integers(0, NUM_CLASSES, photos)
+    head = head_of(block, DEFAULTS.age_bins)
+    sized = TrainJob(dataclasses.replace(block, image_size=(side, side)), 0, cache_file, NO_OUTPUTS)
+    batch_size = args.batch_size or training_batch_size(sized, head, device, precision, torch.tensor(classes))
     parts = build_training(
         block,
-        head_of(block, DEFAULTS.age_bins),
+        head,
         device,
         torch.tensor(classes),
         photos // batch_size,

@@ -2,7 +2,7 @@ rule find_faces:
     input:
         index_output("{split}"),
     output:
-        f"{RESULTS}/faces/{{split}}.csv",
+        faces_output("{split}"),
     log:
         f"{RESULTS}/logs/find_faces/{{split}}.log",
     params:
@@ -11,6 +11,8 @@ rule find_faces:
         device=SETTINGS.device,
         code=code_digest("find_faces.py"),
     threads: SETTINGS.threads.prepare
+    resources:
+        gpu=int(SETTINGS.cache.runs_torch),
     conda:
         "../../envs/gpu.yaml"
     script:

@@ -126,10 +126,14 @@ def get_first_cache(name):
     return f"{RESULTS}/cache/{height}x{width}/{name}"
 
 
+def faces_output(split):
+    """The faces found in `split`'s photos (rule find_faces), in a folder of what finds them."""
+    return f"{RESULTS}/faces/{SETTINGS.face_finder}/{split}.csv"
+
+
 def get_faces(split):
-    """The faces found in `split`'s photos (rule find_faces) when the image cache crops to the face,
-    else nothing."""
-    return f"{RESULTS}/faces/{split}.csv" if SETTINGS.cache.face_crop else []
+    """The faces found in `split`'s photos when the image cache crops to the face, else nothing."""
+    return faces_output(split) if SETTINGS.cache.face_crop else []
 
 
 def get_cache_settings():

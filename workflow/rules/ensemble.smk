@@ -24,6 +24,7 @@ rule ensemble_bundle:
         age_cuts=get_round_age_cuts,
         index=index_output("eval"),
         train_index=index_output("train"),
+        faces=get_faces("eval"),
     output:
         "{results}/ensemble/ensemble.json",
     log:

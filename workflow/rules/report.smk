@@ -120,7 +120,7 @@ rule score_submission:
         "{results}/logs/score_submission.log",
     params:
         members=get_round_members,
-        match_class_shares=SETTINGS.ensemble.match_class_shares,
+        vote=get_vote,
         code=code_digest("score_submission.py"),
     conda:
         "../../envs/cpu.yaml"

@@ -5,7 +5,7 @@ factories as keyword arguments (optimizer, scheduler, model_kwargs, loss terms) 
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from facemask.config.typed import as_config, typed
 from facemask.utils.errors import ConfigError
@@ -70,8 +70,9 @@ class ModelBlock:
     pretrained: bool | str = False
     model_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     image_size: tuple[int, int] = (224, 224)
-    batch_size: int = 64
+    batch_size: int | Literal["auto"] = 64
     epochs: int = 10
+    stop_after: float = 1.0
     optimizer: Mapping[str, Any] = dataclasses.field(
         default_factory=lambda: {"name": "adamw", "lr": 3.0e-4, "weight_decay": 0.01}
     )
@@ -97,8 +98,9 @@ class ModelBlock:
 
     @classmethod
     def from_config(cls, block: Mapping[str, Any], precision: str = "auto") -> "ModelBlock":
-        """The block as the schema validated it (defaults filled in), less its EVAL_SIDE_KEYS; its
-        precision the global `precision` where it sets none."""
+        """The block as the schema validated it (defaults filled in), less its EVAL_SIDE_KEYS and
+        its optimizer and scheduler options set to null; its precision the global `precision`
+        where it sets none."""
         plain = {key: value for key, value in block.items() if key not in EVAL_SIDE_KEYS}
         if "age_years" in plain:
             plain["age_years"] = {
@@ -106,8 +108,17 @@ class ModelBlock:
             }
         if "task_losses" in plain:
             plain["task_losses"] = {task: tuple(terms) for task, terms in plain["task_losses"].items()}
+        for factory in ("optimizer", "scheduler"):  # null removes an option that a config below set
+            if factory in plain:
+                plain[factory] = {key: value for key, value in plain[factory].items() if value is not None}
         plain["precision"] = plain.get("precision") or precision
         return typed(cls, plain)
+
+    @property
+    def batch_is_auto(self) -> bool:
+        """Whether the train job finds its batch size (`batch_size: auto`: the largest that fits
+        the GPU, see facemask.utils.memory.auto_batch_size)."""
+        return self.batch_size == "auto"
 
     def as_config(self) -> dict[str, Any]:
         """Plain data (lists and dicts), as from_config takes it: for logs, fingerprints and JSON."""

@@ -90,10 +90,10 @@ def values_from_strings(value: Any, schema: dict, root: dict) -> Any:
     """`value` with each string in number notation (`1e-3`) turned into a number, each `true` or
     `false` (as `--config tracking=false` gives it) into a boolean, and each `null` (as
     `--config 'pseudo_labels={models: null}'` gives it) into None, where the schema wants one there
-    and no string; dicts and lists are changed in place. Where only an integer will
-    do, a whole number (`1e1`, `64.0`) becomes an int: YAML 1.2 and JSON read `1e1` as 10.0, which the
-    schema's "integer" accepts but `range(epochs)` would not; a fraction (`2.5e0`) stays as written,
-    so that the check refuses it by its key."""
+    and no string (or only an enum's names, which `value` is not); dicts and lists are changed in
+    place. Where only an integer will do, a whole number (`1e1`, `64.0`) becomes an int: YAML 1.2
+    and JSON read `1e1` as 10.0, which the schema's "integer" accepts but `range(epochs)` would
+    not; a fraction (`2.5e0`) stays as written, so that the check refuses it by its key."""
     schemas = alternatives(schema, root)
     if isinstance(value, dict | list):
         for key, item in value.items() if isinstance(value, dict) else enumerate(value):
@@ -101,9 +101,10 @@ def values_from_strings(value: Any, schema: dict, root: dict) -> Any:
             if child is not None:
                 value[key] = values_from_strings(item, child, root)
         return value
+    strings = [each for each in schemas if "string" in as_list(each.get("type", []))]
+    if any("enum" not in each or value in each["enum"] for each in strings):
+        return value  # a string is wanted there (a name of an enum, as `batch_size: auto`)
     types = {name for each in schemas for name in as_list(each.get("type", []))}
-    if "string" in types:
-        return value
     if "null" in types and isinstance(value, str) and value.lower() in NULLS:
         return None
     if "boolean" in types and isinstance(value, str) and value.lower() in BOOLEANS:
@@ -158,12 +159,10 @@ def explain(error: ValidationError) -> list[tuple[ValidationError, str]]:
     kind, value, limit = error.validator, error.instance, error.validator_value
     if kind == "oneOf" and error.context:
         meant = alternative_meant(error)
-        if meant is not None:
-            return explain(meant)
-        wanted = [
-            name for sub in error.context if is_kind_error(sub) for name in as_list(sub.validator_value)
-        ]
-        return [(error, f"{show(value)} is not {' or '.join(TYPE_NAMES[name] for name in wanted)}")]
+        if meant is not None and list(meant.relative_schema_path)[1:] != ["enum"]:
+            return explain(meant)  # else the value is of an alternative's kind, not one of its names
+        wanted = [takes(option) for option in limit if takes(option)]  # a name of an enum, or a kind
+        return [(error, f"{show(value)} is not {' or '.join(wanted)}")]
     if kind == "additionalProperties":
         known = list(error.schema.get("properties", {}))
         return [(error, unknown_key(key, known)) for key in value if key not in known]
@@ -184,6 +183,14 @@ def alternative_meant(error: ValidationError) -> ValidationError | None:
     wrong_kind = {sub.relative_schema_path[0] for sub in error.context or [] if is_kind_error(sub)}
     fitting = [sub for sub in error.context or [] if sub.relative_schema_path[0] not in wrong_kind]
     return max(fitting, key=lambda sub: len(sub.absolute_path), default=None)
+
+
+def takes(option: dict) -> str:
+    """What an alternative of a oneOf takes, in words: its names (`auto`), or its kinds."""
+    if "enum" in option:
+        names = [show_name(name) for name in option["enum"]]
+        return names[0] if len(names) == 1 else f"one of {', '.join(names)}"
+    return " or ".join(TYPE_NAMES[name] for name in as_list(option.get("type", [])))
 
 
 def is_kind_error(sub: ValidationError) -> bool:

@@ -5,7 +5,7 @@ do not reach the sweeps' expansion, and an edit there reruns none of them."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from facemask.utils.errors import ConfigError
 
@@ -86,13 +86,19 @@ class ImageCache:
 @dataclass(frozen=True)
 class TestTimeAugmentation:
     """ttach's `transforms` (names, or one-key maps of a name to its options), the `merge` of the
-    views' probabilities, and the batch size of prediction."""
+    views' probabilities, and the batch size of prediction (or 'auto': see batch_is_auto)."""
 
     __test__ = False  # not a test class, whatever its name says to pytest
 
     transforms: tuple[Any, ...]
     merge: str
-    batch_size: int
+    batch_size: int | Literal["auto"]
+
+    @property
+    def batch_is_auto(self) -> bool:
+        """Whether each predict job finds its batch size (`batch_size: auto`: the largest that fits
+        the GPU, see facemask.utils.memory.auto_batch_size)."""
+        return self.batch_size == "auto"
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,13 @@ class Settings:
         return next((sweep for sweep in self.sweeps.values() if block in sweep.blocks), None)
 
     @property
+    def face_finder(self) -> str:
+        """What the faces found for the face crop depend on, as a folder name: the detector and,
+        for MTCNN (which runs torch, whose boxes may differ by device), the device setting."""
+        detector = self.cache.face_detector
+        return f"{detector}-{self.device}" if self.cache.runs_torch else detector
+
+    @property
     def pseudo_models(self) -> list[str]:
         """The model blocks of the second round (pseudo_labels.models, else every block run);
         none when pseudo_labels is off."""

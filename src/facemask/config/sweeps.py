@@ -4,9 +4,9 @@ block and the settings to vary by dotted key (`optimizer.lr`; a number steps int
 commas (`image_size, epochs`) move together, each value a list with one entry per key. Each point
 becomes a model block at load time, named from its settings alone (the base block's name and a
 digest), so that adding a value adds only its jobs, reordering changes nothing, and two sweeps that
-try the same point train it once. With `halving`, successive halving: every variant first trains on
-a fraction of its epochs (a rung), on the rung folds, the best `keep` share goes on to the next, the
-last rung at the full epochs on the sweep's folds."""
+try the same point train it once. With `halving`, successive halving: every variant first trains a
+share of its schedule's updates (a rung: its full lr schedule, stopped early), on the rung folds,
+the best `keep` share goes on to the next, the last rung the whole schedule on the sweep's folds."""
 
 import copy
 import dataclasses
@@ -33,9 +33,9 @@ SAMPLERS = {
 @dataclass(frozen=True)
 class Sweep:
     """A sweep as loaded: its `base` block, its variants (block name -> the settings varied, by
-    dotted key), the `folds` it trains (None: all), and with halving the epochs `budgets` of the
-    rungs before the last (fractions of each variant's epochs), each variant's blocks at those
-    rungs (`rungs`, named <variant>-e<epochs>), the share `keep` that goes on, and the folds
+    dotted key), the `folds` it trains (None: all), and with halving the `budgets` of the rungs
+    before the last (shares of each variant's optimizer updates), each variant's blocks at those
+    rungs (`rungs`, named <variant>-s<percent>), the share `keep` that goes on, and the folds
     those rungs train on (`rung_folds`; None: the sweep's)."""
 
     name: str
@@ -179,6 +179,8 @@ def expand_sweep(name: str, sweep: Mapping[str, Any], models: Mapping[str, Any])
                 raise ConfigError(f"config: sweeps.{name}: {error}") from None
     halving = sweep.get("halving") or {}
     budgets = tuple(halving.get("budgets", ()))
+    if any(later <= earlier for earlier, later in itertools.pairwise(budgets)):
+        raise ConfigError(f"config: sweeps.{name}.halving.budgets: {list(budgets)} do not increase")
     rungs = {variant: rung_blocks(variant, blocks[variant], budgets) for variant in variants}
     for named in rungs.values():
         blocks |= named
@@ -192,10 +194,14 @@ def expand_sweep(name: str, sweep: Mapping[str, Any], models: Mapping[str, Any])
 
 
 def rung_blocks(variant: str, block: Mapping[str, Any], budgets: Sequence[float]) -> dict[str, dict]:
-    """A variant's blocks at the rungs before the last: itself at each budget's share of its epochs
-    (whole epochs, at least one), named <variant>-e<epochs>."""
-    epochs = [max(1, math.ceil(block["epochs"] * budget)) for budget in budgets]
-    return {f"{variant}-e{number}": dict(block) | {"epochs": number} for number in epochs}
+    """A variant's blocks at the rungs before the last: itself stopped after each budget's share of
+    its schedule's updates (stop_after; its lr schedule the full run's), named <variant>-s<percent>
+    (<variant>-s12_5 for 12.5 %)."""
+    return {
+        f"{variant}-s{f'{budget * 100:g}'.replace('.', '_')}": dict(block)
+        | {"stop_after": budget * block["stop_after"]}
+        for budget in budgets
+    }
 
 
 def load_sweeps(config: Mapping[str, Any]) -> tuple[dict[str, Sweep], dict[str, dict]]:

@@ -26,7 +26,7 @@ CENTRE_WIDTH = 0.8
 #: a face box: left, top, width, height in the photo's pixels
 Box = tuple[float, float, float, float]
 #: the columns of a table of found faces (see facemask.data.faces.find_faces)
-FACE_COLUMNS = ["path", "face_left", "face_top", "face_width", "face_height", "detector"]
+FACE_COLUMNS = ["path", "face_left", "face_top", "face_width", "face_height", "detector", "device"]
 #: the detector name of a face placed where its folder's other faces are, not found (see
 #: facemask.data.faces.place_missed_faces)
 PLACED = "folder"

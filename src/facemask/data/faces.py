@@ -62,12 +62,13 @@ class HaarCascade:
 class Mtcnn:
     """facenet-pytorch's MTCNN: boxes (left, top, width, height) in RGB search images, each run of
     its networks over every image of one size at once (channels-last, which its max pooling runs
-    1.5 times faster in on the CPU), on `threads` torch threads; on the GPU when `gpu` and torch
-    sees one."""
+    1.5 times faster in on the CPU), on `threads` torch threads, on `device` ('cpu' or 'cuda':
+    resolved by the caller, see facemask.utils.devices.pick_device; its boxes may differ by
+    device in the last bits, so the pipeline records the device and predict uses the same)."""
 
     search_side = 128
 
-    def __init__(self, threads: int = 1, gpu: bool = False):
+    def __init__(self, threads: int = 1, device: str = "cpu"):
         self.threads = threads
         try:
             import torch
@@ -78,7 +79,6 @@ class Mtcnn:
                 f"`{MTCNN_INSTALL}` (./setup.sh does), or set cache.face_detector: haar"
             ) from None
         min_side = max(int(self.search_side * MIN_FACE), 20)
-        device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
         self.mtcnn = MTCNN(min_face_size=min_side, thresholds=list(MTCNN_THRESHOLDS), device=device)
         for net in (self.mtcnn.pnet, self.mtcnn.rnet, self.mtcnn.onet):
             net.to(memory_format=torch.channels_last)
@@ -104,12 +104,12 @@ class FaceFinder:
     where MTCNN finds none. Each detector searches the photos with their longest side at the
     detector's search side and a replicated border, for faces at least MIN_FACE of that wide."""
 
-    def __init__(self, detector: str = "mtcnn", fallback: bool = True, threads: int = 1, gpu: bool = False):
+    def __init__(self, detector: str = "mtcnn", fallback: bool = True, threads: int = 1, device: str = "cpu"):
         if detector not in DETECTORS:
             raise PipelineError(f"unknown face detector {detector!r}: one of {', '.join(DETECTORS)}")
         self.detectors: dict[str, Mtcnn | HaarCascade] = {}
         if detector == "mtcnn":
-            self.detectors["mtcnn"] = Mtcnn(threads, gpu)
+            self.detectors["mtcnn"] = Mtcnn(threads, device)
         if detector == "haar" or fallback:
             self.detectors["haar"] = HaarCascade()
 
@@ -154,14 +154,15 @@ def find_faces(
     detector: str = "mtcnn",
     threads: int = 1,
     fallback: bool = True,
-    gpu: bool = False,
+    device: str = "cpu",
 ) -> pd.DataFrame:
     """The face of each photo at `paths` (relative to `data_dir`), one row per photo in order (see
     FACE_COLUMNS; the box in the upright photo's whole pixels, empty and detector "" where no face
     is found; MTCNN's misses searched again by the Haar cascade with `fallback`): photos decoded by
-    `threads` threads and searched BATCH at a time on as many torch threads, or on the GPU with
-    `gpu` where torch sees one."""
-    finder = FaceFinder(detector, fallback, max(threads, 1), gpu)
+    `threads` threads and searched BATCH at a time on as many torch threads, MTCNN on `device`
+    ('cpu' or 'cuda'); each row's `device` says where its face was found ('cpu' for the Haar
+    cascade, "" where none was)."""
+    finder = FaceFinder(detector, fallback, max(threads, 1), device)
     rows: list[tuple] = []
     sizes: list[tuple[int, int]] = []
     progress = Progress(len(paths), "finding faces")
@@ -178,9 +179,17 @@ def find_faces(
             coming = decoded(batches[number + 1]) if number + 1 < len(batches) else []  # while searching
             for path, (face, name) in zip(batch, finder.find_many(photos), strict=True):
                 # whole pixels: MTCNN's boxes move by a fraction of one with the number of threads
-                rows.append((path, *(np.round(face) if face else (None,) * 4), name or ""))
+                where = device if name == "mtcnn" else "cpu" if name else ""
+                rows.append((path, *(np.round(face) if face else (None,) * 4), name or "", where))
             progress.update(len(rows), len(batch))
     return place_missed_faces(pd.DataFrame(rows, columns=FACE_COLUMNS), sizes)
+
+
+def found_on(faces: pd.DataFrame) -> str:
+    """The device that MTCNN found the faces of a find_faces table on: 'cuda' or 'cpu' (also for
+    the Haar cascade, and for a table from before the device was recorded)."""
+    devices = set(faces.get("device", pd.Series(dtype=str)).dropna())
+    return "cuda" if "cuda" in devices else "cpu"
 
 
 def place_missed_faces(faces: pd.DataFrame, sizes: Sequence[tuple[int, int]]) -> pd.DataFrame:

@@ -47,9 +47,11 @@ class BundleMember:
     """A trained (model, fold) as the bundle lists it: what its checkpoint says of itself (arch,
     head, epoch, input size, data_config), its vote weight, a years head's age cuts fitted out of
     fold (None: the checkpoint's own, if any), the image cache its inputs come from (its
-    settings and the cached size), its checkpoint (an absolute path) and the checkpoint's digest.
-    `extra`: any other fields of its entry (e.g. added by hand), checked against the checkpoint
-    as the others are (facemask.predict.photos.check_member_fields)."""
+    settings and the cached size), its checkpoint (an absolute path) and the checkpoint's digest,
+    and the batch size it trained with (found by `batch_size: auto` or set; None in a bundle or
+    checkpoint from before it was recorded). `extra`: any other fields of its entry (e.g. added by
+    hand), checked against the checkpoint as the others are
+    (facemask.predict.photos.check_member_fields)."""
 
     model: str
     fold: int
@@ -64,6 +66,7 @@ class BundleMember:
     cache_size: tuple[int, int]
     checkpoint: Path
     sha256: str
+    train_batch_size: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -93,6 +96,7 @@ class BundleMember:
             cache_size=cache.size(image_size),
             checkpoint=Path(checkpoint).resolve(),
             sha256=file_digest(checkpoint),
+            train_batch_size=meta.get("train_batch_size"),
         )
 
     @classmethod
@@ -119,6 +123,7 @@ class BundleMember:
             cache_size=(height, width),
             checkpoint=(folder / entry["checkpoint"]).resolve(),
             sha256=entry["sha256"],
+            train_batch_size=entry.get("train_batch_size"),
         )
         typed_keys = member.as_json(folder)
         return replace(member, extra={key: value for key, value in entry.items() if key not in typed_keys})
@@ -139,6 +144,7 @@ class BundleMember:
             "cache": {"size": list(self.cache_size), "margin": self.cache.margin, **self.cache.crop_settings},
             "checkpoint": Path(os.path.relpath(self.checkpoint, folder.resolve())).as_posix(),
             "sha256": self.sha256,
+            "train_batch_size": self.train_batch_size,
         }
         return typed_fields | dict(self.extra)
 
@@ -146,9 +152,10 @@ class BundleMember:
 @dataclass(frozen=True)
 class Bundle:
     """A trained ensemble: its `members`, the `vote` (ensemble.vote.Vote: the weights by model and what
-    else it fitted) and whether its weights were fitted, the TTA, the config's age bins, and the class
+    else it fitted) and whether its weights were fitted, the TTA, the config's age bins, the class
     offsets of the decision (None: the plain argmax) with what they were fitted on (written only
-    with offsets)."""
+    with offsets), and the device the face detector ran on for the submission's photos (MTCNN's
+    boxes may differ by device: predict finds faces there too)."""
 
     members: tuple[BundleMember, ...]
     vote: Vote
@@ -157,6 +164,7 @@ class Bundle:
     age_bins: tuple[int, ...]
     class_offsets: tuple[float, ...] | None = None
     offsets_fitted_on: str | None = None
+    face_device: str = "cpu"
 
     @property
     def age_names(self) -> list[str]:
@@ -187,6 +195,7 @@ class Bundle:
             "tta": as_config(self.tta),
             "class_offsets": None if offsets is None else [float(o) for o in offsets],
             "class_offsets_fitted_on": None if offsets is None else self.offsets_fitted_on,
+            "face_device": self.face_device,
             "members": [member.as_json(folder) for member in self.members],
         }
 
@@ -197,7 +206,8 @@ class Bundle:
     @classmethod
     def from_json(cls, plain: Mapping[str, Any], folder: Path) -> "Bundle":
         """A bundle from the JSON of a file in `folder`; a bundle from before the vote was stored
-        votes the mean with its model weights."""
+        votes the mean with its model weights, and one from before the face detector's device was
+        stored found faces on the CPU."""
         offsets = plain["class_offsets"]
         return cls(
             members=tuple(BundleMember.from_json(entry, folder) for entry in plain["members"]),
@@ -207,6 +217,7 @@ class Bundle:
             age_bins=tuple(plain["classes"]["age_bins"]),
             class_offsets=None if offsets is None else tuple(offsets),
             offsets_fitted_on=plain.get("class_offsets_fitted_on"),
+            face_device=plain.get("face_device", "cpu"),
         )
 
     @staticmethod

@@ -1,7 +1,8 @@
 """What a vote fits on out-of-fold predictions, and how it is scored: the years heads' age cuts, each
 model's temperature, the model weights (greedy ensemble selection) and what its way to combine
 fits, on all folds for the submission and cross-fitted for its scores (each fold's photos voted by
-a fit on the other folds only, its classes matched to the other folds' class shares). The train
+a fit on the other folds only, its classes matched to the other folds' class shares; a run of one
+fold has no other folds, and its scores are in-sample, as VoteSpec.fitted_on says). The train
 jobs' own choice (the last epoch by default) is fixed in advance; with a block's `keep: best` it
 is made on the fold whose logits become its out-of-fold predictions (optimistic)."""
 
@@ -86,14 +87,9 @@ def fit_vote(by_model: dict[str, pd.DataFrame], spec: VoteSpec, shares: np.ndarr
     that fit them (each on its own predictions; the others keep their training cuts), with
     `spec.temperature` each model's temperature, then the model weights (see fit_weights) with
     `spec.fit_weights` (else the spec's, or equal ones), and what its way to combine fits (see
-    combiners). Classes are decided as the submission decides them (`shares`). On no photos (a
-    single fold's cross-fit) nothing is fitted: the training cuts, and the spec's weights in a
-    plain mean."""
-    table = next(iter(by_model.values()))
+    combiners). Classes are decided as the submission decides them (`shares`)."""
+    labels = next(iter(by_model.values()))["label"].to_numpy()
     given = {model: spec.weights.get(model, 1.0) for model in by_model}
-    if not len(table):
-        return VotePlan(Vote(given), {})
-    labels = table["label"].to_numpy()
     cuts = {
         model: fit_age_cuts(by_model[model], shares) for model in spec.age_cut_models if model in by_model
     }
@@ -113,8 +109,12 @@ def cross_fitted_vote(
 ) -> np.ndarray:
     """The vote's out-of-fold probabilities, each fold's from a plan fitted on the other folds only
     (see fit_vote; classes matched to the other folds' shares when `shares` are given): estimates
-    of a vote fitted on all of them, as the submission's is."""
+    of a vote fitted on all of them, as the submission's is. With a single fold there is nothing
+    to cross-fit on: the plan is the submission's, fitted on that fold, and its scores are
+    in-sample (VoteSpec.fitted_on says so)."""
     folds, labels = (next(iter(by_model.values()))[column].to_numpy() for column in ("fold", "label"))
+    if len(np.unique(folds)) == 1:
+        return fit_vote(by_model, spec, shares).probabilities(by_model)
     probabilities = np.zeros((len(folds), NUM_CLASSES))
     for fold in np.unique(folds):
         held_out = folds == fold

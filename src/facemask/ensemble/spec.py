@@ -55,6 +55,32 @@ class VoteSpec:
         what its way to combine fits)."""
         return self.fit_weights or self.temperature or combiner_named(self.combine).fits_always
 
+    @property
+    def fits_anything(self) -> bool:
+        """Whether anything of the vote is fitted on the out-of-fold predictions: what needs_fit
+        says, or the age cuts of a years head."""
+        return self.needs_fit or bool(self.age_cut_models)
+
+    def describe(self) -> str:
+        """The vote in words, for the score tables' `vote` column: how the models combine, at
+        which weights, what else is fitted, how classes are decided."""
+        parts = [f"{self.combine} of {', '.join(self.weights)}"]
+        parts.append("weights fitted" if self.fit_weights else "given weights")
+        parts += ["temperatures fitted"] if self.temperature else []
+        parts += ["stacker fitted"] if combiner_named(self.combine).fits_always else []
+        parts += [f"age cuts fitted ({', '.join(self.age_cut_models)})"] if self.age_cut_models else []
+        parts.append("classes matched to the training shares" if self.match_class_shares else "argmax")
+        return "; ".join(parts)
+
+    def fitted_on(self, folds: int) -> str:
+        """Where what the vote fits comes from when it is scored out of fold over `folds` folds:
+        nothing, the other folds (cross-fitted), or, with one fold, the very photos it scores."""
+        if not self.fits_anything:
+            return "nothing fitted"
+        if folds > 1:
+            return f"cross-fitted: each fold by a fit on the other {folds - 1}"
+        return "in-sample: fitted on the photos it scores (one fold, optimistic)"
+
     def unfitted(self) -> Vote:
         """The vote at the given weights, without a fit (where it needs none)."""
         if self.needs_fit:

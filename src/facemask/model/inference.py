@@ -2,6 +2,7 @@
 of a batch through the model in one forward pass on a GPU (one pass per view on the CPU, where
 that is faster), merged safely on probabilities."""
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from facemask.data.loader import CachedPhotos, photo_loader
 from facemask.model.classifier import load_checkpoint
 from facemask.utils.devices import autocast, job_precision, pick_device
 from facemask.utils.logs import Progress, log
+from facemask.utils.memory import BatchSetting, auto_batch_size
 
 #: ttach transforms a config may name, with their keyword arguments
 TTA_TRANSFORMS = (
@@ -98,21 +100,56 @@ def predict_logits(
     outputs = []
     progress = Progress(len(loader), "inference")
     for step, (images, _) in enumerate(loader, start=1):
-        images = transform(images.to(device, non_blocking=True))
-        with autocast(device, precision):
-            outputs.append(model(images).float())
+        outputs.append(predict_batch(model, images, transform, device, precision))
         progress.update(step, len(images))
     return torch.cat(outputs).cpu().numpy()
 
 
+def predict_batch(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """The model's float32 outputs for one batch of uint8 `images`, transformed on `device`,
+    computed in `precision`."""
+    images = transform(images.to(device, non_blocking=True))
+    with autocast(device, precision):
+        return model(images).float()
+
+
+@torch.no_grad()
+def prediction_batch_size(
+    model: torch.nn.Module,
+    photos: CachedPhotos,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    precision: str,
+    memory: BatchSetting,
+) -> int:
+    """`batch_size: auto` of prediction: the largest batch, up to the number of `photos`, of black
+    photos of their cache's size that `model` (with its TTA) predicts on `device` in `precision`
+    (see facemask.utils.memory.auto_batch_size)."""
+    shape = np.load(photos.cache, mmap_mode="r").shape[1:]  # height, width, 3
+    model.eval()
+
+    def try_batch(size: int) -> None:
+        predict_batch(model, torch.zeros(size, *shape, dtype=torch.uint8), transform, device, precision)
+
+    return auto_batch_size(device, memory, len(photos), lambda: try_batch)
+
+
 @dataclass(frozen=True)
 class PredictOptions:
-    """How a trained member predicts: the TTA (the config's `tta`),
-    the CPU threads (loader workers: threads - 1) and the `device` setting (auto, cuda, cpu)."""
+    """How a trained member predicts: the TTA (the config's `tta`), the CPU threads (loader
+    workers: threads - 1), the `device` setting (auto, cuda, cpu), and its job and batch as an
+    out-of-memory message names them (facemask.utils.memory.BatchSetting)."""
 
     tta: TestTimeAugmentation
     threads: int = 1
     device: str = "auto"
+    memory: BatchSetting = BatchSetting("prediction", "tta.batch_size")
 
 
 def predict_cached_photos(
@@ -131,14 +168,21 @@ def predict_cached_photos(
     if tta.transforms:
         model = BatchedTTA(model, list(tta.transforms), tta.merge, one_pass=on.type == "cuda")
     dataset = CachedPhotos(cache, np.arange(photos), [-1] * photos)
+    transform = batch_transform(meta["data_config"]).to(on)
+    memory = dataclasses.replace(options.memory, auto=tta.batch_is_auto)
+    batch_size = (
+        prediction_batch_size(model, dataset, transform, on, precision, memory)
+        if tta.batch_is_auto
+        else int(tta.batch_size)
+    )
     log.info(
         f"predicting {photos} photos with {meta['arch']} (fold {meta['fold']}, epoch {meta['epoch']}) "
-        f"on {on} in {precision}, TTA {list(tta.transforms) or 'off'}"
+        f"on {on} in {precision}, TTA {list(tta.transforms) or 'off'}, batch {batch_size}"
     )
-    transform = batch_transform(meta["data_config"]).to(on)
-    logits = predict_logits(
-        model, photo_loader(dataset, tta.batch_size, max(threads - 1, 0)), transform, on, precision
-    )
+    with memory.says(f"TTA prediction of {photos} photos", batch_size):
+        logits = predict_logits(
+            model, photo_loader(dataset, batch_size, max(threads - 1, 0)), transform, on, precision
+        )
     return logits.astype(np.float64)  # exact in a CSV, so that a table read back votes as these do
 
 

@@ -17,6 +17,7 @@ from facemask.utils.devices import pick_device, warn_if_no_gpu
 from facemask.utils.errors import PipelineError
 from facemask.utils.files import write_csv, write_text
 from facemask.utils.logs import log, run_job
+from facemask.utils.memory import CPU_BATCH_SIZE
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -73,11 +74,23 @@ def add_predict_command(commands) -> None:
         help="auto (default): a GPU when torch sees one, else the CPU; cuda: stop at once if there is none",
     )
     predict.add_argument(
-        "--batch-size", type=int, help="photos per forward pass (default: the bundle's TTA batch size)"
+        "--batch-size",
+        type=batch_size_option,
+        help=f"photos per forward pass, or auto: the largest that fits the GPU ({CPU_BATCH_SIZE} on the CPU) "
+        "(default: the bundle's TTA batch size)",
     )
     verbosity = predict.add_mutually_exclusive_group()
     verbosity.add_argument("--quiet", action="store_true", help="log warnings and errors only")
     verbosity.add_argument("--verbose", action="store_true", help="log debug lines too")
+
+
+def batch_size_option(text: str) -> int | str:
+    """--batch-size: a whole number of photos, at least 1, or auto."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of photos (at least 1) or auto")
+    return int(text)
 
 
 def set_verbosity(quiet: bool, verbose: bool) -> None:

@@ -8,6 +8,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -25,9 +26,12 @@ from facemask.model.inference import PredictOptions, predict_cached_photos
 from facemask.utils.devices import pick_device
 from facemask.utils.errors import DataError
 from facemask.utils.logs import log
+from facemask.utils.memory import BatchSetting
 
 #: how many ignored files a message names (it counts them all)
 NAMED_FILES = 10
+#: the batch of `facemask predict` as an out-of-memory message names it
+COMMAND_BATCH = BatchSetting("facemask predict", "--batch-size")
 
 
 def image_suffixes() -> set[str]:
@@ -117,17 +121,21 @@ def predict_photos(
     bundle: Bundle,
     photos: Sequence[Path],
     threads: int = 1,
-    batch_size: int | None = None,
+    batch_size: int | Literal["auto"] | None = None,
     device: str | torch.device = "auto",
+    memory: BatchSetting = COMMAND_BATCH,
 ) -> pd.DataFrame:
     """The bundle's answer for each photo, in order: path, the 18-class `ans`, the mask, gender
     and age band in words, and the 18 vote probabilities. Photos are prepared as the training
     pipeline's image cache prepares them (one temporary cache per member input size), each member
     predicts them with the bundle's TTA on `device` (a device, or the `device` setting, resolved
-    here once for all members), and the bundle's vote is decided with its class offsets."""
+    here once for all members), and the bundle's vote is decided with its class offsets. `memory`:
+    the job and the key of `batch_size` (None: the bundle's TTA's), as an out-of-memory message
+    names them (each member named after the job)."""
     on = device if isinstance(device, torch.device) else pick_device(device)
     tta = dataclasses.replace(bundle.tta, batch_size=batch_size) if batch_size else bundle.tta
     options = PredictOptions(tta, threads, on.type)  # the setting of `on`: no second warning
+    face_device = detector_device(bundle.face_device)
     logits = []
     with tempfile.TemporaryDirectory(prefix="facemask-predict-") as tmp:
         caches: dict[tuple, Path] = {}
@@ -139,27 +147,52 @@ def predict_photos(
                 member.weight,
                 member.checkpoint,
             )
-            cache = member_cache(member, photos, caches, Path(tmp), threads)
+            cache = member_cache(member, photos, caches, Path(tmp), threads, face_device)
+            job = f"{memory.job}: member {member.model} fold {member.fold}"
+            member_options = dataclasses.replace(options, memory=dataclasses.replace(memory, job=job))
             logits.append(
-                predict_cached_photos(member.checkpoint, cache, len(photos), options, member.age_cuts)
+                predict_cached_photos(member.checkpoint, cache, len(photos), member_options, member.age_cuts)
             )
     members = (member.key for member in bundle.members)
     probabilities = bundle.vote.probabilities(by_model(dict(zip(members, logits, strict=True))))
     return answer_table(photos, probabilities, bundle.decide(probabilities), bundle.age_names)
 
 
+def detector_device(recorded: str) -> str:
+    """Where to find faces: on the device the bundle's faces were found on (`recorded`), so that
+    the crops are the submission's; on the CPU, with a warning, where that is a GPU and torch sees
+    none here."""
+    if recorded == "cuda" and not torch.cuda.is_available():
+        log.warning(
+            "the bundle's faces were found by MTCNN on a GPU and torch sees none here: on the CPU its "
+            "boxes may differ from the submission's in the last pixel, and so a few answers may"
+        )
+        return "cpu"
+    return recorded
+
+
 def member_cache(
-    member: BundleMember, photos: Sequence[Path], caches: dict[tuple, Path], tmp: Path, threads: int
+    member: BundleMember,
+    photos: Sequence[Path],
+    caches: dict[tuple, Path],
+    tmp: Path,
+    threads: int,
+    face_device: str = "cpu",
 ) -> Path:
     """The temporary image cache of `photos` at a member's cached size and crop settings: one of
-    `caches` (by size and settings), or one prepared now in `tmp` and added to them."""
+    `caches` (by size and settings), or one prepared now in `tmp` and added to them (faces found
+    on `face_device`)."""
     size, crop = member.cache_size, member.cache.crop_settings
     key = (size, *sorted(crop.items()))
     if key not in caches:
         caches[key] = tmp / f"cache{len(caches)}.npy"
         paths = [str(p) for p in photos]
         detector = crop.pop("face_detector")
-        faces = find_faces(Path.cwd(), paths, detector, threads) if crop["face_crop"] else None
+        faces = (
+            find_faces(Path.cwd(), paths, detector, threads, device=face_device)
+            if crop["face_crop"]
+            else None
+        )
         prepare_photos(Path.cwd(), paths, size, caches[key], threads=threads, faces=faces, **crop)
     return caches[key]
 

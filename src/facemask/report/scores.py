@@ -14,6 +14,9 @@ from facemask.ensemble.spec import VoteSpec
 from facemask.ensemble.vote import vote_each_model_alone
 from facemask.utils.files import Member
 
+#: the vote of a model's row that scores the model alone
+MODEL_ALONE = "{model} alone: the soft vote of its folds"
+
 
 def score_submission(submission: pd.DataFrame, answers: pd.DataFrame) -> dict:
     """Scores of a submission (ImageID, ans) against the true answers (ImageID, ans)."""
@@ -32,16 +35,28 @@ def eval_scores_by_model(
     image_ids: list[str],
     answers: pd.DataFrame,
     submission: pd.DataFrame,
+    spec: VoteSpec,
     shares: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Eval scores of each model alone (the soft vote of its own folds, classes decided as the
-    submission's are) and of the submission (model 'ensemble'), so that the ensemble can be
-    compared with its best member."""
+    submission's are) and of the submission (model 'ensemble', the vote `spec` as the bundle
+    fitted it), so that the ensemble can be compared with its best member; each row names the
+    vote it scores (`vote`)."""
     rows = [
-        {"model": model, **score_submission(alone, answers)}
+        {
+            "model": model,
+            "vote": MODEL_ALONE.format(model=model),
+            **score_submission(alone, answers),
+        }
         for model, alone in vote_each_model_alone(eval_logits, image_ids, shares).items()
     ]
-    rows.append({"model": "ensemble", **score_submission(submission, answers)})
+    rows.append(
+        {
+            "model": "ensemble",
+            "vote": f"the submission: {spec.describe()}",
+            **score_submission(submission, answers),
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -59,7 +74,10 @@ def cv_summary(
     """Out-of-fold scores per (model, fold) (with its kept epoch when `histories` are given), per
     model over all its folds (fold 'all'), and of the vote `spec` at its given weights (model
     'ensemble') and, with `spec.fit_weights` (the submission then votes with fitted weights), at
-    weights fitted to the out-of-fold predictions ('ensemble_fitted'). Every row's classes are
+    weights fitted to the out-of-fold predictions ('ensemble_fitted'). Each row names the vote it
+    scores (`vote`), where what it fits comes from (`fitted_on`: cross-fitted, nothing, or
+    in-sample on a run of one fold) and whether the submission votes so (`submitted`). Every row's
+    classes are
     decided as the submission's are: matched to the class shares of the other folds when `shares`
     are given (see classes.decision.decide_out_of_fold).
     What is fitted (the weights, temperatures, stacker, the age cuts of the spec's years heads) is
@@ -71,10 +89,10 @@ def cv_summary(
     rows = _model_rows(by_model, histories, shares, spec.age_cut_models)
     votes = {"ensemble": dataclasses.replace(spec, fit_weights=False)}
     votes |= {"ensemble_fitted": spec} if spec.fit_weights else {}
-    rows += [_ensemble_row(name, by_model, shares, vote) for name, vote in votes.items()]
+    rows += [_ensemble_row(name, by_model, shares, vote, vote == spec) for name, vote in votes.items()]
     return (
         pd.DataFrame(rows)
-        .fillna({"weights": "", "age_cuts": ""})
+        .fillna({"weights": "", "age_cuts": "", "submitted": False})
         .astype({"kept_epoch": "Int64"} if histories else {})
     )
 
@@ -89,6 +107,8 @@ def _model_rows(
     decided = {model: decided_alone(model, table, shares, cut_models) for model, table in by_model.items()}
     rows = []
     for model, table in by_model.items():
+        alone = _alone(model, cut_models)
+        named = {"vote": f"{model} alone", "fitted_on": alone.fitted_on(table["fold"].nunique())}
         for fold in sorted(set(table["fold"])):
             in_fold = (table["fold"] == fold).to_numpy()
             epoch = {"kept_epoch": kept_epoch(histories[Member(model, fold)])} if histories else {}
@@ -96,17 +116,21 @@ def _model_rows(
                 {
                     "model": model,
                     "fold": str(fold),
+                    **named,
                     **epoch,
                     "n_photos": int(in_fold.sum()),
                     **task_scores(table["label"][in_fold], decided[model][in_fold]),
                 }
             )
     for model, table in by_model.items():
-        cuts = fit_vote({model: table}, VoteSpec({model: 1.0}, tuple(cut_models)), shares).age_cuts
+        alone = _alone(model, cut_models)
+        cuts = fit_vote({model: table}, alone, shares).age_cuts
         rows.append(
             {
                 "model": model,
                 "fold": "all",
+                "vote": MODEL_ALONE.format(model=model),
+                "fitted_on": alone.fitted_on(table["fold"].nunique()),
                 "n_photos": len(table),
                 "age_cuts": _cuts_text(cuts),
                 **task_scores(table["label"], decided[model]),
@@ -120,19 +144,28 @@ def decided_alone(
 ) -> np.ndarray:
     """A model's out-of-fold classes voted by its folds alone (cross-fitted: its age cuts, if in
     `cut_models`, fitted on the other folds), decided as the submission decides them."""
-    spec = VoteSpec({model: 1.0}, tuple(cut_models))
     labels, folds = table["label"].to_numpy(), table["fold"].to_numpy()
-    return decide_out_of_fold(cross_fitted_vote({model: table}, spec, shares), labels, folds, shares)
+    probabilities = cross_fitted_vote({model: table}, _alone(model, cut_models), shares)
+    return decide_out_of_fold(probabilities, labels, folds, shares)
+
+
+def _alone(model: str, cut_models: Sequence[str]) -> VoteSpec:
+    """The vote of one model's folds alone, its age cuts fitted if it is in `cut_models`."""
+    return VoteSpec({model: 1.0}, tuple(cut_models) if model in cut_models else ())
 
 
 def _ensemble_row(
-    name: str, by_model: dict[str, pd.DataFrame], shares: np.ndarray | None, spec: VoteSpec
+    name: str, by_model: dict[str, pd.DataFrame], shares: np.ndarray | None, spec: VoteSpec, submitted: bool
 ) -> dict:
-    """cv_summary's row of the vote `spec` (see ensemble.fit.fit_vote), cross-fitted."""
+    """cv_summary's row of the vote `spec` (see ensemble.fit.fit_vote), cross-fitted where there
+    are folds to cross-fit on."""
     ensemble, plan = ensemble_oof(by_model, spec, shares), fit_vote(by_model, spec, shares)
     return {
         "model": name,
         "fold": "all",
+        "vote": spec.describe(),
+        "fitted_on": spec.fitted_on(next(iter(by_model.values()))["fold"].nunique()),
+        "submitted": submitted,
         "n_photos": len(ensemble),
         "age_cuts": _cuts_text(plan.age_cuts),
         "weights": " ".join(f"{model}={plan.weights[model]:.2f}" for model in by_model),

@@ -2,31 +2,40 @@
 stops the workflow before any job runs, naming the block and the key.
 
 `check_block` first refuses what a look at the settings shows (a loss option that its loss does not
-take, `task_losses` of a single head, an odd batch with Mixup / CutMix, ...), then builds the block
-in full with the builder of train jobs (facemask.train.recipe): the timm model of `arch` with its
-`model_kwargs` and head on the meta device (no memory, no weights), and the loss, mixing,
-augmentation, optimizer, schedule and weight average around a tiny stand-in backbone with the
-same outputs, and takes one training step and one schedule epoch on a dummy batch of the block's size.
+take, `task_losses` of a single head, an odd batch with Mixup / CutMix, an optimizer or scheduler
+option that timm's factory would drop or does not take: facemask.train.timm_options, ...), then
+builds the block in full with the builder of train jobs (facemask.train.recipe): the timm model of
+`arch` with its `model_kwargs` (one that it does not take named with the nearest that it does) and
+head on the meta device (no memory, no weights), and the loss, mixing, augmentation, optimizer,
+schedule and weight average around a tiny stand-in backbone with the same outputs, and takes one
+training step and one schedule epoch on a dummy batch of the block's size.
 """
 
 import contextlib
 import inspect
 import io
 
-import numpy as np
-import pandas as pd
 import torch
 import torch._dynamo
 from torch.overrides import TorchFunctionMode
 
-from facemask.classes.labels import DEFAULT_AGE_BINS, MAX_AGE, NUM_CLASSES, check_age_bins
+from facemask.classes.labels import DEFAULT_AGE_BINS, NUM_CLASSES, check_age_bins
 from facemask.config.blocks import ModelBlock
+from facemask.config.schema import unknown_key
 from facemask.model.classifier import create_backbone
 from facemask.model.heads import head_of
 from facemask.model.losses import LOSSES
 from facemask.train.epoch import train_one_epoch
-from facemask.train.recipe import build_training, part
+from facemask.train.recipe import build_training, dummy_batch, part
+from facemask.train.resume import kept_random_state
+from facemask.train.timm_options import (
+    keyword_names,
+    optimizer_problems,
+    scheduler_problems,
+    unexpected_keyword,
+)
 from facemask.utils.errors import ConfigError
+from facemask.utils.memory import CPU_BATCH_SIZE
 
 #: the side of the dummy photos (the stand-in backbone's input is 3 x SIDE x SIDE)
 SIDE = 8
@@ -96,7 +105,7 @@ def setting_problems(block: ModelBlock):
                 f"{key}.{option}: the {term['name']} loss takes no {option} (only {takers}): remove it, "
                 "or change the loss"
             )
-    if block.batch_size % 2 and block.mix.is_on:
+    if not block.batch_is_auto and block.batch_size % 2 and block.mix.is_on:
         yield (
             f"batch_size: Mixup / CutMix (mix) need an even batch, not {block.batch_size}: "
             "make it even, or set mix.prob to 0"
@@ -108,6 +117,8 @@ def setting_problems(block: ModelBlock):
         )
     if "num_classes" in block.model_kwargs:
         yield "model_kwargs.num_classes: the head sets the number of outputs: remove it"
+    yield from optimizer_problems(block.optimizer)
+    yield from scheduler_problems(block.scheduler)
     if block.train_age_bins and not increasing(block.train_age_bins):
         yield f"train_age_bins: {list(block.train_age_bins)} are not two increasing ages: e.g. [30, 58]"
     if isinstance(block.compile, str) and block.compile not in compile_backends():
@@ -131,18 +142,6 @@ def compile_backends() -> set[str]:
     return {"inductor", *torch._dynamo.list_backends(exclude_tags=())}
 
 
-@contextlib.contextmanager
-def kept_random_state():
-    """Leave torch's and numpy's global random states as they were (Mixup and the augmentation draw
-    from them)."""
-    numpy_state = np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            yield
-    finally:
-        np.random.set_state(numpy_state)
-
-
 def stand_in_backbone(block: ModelBlock):
     """A backbone factory for recipe.build_classifier: timm's `arch` with its `model_kwargs` and
     the head's outputs built on the meta device (no memory, no weights), which checks both, and
@@ -156,10 +155,23 @@ def stand_in_backbone(block: ModelBlock):
     return backbone
 
 
+def misspelt_model_kwarg(block: ModelBlock, error: BaseException | None) -> str | None:
+    """'model_kwargs: unknown key ... (did you mean ...?)' when the build of the block's timm model
+    failed (`error`) on one of its model_kwargs, with the nearest key that the model's class takes
+    (built without them on the meta device, to find it); None for another failure."""
+    key = unexpected_keyword(error)
+    if key is None or key not in block.model_kwargs:
+        return None
+    with torch.device("meta"), SkipInit():
+        model = create_backbone(block.arch, False, NUM_CLASSES, {})
+    return f"model_kwargs: {unknown_key(key, keyword_names(type(model)))}"
+
+
 def take_one_step(block: ModelBlock, age_bins) -> None:
     """Build the block's training step as a train job does (recipe.build_training) around a
     stand-in backbone (see stand_in_backbone), and take one training step
-    (epoch.train_one_epoch) and one schedule epoch on a dummy batch of the block's batch_size."""
+    (epoch.train_one_epoch) and one schedule epoch on a dummy batch of the block's batch_size
+    (auto's on the CPU)."""
     cpu = torch.device("cpu")
     parts = build_training(
         block,
@@ -172,10 +184,8 @@ def take_one_step(block: ModelBlock, age_bins) -> None:
         image_size=(SIDE, SIDE),
         backbone=stand_in_backbone(block),
     )
-    labels = np.arange(block.batch_size) % NUM_CLASSES
-    photos = pd.DataFrame({"age": labels * 7 % (MAX_AGE + 1)})
-    targets = torch.from_numpy(parts.head.targets(photos, labels))
-    batch = [(torch.zeros(len(labels), SIDE, SIDE, 3, dtype=torch.uint8), targets)]
+    batch_size = CPU_BATCH_SIZE if block.batch_is_auto else int(block.batch_size)
+    batch = [dummy_batch(parts.head, batch_size, (SIDE, SIDE, 3), cpu)]
     with part("loss, mix, optimizer or scheduler", "a training step on a dummy batch fails"):
         with contextlib.redirect_stderr(io.StringIO()):  # the step's progress line
             train_one_epoch(parts.step, batch, 1)
@@ -193,4 +203,5 @@ def check_block(name: str, block: ModelBlock, age_bins=DEFAULT_AGE_BINS) -> None
         try:
             take_one_step(block, age_bins)
         except ConfigError as error:
-            raise ConfigError(f"config: models.{name}.{error}") from error
+            problem = misspelt_model_kwarg(block, error.__cause__) or error
+            raise ConfigError(f"config: models.{name}.{problem}") from error

@@ -13,6 +13,10 @@ from facemask.config.blocks import Mixing
 from facemask.utils.devices import autocast, grad_scaler
 from facemask.utils.errors import PipelineError
 from facemask.utils.logs import Progress
+from facemask.utils.memory import BatchSetting
+
+#: a training batch as an out-of-memory message names it where the job gives none
+TRAIN_BATCH = BatchSetting("the train job", "batch_size", multiple=2)
 
 
 @dataclass
@@ -122,28 +126,25 @@ class StepLosses:
         return self.total / max(self.photos, 1)
 
 
-def train_one_epoch(step: TrainStep, loader: Iterable, epoch: int) -> tuple[float, int]:
+def train_one_epoch(
+    step: TrainStep, loader: Iterable, epoch: int, memory: BatchSetting = TRAIN_BATCH
+) -> tuple[float, int]:
     """One pass over `loader` (uint8 batches and labels): each batch copied to the device and
     augmented there, the loss and its gradient, an optimizer update every `accumulation_steps`
     batches and at the end. Returns the mean loss and the number of photos. A loss that is not
-    finite, or running out of GPU memory, stops training with a PipelineError."""
+    finite stops training with a PipelineError; running out of GPU memory, with OutOfMemory, which
+    names the job's batch (`memory`) and a size that fits."""
     step.model.train()
     losses, batches = StepLosses(epoch), len(loader)  # type: ignore[arg-type]
     progress = Progress(batches, f"epoch {epoch}")
     step.optimizer.zero_grad(set_to_none=True)
     for number, (images, labels) in enumerate(loader, start=1):
-        images = step.transform(images.to(step.device, non_blocking=True))
-        labels = labels.to(step.device, non_blocking=True)
-        try:
+        with memory.says(f"training (epoch {epoch}, step {number})", len(labels)):
+            images = step.transform(images.to(step.device, non_blocking=True))
+            labels = labels.to(step.device, non_blocking=True)
             loss = step.loss(images, labels)
             if number % step.accumulation_steps == 0 or number == batches:
                 step.update()
-        except torch.cuda.OutOfMemoryError as error:
-            raise PipelineError(
-                f"out of GPU memory at epoch {epoch}, step {number} with batch size {len(labels)}: "
-                "lower the model's batch_size (raise accumulation_steps to keep the effective batch) "
-                "or image_size"
-            ) from error
         losses.add(loss, len(labels))
         progress.update(number, len(labels), lambda: {"loss": losses.read(), "lr": step.lr})
     losses.read()

@@ -23,9 +23,18 @@ from facemask.data.augment import batch_transform
 from facemask.model.classifier import save_checkpoint
 from facemask.model.heads import head_of
 from facemask.tracking.train_runs import TrainTracking
+from facemask.train.auto_batch import batch_setting, training_batch_size
 from facemask.train.epoch import train_one_epoch
-from facemask.train.job import TrainJob, TrainOutputs, fold_loaders, split_fold, training_labels
-from facemask.train.optim import updates_per_epoch
+from facemask.train.job import (
+    FirstBatches,
+    TrainJob,
+    TrainOutputs,
+    fold_loaders,
+    hold_caches,
+    split_fold,
+    training_labels,
+)
+from facemask.train.optim import LearningRateSchedule, updates_per_epoch
 from facemask.train.recipe import TrainingParts, build_training
 from facemask.train.resume import (
     cache_stamp,
@@ -38,6 +47,7 @@ from facemask.train.validation import Validation, ValidationFold, validate
 from facemask.utils.devices import job_precision, pick_device
 from facemask.utils.files import write_csv
 from facemask.utils.logs import log
+from facemask.utils.memory import BatchSetting
 from facemask.utils.provenance import code_digest
 
 
@@ -65,13 +75,15 @@ class TrainingState:
 
 @dataclass
 class FoldRun:
-    """A train job set up: the parts of its training step (recipe.TrainingParts), its validation
-    fold and training loader, and the fingerprint its resume state must match."""
+    """A train job set up (its batch size found, where it is auto): the parts of its training step
+    (recipe.TrainingParts), its validation fold and training loader, its batch as an out-of-memory
+    message names it, and the fingerprint its resume state must match."""
 
     job: TrainJob
     parts: TrainingParts
     validation: ValidationFold
     train_loader: torch.utils.data.DataLoader
+    memory: BatchSetting
     fingerprint: str = ""
 
     @property
@@ -83,18 +95,22 @@ class FoldRun:
 
 
 def set_up(job: TrainJob, train_photos: pd.DataFrame, val_photos: pd.DataFrame) -> FoldRun:
-    """Build the job's loaders and the parts of its training step (see recipe.build_training);
-    validation decides classes matched to the class shares of the fold's own training photos (not
-    the pseudo ones), whatever the vote's decision (ensemble.match_class_shares, an eval-side
-    setting that retrains nothing)."""
+    """Hold the image cache on the GPU (where asked and it fits), find the batch size (where it is
+    auto: see auto_batch), build the job's loaders and the parts of its training step (see
+    recipe.build_training); validation decides classes matched to the class shares of the fold's
+    own training photos (not the pseudo ones), whatever the vote's decision
+    (ensemble.match_class_shares, an eval-side setting that retrains nothing)."""
     block, device = job.block, pick_device(job.device)
     precision = job_precision(block.precision, device)
     trained = job.trained_photos(train_photos)
     train_labels = training_labels(trained, block.train_age_bins)
     head = head_of(block, job.age_bins)
-    train_loader, val_loader = fold_loaders(job, trained, train_labels, val_photos, device, head)
+    labels, held = torch.tensor(train_labels.to_numpy()), hold_caches(job, device)
+    memory = batch_setting(job, held[0] is not None)
+    block = dataclasses.replace(block, batch_size=training_batch_size(job, head, device, precision, labels))
+    job = dataclasses.replace(job, block=block)
+    train_loader, val_loader = fold_loaders(job, trained, train_labels, val_photos, head, held)
     updates = updates_per_epoch(len(train_loader), block.accumulation_steps)
-    labels = torch.tensor(train_labels.to_numpy())
     parts = build_training(block, head, device, labels, updates, precision)
     validation = ValidationFold(
         val_loader,
@@ -105,7 +121,7 @@ def set_up(job: TrainJob, train_photos: pd.DataFrame, val_photos: pd.DataFrame) 
         module_of=parts.head.training_module,
         shares=class_shares(train_photos["label"]),
     )
-    return FoldRun(job, parts, validation, train_loader)
+    return FoldRun(job, parts, validation, train_loader, memory)
 
 
 def train_fold(
@@ -118,18 +134,18 @@ def train_fold(
     tracking: TrainTracking | None = None,
     **options,
 ) -> pd.DataFrame:
-    """Train the model `block` on every fold but `fold`, validate on `fold` each epoch (the raw
-    and, with `ema`, the averaged weights), and write the kept epoch's checkpoint and out-of-fold
-    logits (see the block's `keep`) and the history; return the history. `options`: TrainJob's
-    seed, threads, age_bins, device and pseudo (eval photos trained on besides, see
-    facemask.ensemble.pseudo_labels). Resumes from
-    `outputs.resume_state` when a killed run of the same settings, photos, cache and code left one.
-    `tracking`: the job's MLflow run (settings, per-epoch metrics, kept epoch, checkpoint)."""
+    """Train the model `block` on every fold but `fold`, validate on `fold` each epoch (the raw and, with
+    `ema`, the averaged weights), and write the kept epoch's checkpoint and out-of-fold logits (see the
+    block's `keep`) and the history; return the history. `options`: TrainJob's seed, threads, age_bins,
+    device, pseudo (eval photos trained on besides, see facemask.ensemble.pseudo_labels) and name.
+    Resumes from `outputs.resume_state` when a killed run of the same settings, photos, cache and code
+    left one. `tracking`: the job's MLflow run (settings, per-epoch metrics, kept epoch, checkpoint)."""
     job = TrainJob(block, fold, Path(cache), outputs, **options)
     torch.set_num_threads(job.threads)
     seed_everything(job.seed + fold)
     train_photos, val_photos = split_fold(index, folds, fold)
     run = set_up(job, train_photos, val_photos)
+    block = run.job.block  # its batch size found, where it is auto
     identity = block.as_config() | {"precision": run.parts.step.precision, "code": code_digest(__file__)}
     if job.pseudo:
         identity["pseudo_cache"] = cache_stamp(job.pseudo.cache)
@@ -142,7 +158,7 @@ def train_fold(
     log.info(
         f"fold {fold}: {block.arch} on {step.device} in {step.precision}, {len(train_photos)} "
         f"training{f' + {pseudo} pseudo-labelled' if job.pseudo else ''} / {len(val_photos)} "
-        f"validation photos, {run.parts.schedule.epochs} epochs"
+        f"validation photos, {run.parts.schedule.epochs} epochs{stop_text(run.parts.schedule)}"
     )
     tracking = tracking or TrainTracking(None, outputs.tracking_record, "", {})
     sizes = {"fold": fold, "seed": job.seed, "train_photos": len(train_photos), "val_photos": len(val_photos)}
@@ -174,16 +190,19 @@ def kept_epoch_tags(checkpoint: Path, state: TrainingState) -> dict[str, str]:
 
 def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], None]) -> None:
     """Train, validate and save the resume state epoch by epoch from `state.epoch`, until the
-    schedule's epochs are done or early stopping ends the run; `on_epoch` gets each epoch's
+    schedule's epochs are done, its block's stop_after stops it (mid-epoch: the last epoch is
+    validated where it stops) or early stopping ends the run; `on_epoch` gets each epoch's
     history row once it is saved."""
-    fold, epochs, patience = run.job.fold, run.parts.schedule.epochs, run.job.block.early_stopping_patience
+    fold, patience = run.job.fold, run.job.block.early_stopping_patience
+    epochs = run.parts.schedule.last_epoch
     resumed_at, run_started = state.epoch, time.perf_counter()
     for epoch in range(state.epoch + 1, epochs + 1):
         lr, started = run.parts.schedule.lr, time.perf_counter()
-        train_loss, seen = train_one_epoch(run.parts.step, run.train_loader, epoch)
+        train_loss, seen = train_one_epoch(run.parts.step, epoch_batches(run, epoch), epoch, run.memory)
         images_per_s = seen / (time.perf_counter() - started)
         by_f1 = run.job.block.keep == "best"
-        kept, candidates = validate(run.parts.model, run.parts.ema, run.validation, by_f1)
+        with run.memory.says(f"validation (epoch {epoch})", int(run.job.block.batch_size)):
+            kept, candidates = validate(run.parts.model, run.parts.ema, run.validation, by_f1)
         mean_lr = run.parts.schedule.end_epoch(epoch, kept.val_f1)
         scores = {"val_loss": kept.val_loss, "val_f1": kept.val_f1, "val_accuracy": kept.val_accuracy}
         row: dict[str, float | str] = {"epoch": epoch, "lr": lr, "mean_lr": mean_lr, "train_loss": train_loss}
@@ -192,7 +211,7 @@ def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], 
             candidates | {"weights": kept.weights} if run.parts.ema else {}
         )
         improved = state.keep(epoch, kept, only_if_better=by_f1)
-        state.history.append(row | {"kept": int(improved)})
+        state.history.append(row | {"batch_size": run.job.block.batch_size, "kept": int(improved)})
         eta = (time.perf_counter() - run_started) / (epoch - resumed_at) * (epochs - epoch)
         note = f" ({kept.weights} weights, kept)" if improved else ""
         log.info(
@@ -215,12 +234,28 @@ def train_epochs(run: FoldRun, state: TrainingState, on_epoch: Callable[[dict], 
             return
 
 
+def stop_text(schedule: LearningRateSchedule) -> str:
+    """Where a run stops in words, when its block's stop_after ends it before its schedule does."""
+    total = schedule.epochs * schedule.updates_per_epoch
+    if schedule.stop_update >= total:
+        return ""
+    return f", stopping after update {schedule.stop_update} of {total} (epoch {schedule.last_epoch})"
+
+
+def epoch_batches(run: FoldRun, epoch: int) -> torch.utils.data.DataLoader | FirstBatches:
+    """The training batches of `epoch`: the loader's, or in the epoch that the block's stop_after
+    ends, its first ones up to the last update."""
+    batches = run.parts.schedule.updates_in(epoch) * run.job.block.accumulation_steps
+    return run.train_loader if batches >= len(run.train_loader) else FirstBatches(run.train_loader, batches)
+
+
 def save_kept_checkpoint(run: FoldRun, state: TrainingState) -> None:
     """The kept epoch's weights (loaded into the run's model) with what inference needs to rebuild them."""
     block, parts = run.job.block, run.parts
     meta: dict[str, Any] = {"arch": block.arch, "model_kwargs": dict(block.model_kwargs)}
     meta |= parts.head.checkpoint_meta() | {"data_config": parts.data_config, "epoch": state.kept_epoch}
     meta |= {"fold": run.job.fold, "val_f1": state.kept_f1, "precision": block.precision}
+    meta |= {"train_batch_size": block.batch_size}  # as trained: found, where it is auto
     save_checkpoint(run.job.outputs.checkpoint, run.parts.model, meta)
 
 

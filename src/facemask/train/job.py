@@ -1,7 +1,8 @@
 """A train job and its fold: the photos split by person, the labels trained on, the draws that
 balance them, and the loaders on the image cache."""
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from facemask.data.loader import CachedPhotos, JoinedPhotos, load_cache, photo_l
 from facemask.data.pseudo_photos import PseudoPhotos
 from facemask.model.heads import ClassesHead
 from facemask.utils.errors import PipelineError
+from facemask.utils.memory import out_of_memory_says
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,8 @@ class TrainOutputs:
 class TrainJob:
     """One train job: the model block, the held-out fold, the image cache and where the outputs go;
     the seed (each fold adds its number), threads, the index's age cuts, the `device` setting,
-    and the pseudo-labelled eval photos it also trains on, if any (a second round, see
-    facemask.ensemble.pseudo_labels)."""
+    the pseudo-labelled eval photos it also trains on, if any (a second round, see
+    facemask.ensemble.pseudo_labels), and the block's name in the config (for messages)."""
 
     block: ModelBlock
     fold: int
@@ -52,12 +54,36 @@ class TrainJob:
     age_bins: Sequence[int] = DEFAULT_AGE_BINS
     device: str = "auto"
     pseudo: PseudoPhotos | None = None
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """The job as messages name it: 'model resnet34, fold 2'."""
+        return f"model {self.name or self.block.arch}, fold {self.fold}"
+
+    def key(self, setting: str) -> str:
+        """The config key of the block's `setting`: 'models.resnet34.batch_size'."""
+        return f"models.{self.name or '<name>'}.{setting}"
 
     def trained_photos(self, train_photos: pd.DataFrame) -> pd.DataFrame:
         """The photos the job trains on: the fold's training photos, then its pseudo photos."""
         if self.pseudo is None:
             return train_photos
         return pd.concat([train_photos, self.pseudo.photos], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class FirstBatches:
+    """The first `count` batches of a training loader: the epoch that a block's stop_after ends."""
+
+    loader: Iterable
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator:
+        return itertools.islice(self.loader, self.count)
 
 
 def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -101,26 +127,37 @@ def sample_weights(labels: pd.Series, sampler: str) -> torch.Tensor | None:
     return torch.tensor((1.0 / keys.map(keys.value_counts())).to_numpy(), dtype=torch.double)
 
 
+def hold_caches(job: TrainJob, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The job's image cache and its pseudo photos' held on `device` (a GPU) where the block asks
+    for it and each fits (data.loader.load_cache), else None; running out of memory on the way is
+    OutOfMemory, which says to set cache_on_gpu: false."""
+    if not job.block.cache_on_gpu:
+        return None, None
+    fix = f"set {job.key('cache_on_gpu')}: false (batches are then read from the file by loader workers)"
+    with out_of_memory_says(job.label, "holding the image cache on the GPU", fix):
+        held = load_cache(job.cache, device)
+        pseudo_held = load_cache(job.pseudo.cache, device) if job.pseudo and held is not None else None
+    return held, pseudo_held
+
+
 def fold_loaders(
     job: TrainJob,
     train_photos: pd.DataFrame,
     train_labels: pd.Series,
     val_photos: pd.DataFrame,
-    device: torch.device,
     head: ClassesHead,
+    held: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None),
 ):
     """The shuffled (or sampled) training loader over `train_photos` (job.trained_photos: the pseudo
     photos last, read from their own cache), labelled with `head`'s targets (see
-    heads.ClassesHead.targets), and the validation loader, both on the image cache (held on
-    `device` when it is a GPU and the block asks for it)."""
+    heads.ClassesHead.targets), and the validation loader, both on the image cache (sliced from
+    the caches `held` on a GPU, see hold_caches, where they are)."""
     block, workers = job.block, max(job.threads - 1, 0)
-    held = load_cache(job.cache, device) if block.cache_on_gpu else None
+    batch_size = int(block.batch_size)  # found already where it is auto (facemask.train.auto_batch)
+    cache_held, pseudo_held = held
+    own_held = None if job.pseudo and pseudo_held is None else cache_held  # both held, or workers read both
     labels, rows = head.targets(train_photos, train_labels), train_photos["row"].to_numpy()
     own = len(train_photos) - (len(job.pseudo.photos) if job.pseudo else 0)
-    own_held, pseudo_held = held, None
-    if job.pseudo and held is not None:
-        pseudo_held = load_cache(job.pseudo.cache, device)
-        own_held = held if pseudo_held is not None else None  # workers cannot read a cache held on a GPU
     own_set = CachedPhotos(job.cache, rows[:own], labels[:own], own_held)
     train_set: CachedPhotos | JoinedPhotos = own_set
     if job.pseudo:
@@ -129,11 +166,11 @@ def fold_loaders(
         )
     train_loader = photo_loader(
         train_set,
-        block.batch_size,
+        batch_size,
         workers,
         shuffle=True,
         seed=job.seed + job.fold,
         sample_weights=sample_weights(train_labels, block.sampler),
     )
-    val_photos_on_cache = CachedPhotos(job.cache, val_photos["row"], val_photos["label"], held)
-    return train_loader, photo_loader(val_photos_on_cache, block.batch_size, workers)
+    val_photos_on_cache = CachedPhotos(job.cache, val_photos["row"], val_photos["label"], cache_held)
+    return train_loader, photo_loader(val_photos_on_cache, batch_size, workers)

@@ -25,11 +25,13 @@ class LearningRateSchedule:
     as timm's own train.py steps it (`step_update`), so warm-up and decay are counted in updates
     (`warmup_epochs` may be a fraction of an epoch); `plateau` lowers the lr on the validation F1
     once per epoch; `none` keeps the optimizer's lr. `epochs`: the epochs it runs (warm restarts
-    may add cycles). It hooks the optimizer's step, so the training loop only reports each epoch's end."""
+    may add cycles). With the block's `stop_after`, training stops after that share of the
+    schedule's updates (`stop_update`), the lr still the full schedule's. It hooks the optimizer's
+    step, so the training loop only reports each epoch's end."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, block: ModelBlock, updates_per_epoch: int):
         options = dict(block.scheduler)
-        name = options.pop("name")
+        name, self.updates_per_epoch = options.pop("name"), max(updates_per_epoch, 1)
         with (
             warnings.catch_warnings()
         ):  # plateau's deprecation: its state is saved whole here (see state_dict)
@@ -39,11 +41,21 @@ class LearningRateSchedule:
                 sched=name,
                 num_epochs=block.epochs,
                 step_on_epochs=name in PER_EPOCH_SCHEDULES,
-                updates_per_epoch=max(updates_per_epoch, 1),
+                updates_per_epoch=self.updates_per_epoch,
                 **options,
             )
         self.optimizer, self.updates, self.epoch_lrs = optimizer, 0, list[float]()
+        self.stop_update = max(1, round(block.stop_after * self.epochs * self.updates_per_epoch))
         optimizer.register_step_post_hook(self.after_update)
+
+    @property
+    def last_epoch(self) -> int:
+        """The epoch that training ends in: the schedule's last, or the one of its stop_after."""
+        return -(-self.stop_update // self.updates_per_epoch)
+
+    def updates_in(self, epoch: int) -> int:
+        """The updates that `epoch` trains: an epoch's, fewer in the one that stop_after ends."""
+        return min(self.updates_per_epoch, self.stop_update - (epoch - 1) * self.updates_per_epoch)
 
     @property
     def lr(self) -> float:

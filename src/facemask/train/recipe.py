@@ -7,8 +7,11 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 import torch
 
+from facemask.classes.labels import MAX_AGE, NUM_CLASSES
 from facemask.config.blocks import ModelBlock
 from facemask.data.augment import batch_transform
 from facemask.model.classifier import create_backbone, model_data_config
@@ -116,3 +119,14 @@ def build_training(
         num_targets=head.num_targets,
     )
     return TrainingParts(head, model, data_config, step, schedule, ema)
+
+
+def dummy_batch(
+    head: ClassesHead, size: int, shape: Sequence[int], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of `size` black uint8 photos of `shape` (height, width, 3) on `device`, as the image
+    cache gives them, with `head`'s targets of every class in turn (ages spread over the years):
+    what the load-time check of a block and `batch_size: auto`'s search train on."""
+    labels = np.arange(size) % NUM_CLASSES
+    targets = head.targets(pd.DataFrame({"age": labels * 7 % (MAX_AGE + 1)}), labels)
+    return torch.zeros(size, *shape, dtype=torch.uint8, device=device), torch.from_numpy(targets).to(device)

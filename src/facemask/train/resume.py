@@ -3,6 +3,7 @@ scheduler and loss scaler, every random state, and the progress so far, saved be
 outputs; a rerun of the same run (same settings, photos and image cache) takes it up, so a
 killed job resumes where it stopped and ends as an uninterrupted run does."""
 
+import contextlib
 import hashlib
 import json
 import random
@@ -21,6 +22,18 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def kept_random_state(device: torch.device | None = None):
+    """Leave torch's (the CPU's, and `device`'s where it is a GPU) and numpy's global random states
+    as they were (Mixup and the augmentation draw from them)."""
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[device] if device is not None and device.type == "cuda" else []):
+            yield
+    finally:
+        np.random.set_state(numpy_state)
 
 
 def rng_states(loader_generator: torch.Generator) -> dict:

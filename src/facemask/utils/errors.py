@@ -16,3 +16,8 @@ class WeightsError(PipelineError):
 class ConfigError(PipelineError):
     """The config breaks the schema, or a model block holds a setting that would fail in its train
     job or be ignored; the message names the key."""
+
+
+class OutOfMemory(PipelineError):
+    """A job ran out of GPU memory; the message names the job, the stage and a setting that fits
+    (see facemask.utils.memory)."""
