@@ -1,6 +1,6 @@
 """Snakemake job: out-of-fold scores per (model, fold), per model and of the ensemble."""
 
-from facemask.classes.decision import class_shares_to_match
+from facemask.classes.decision import class_counts_to_match
 from facemask.ensemble.spec import VoteSpec
 from facemask.report.scores import cv_summary
 from facemask.utils.files import read_member_tables, write_csv, write_text
@@ -11,7 +11,7 @@ def main():
     oof_logits = read_member_tables(snakemake.params.members, snakemake.input.oof_logits)
     histories = read_member_tables(snakemake.params.members, snakemake.input.histories)
     spec = VoteSpec.from_config(snakemake.params.vote)
-    shares = class_shares_to_match(snakemake.input.train_index, spec.match_class_shares)
+    shares = class_counts_to_match(snakemake.input.train_index, spec.match_class_shares)
     summary = cv_summary(oof_logits, spec, histories, shares)
     write_csv(summary, snakemake.output.csv)
     table = summary.to_markdown(index=False, floatfmt=".4f")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from facemask.classes.decision import class_share_offsets, class_shares_to_match, log_probabilities
+from facemask.classes.decision import class_counts_to_match, class_share_offsets, log_probabilities
 from facemask.config.sections import ImageCache, TestTimeAugmentation
 from facemask.config.typed import typed
 from facemask.data.faces import found_on
@@ -27,7 +27,7 @@ def main():
     members = list(eval_logits)
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"]
     spec = VoteSpec.from_config(params.vote)
-    shares = class_shares_to_match(snakemake.input.train_index, spec.match_class_shares)
+    shares = class_counts_to_match(snakemake.input.train_index, spec.match_class_shares)
     if spec.needs_fit:
         oof = oof_by_model(read_member_tables(params.members, snakemake.input.oof_logits))
         vote = fit_vote(oof, spec, shares).vote

@@ -1,7 +1,7 @@
 """Snakemake job: a years head's age cuts, fitted on all its out-of-fold predictions; its predict
 jobs apply them."""
 
-from facemask.classes.decision import class_shares_to_match
+from facemask.classes.decision import class_counts_to_match
 from facemask.ensemble.fit import fit_vote, oof_by_model
 from facemask.ensemble.spec import VoteSpec
 from facemask.utils.files import Member, read_member_tables, write_json
@@ -11,7 +11,7 @@ from facemask.utils.logs import log, run_job
 def main():
     model = snakemake.wildcards.model
     members = [Member(model, fold) for fold in snakemake.params.folds]
-    shares = class_shares_to_match(snakemake.input.train_index, snakemake.params.match_class_shares)
+    shares = class_counts_to_match(snakemake.input.train_index, snakemake.params.match_class_shares)
     oof = oof_by_model(read_member_tables(members, snakemake.input.oof_logits))
     cuts = fit_vote(oof, VoteSpec({model: 1.0}, (model,)), shares).age_cuts[model]
     write_json({"age_cuts": [int(cut) for cut in cuts]}, snakemake.output[0])

@@ -4,7 +4,7 @@ winner's gain on folds that did not pick it, and the winner as a model block (wi
 
 import pandas as pd
 
-from facemask.classes.decision import class_shares_to_match
+from facemask.classes.decision import class_counts_to_match
 from facemask.config.sweeps import Sweep, settings_text, winner_text
 from facemask.config.typed import typed
 from facemask.ensemble.fit import oof_by_model
@@ -33,7 +33,7 @@ def main():
         sweep, [*members, *rung_members], [*snakemake.input.benchmarks, *snakemake.input.rung_benchmarks]
     )
     rung_seconds = variant_seconds(sweep, rung_members, snakemake.input.rung_benchmarks)
-    shares = class_shares_to_match(snakemake.input.train_index, params["match_class_shares"])
+    shares = class_counts_to_match(snakemake.input.train_index, params["match_class_shares"])
     settings = {block: settings_text(sweep, block) for block in tables if block != sweep.base}
     ranked = sweep_ranking(
         tables, sweep.base, settings, seconds, shares, params["cut_models"], seed=snakemake.params.seed

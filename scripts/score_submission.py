@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from facemask.classes.decision import class_shares_to_match
+from facemask.classes.decision import class_counts_to_match
 from facemask.ensemble.spec import VoteSpec
 from facemask.report.scores import eval_scores_by_model
 from facemask.utils.files import read_member_tables, write_csv, write_json, write_text
@@ -17,7 +17,7 @@ def main():
     image_ids = pd.read_csv(snakemake.input.index, dtype=str)["ImageID"].tolist()
     eval_logits = read_member_tables(snakemake.params.members, snakemake.input.eval_logits)
     spec = VoteSpec.from_config(snakemake.params.vote)
-    shares = class_shares_to_match(snakemake.input.train_index, spec.match_class_shares)
+    shares = class_counts_to_match(snakemake.input.train_index, spec.match_class_shares)
     scores = eval_scores_by_model(eval_logits, image_ids, answers, submission, spec, shares)
     write_json(json.loads(scores.iloc[-1].drop("model").to_json()), snakemake.output.json)  # the ensemble
     write_csv(scores, snakemake.output.csv)

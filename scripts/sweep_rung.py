@@ -3,7 +3,7 @@ out-of-fold macro F1 on the sweep's folds, the best `keep` share marked to go on
 
 import pandas as pd
 
-from facemask.classes.decision import class_shares_to_match
+from facemask.classes.decision import class_counts_to_match
 from facemask.config.sweeps import Sweep
 from facemask.config.typed import typed
 from facemask.ensemble.fit import oof_by_model
@@ -16,7 +16,7 @@ def main():
     params = snakemake.params.sweep
     sweep, rung = typed(Sweep, params["sweep"]), int(snakemake.wildcards.rung)
     tables = oof_by_model(read_member_tables(snakemake.params.members, snakemake.input.oof_logits))
-    shares = class_shares_to_match(snakemake.input.train_index, params["match_class_shares"])
+    shares = class_counts_to_match(snakemake.input.train_index, params["match_class_shares"])
     variant_of = {sweep.rung_block(variant, rung): variant for variant in sweep.variants}
     ranked = [
         (variant_of[block], block, f1) for block, f1 in ranked_blocks(tables, shares, params["cut_models"])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from matplotlib import cbook
 
 from facemask.config.blocks import ModelBlock
@@ -65,18 +66,20 @@ def snakemake(
     )
 
 
-#: the shared runs, and the fixtures that read one (the SLURM run is compared with the tiny run)
-SHARED_RUNS = {"demo_run": ("demo_run",), "tiny_run": ("tiny_run", "slurm_run")}
-#: the tests that take minutes, in the order they start: the demo's, the full-size load test, the
-#: tiny run's and the SLURM run's, the option matrix; the many short tests fill the cores after them
-LONG_FIRST = ("demo_run", "scale", "tiny_run", "test_option_matrix")
+#: the runs whose readers share one worker's fixture: the demo's, the SLURM run's (the tiny run is
+#: built once for both workers, each reading a copy: see tiny_run)
+SHARED_RUNS = {"demo_run": ("demo_run",), "slurm_run": ("slurm_run",)}
+#: the tests that take minutes, in the order they start: the demo's (on one worker) beside the tiny
+#: run's (the other worker builds the run meanwhile), the SLURM run's, the option matrix, the load
+#: test; the many short tests fill the cores after them
+LONG_FIRST = ("demo_run", "tiny_run", "slurm_run", "test_option_matrix", "scale")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (`-n 2`, with --dist loadgroup from pyproject.toml), every test that reads
-    a shared run goes to one worker, which builds the run once; and the long tests start first
-    (LONG_FIRST), so that the two workers end together."""
+    the demo's or the SLURM run goes to one worker, which builds the run once; and the long tests
+    start first (LONG_FIRST), so that the two workers end together."""
     for item in items:
         for run, readers in SHARED_RUNS.items():
             if set(readers) & set(item.fixturenames):
@@ -89,7 +92,7 @@ def start_rank(item: pytest.Item) -> int:
     kinds = {mark.args[0] for mark in item.iter_markers("xdist_group")} | {
         m.name for m in item.iter_markers()
     }
-    kinds.add(item.module.__name__.rpartition(".")[2])
+    kinds |= {item.module.__name__.rpartition(".")[2], *item.fixturenames}
     return next((rank for rank, kind in enumerate(LONG_FIRST) if kind in kinds), len(LONG_FIRST))
 
 
@@ -117,23 +120,54 @@ def shared_verdicts(tmp_path_factory):
     SHARED_VERDICTS.clear()
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder `build(folder)` fills, built once a test session: under pytest-xdist by the first
+    worker that asks, in the folder the workers share, the others waiting for it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+def build_tiny_run(workdir: Path) -> None:
+    demo_work_folder(workdir, tracking=True)
+    run = snakemake(workdir, "submission", configs=TINY)
+    assert run.returncode == 0, run.stderr[-5000:]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A work folder in which the tiny run's `submission` target was built (config/tiny.yaml over the
-    demo's config: every rule, timm's test networks, tracking on), shared by the tests that check
-    wiring, reruns, the bundle, tracking and the SLURM run, which compares its own run with it."""
-    workdir = demo_work_folder(tmp_path_factory.mktemp("tiny"), tracking=True)
-    run = snakemake(workdir, "submission", configs=TINY)
-    assert run.returncode == 0, run.stderr[-5000:]
-    return workdir
+    demo's config: every rule, timm's test networks, tracking on), read by the tests that check
+    wiring, reruns, the bundle, tracking and the SLURM run, which compares its own run with it. The
+    run is built once a session; each worker reads a copy of its own (a finished run: the copy keeps
+    the files' times and Snakemake's records), so that its readers spread over both workers."""
+    built = built_once(tmp_path_factory, "tiny_built", build_tiny_run)
+    workdir = tmp_path_factory.mktemp("tiny")
+    shutil.copytree(built, workdir, ignore=shutil.ignore_patterns(VERDICTS.name), dirs_exist_ok=True)
+    return demo_work_folder(workdir, tracking=True)
+
+
+#: the demo's config with one of its two folds run: the README's recipe, data and vote through
+#: Snakemake at half the demo's cost (its two folds are timed in docs/benchmarks.md)
+DEMO_ONE_FOLD = "folds: {k: 2, run: [0]}\n"
 
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """A work folder in which the README's demo built its `submission` target: the tests that check
-    that the demo learns read it."""
+    """A work folder in which the README's demo, fold 0 of its 2, built its `submission` target: the
+    tests that check that the demo learns read it."""
     workdir = demo_work_folder(tmp_path_factory.mktemp("workflow"))
-    run = snakemake(workdir, "submission")
+    (workdir / "one_fold.yaml").write_text(DEMO_ONE_FOLD)
+    run = snakemake(workdir, "submission", configs=("demo.yaml", "one_fold.yaml"))
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir
 

@@ -148,7 +148,7 @@ def test_age_cuts_and_weights_are_fitted_on_the_other_folds_only(monkeypatch):
     }
     by_model["plain"]["label"] = by_model["years"]["label"]
     fitted_on = []
-    fit_cuts, fit_weights = fit.fit_age_cuts, fit.fit_weights
+    fit_cuts, select_weights = fit.fit_age_cuts, fit.select_weights
     monkeypatch.setattr(
         fit,
         "fit_age_cuts",
@@ -156,8 +156,10 @@ def test_age_cuts_and_weights_are_fitted_on_the_other_folds_only(monkeypatch):
     )
     monkeypatch.setattr(
         fit,
-        "fit_weights",
-        lambda logits, labels, shares: fitted_on.append(len(labels)) or fit_weights(logits, labels, shares),
+        "select_weights",
+        lambda logits, labels, shares: (
+            fitted_on.append(len(labels)) or select_weights(logits, labels, shares)
+        ),
     )
     spec = VoteSpec({}, ("years",), fit_weights=True)
     probabilities = fit.cross_fitted_vote(by_model, spec)

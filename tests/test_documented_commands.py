@@ -1,9 +1,10 @@
 """Every `snakemake ...` and `facemask ...` command that README.md and docs/ show runs as written, in
 a scratch copy of the repository with a tiny generated data set in place of the competition's:
 each Snakemake command as a dry run (`-n` added; a real run of each is the demo's, the tiny run's or
-another test's), each `facemask` command for real on the tiny run's ensemble. A command that cannot
-run here is listed in CANNOT_RUN with the reason, and still goes through Snakemake's own argument
-parser; a command the docs show as failing (SHOWN_FAILING) must fail as they say."""
+another test's) in a copy without results, on either pytest-xdist worker; each `facemask` command
+for real on the tiny run's ensemble. A command that cannot run here is listed in CANNOT_RUN with
+the reason, and still goes through its program's own argument parser; a command the docs show as
+failing (SHOWN_FAILING) must fail as they say."""
 
 import os
 import re
@@ -103,19 +104,15 @@ def argv_of(command: str) -> tuple[dict, list[str]]:
     return env, [sys.executable, "-m", "facemask.predict.cli", *words]
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory, tiny_run, demo_dir):
-    """A copy of the repository with the tiny generated data set as the competition's and the
-    demo's, the tiny run's results as `results/`, and the photos and configs the docs name."""
-    root = tmp_path_factory.mktemp("repository")
+def scratch_copy(root: Path, demo_dir: Path) -> Path:
+    """`root` made a copy of the repository with the tiny generated data set as the competition's and
+    the demo's, and the photos and configs the docs name."""
     ignored = shutil.ignore_patterns(
         ".venv", ".git", "results", "data", "weights", ".snakemake", "__pycache__", ".*_cache"
     )
     shutil.copytree(ROOT, root, ignore=ignored, dirs_exist_ok=True)
     for data in ("data/competition", "data/demo"):
         shutil.copytree(demo_dir, root / data)
-    for results in ("results", "results/demo"):  # the default run's and the demo's
-        shutil.copytree(tiny_run / "results/tiny", root / results, ignore=shutil.ignore_patterns("demo"))
     photos = sorted((demo_dir / "eval/images").iterdir())
     (root / "path/to/photos").mkdir(parents=True)
     for photo in photos[:3]:
@@ -132,6 +129,23 @@ def scratch(tmp_path_factory, tiny_run, demo_dir):
     if SHARED_VERDICTS:
         (root / VERDICTS).parent.mkdir(parents=True, exist_ok=True)
         (root / VERDICTS).symlink_to(SHARED_VERDICTS[0], target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory, demo_dir):
+    """A scratch copy of the repository without results, in which the Snakemake commands plan the
+    whole run (one copy per pytest-xdist worker, so that the dry runs spread over both)."""
+    return scratch_copy(tmp_path_factory.mktemp("repository"), demo_dir)
+
+
+@pytest.fixture(scope="module")
+def scratch_with_results(tmp_path_factory, tiny_run, demo_dir):
+    """A scratch copy of the repository with the tiny run's results as `results/` (the default run's)
+    and `results/demo`, for the `facemask` commands that read a bundle."""
+    root = scratch_copy(tmp_path_factory.mktemp("repository_with_results"), demo_dir)
+    for results in ("results", "results/demo"):
+        shutil.copytree(tiny_run / "results/tiny", root / results, ignore=shutil.ignore_patterns("demo"))
     return root
 
 
@@ -153,23 +167,43 @@ def reason_it_cannot_run(command: str) -> str | None:
     return next((why for key, why in CANNOT_RUN.items() if key in command), None)
 
 
-@pytest.mark.workflow
-@pytest.mark.parametrize(("document", "command"), COMMANDS, ids=[f"{d}: {c}" for d, c in COMMANDS])
-def test_each_documented_command_runs_as_written(scratch, document, command):
+def run_as_written(root: Path, document: str, command: str) -> None:
+    """Run a documented command in `root` as written (a Snakemake command as a dry run), or parse it
+    when it cannot run here or is shown failing."""
     env, argv = argv_of(command)
     if command in SHOWN_FAILING:
-        run = parses(scratch, argv)
+        run = parses(root, argv)
         assert run.returncode != 0 and SHOWN_FAILING[command] in run.stderr, run.stderr[-2000:]
         return
     why = reason_it_cannot_run(command)
     if why:
         if "--logger rich" in command:  # the option of a plugin not installed is left out of the parse
             argv = [word for word in argv if word not in ("--logger", "rich")]
-        run = parses(scratch, argv)
+        run = parses(root, argv)
         assert run.returncode == 0, f"{command} ({why}): {run.stderr[-3000:]}"
         return
     if argv[2] == "snakemake":
         argv.insert(3, "-n")
-    run = subprocess.run(argv, cwd=scratch, env=os.environ | env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(argv, cwd=root, env=os.environ | env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"{document}: {command}\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
+
+
+def commands_of(program: str) -> list:
+    return [
+        pytest.param(document, command, id=f"{document}: {command}")
+        for document, command in COMMANDS
+        if argv_of(command)[1][2] == program
+    ]
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(("document", "command"), commands_of("snakemake"))
+def test_each_documented_snakemake_command_runs_as_written(scratch, document, command):
+    run_as_written(scratch, document, command)
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(("document", "command"), commands_of("facemask.predict.cli"))
+def test_each_documented_facemask_command_runs_as_written(scratch_with_results, document, command):
+    run_as_written(scratch_with_results, document, command)

@@ -23,6 +23,7 @@ HOST_ONLY = {
     "jsonschema",
     "pytest",
     "pytest-xdist",
+    "filelock",
     "snakefmt",
     "ruff",
     "mypy",

@@ -19,7 +19,7 @@ from facemask.ensemble import fit, weights
 from facemask.ensemble.fit import cross_fitted_vote, fit_vote, oof_by_model
 from facemask.ensemble.spec import VoteSpec
 from facemask.ensemble.vote import soft_vote
-from facemask.ensemble.weights import fit_weights
+from facemask.ensemble.weights import select_weights
 from facemask.report.scores import cv_summary
 
 
@@ -58,7 +58,7 @@ def test_cv_summary_fits_no_weights_and_has_no_fitted_row_unless_asked(monkeypat
         for fold in range(2)
     }
     fitted = []
-    monkeypatch.setattr(fit, "fit_weights", lambda *args: fitted.append(1) or {"a": 0.5, "b": 0.5})
+    monkeypatch.setattr(fit, "select_weights", lambda *args: fitted.append(1) or {"a": 0.5, "b": 0.5})
     given = VoteSpec(dict.fromkeys("ab", 1.0))
     assert "ensemble_fitted" not in set(cv_summary(oof, given)["model"]) and not fitted
     summary = cv_summary(oof, VoteSpec(dict.fromkeys("ab", 1.0), fit_weights=True))
@@ -78,7 +78,7 @@ def test_weight_search_puts_nearly_all_weight_on_the_informative_model_among_noi
         "good": informative(labels, rng),
         **{f"noise{i}": rng.normal(scale=3, size=(600, 18)) for i in (2, 3)},
     }
-    weights = fit_weights(logits, labels, class_shares(labels))
+    weights = select_weights(logits, labels, class_shares(labels))
     assert list(weights) == list(logits) and sum(weights.values()) == pytest.approx(1)
     assert weights["good"] >= 0.85
 
@@ -97,7 +97,7 @@ def test_weight_search_votes_two_complementary_models_above_either_alone():
         name: macro_f1(labels, decide_classes(softmax(member, axis=1), shares))
         for name, member in logits.items()
     }
-    weights = fit_weights(logits, labels, shares)
+    weights = select_weights(logits, labels, shares)
     voted = macro_f1(labels, decide_classes(soft_vote(list(logits.values()), list(weights.values())), shares))
     assert min(weights.values()) >= 0.2
     assert voted > max(alone.values()) + 0.2
@@ -111,7 +111,7 @@ def test_weight_search_scores_a_number_of_votes_linear_in_the_number_of_models(m
     votes = {}
     for models in (3, 6):
         decided.clear()
-        fit_weights(
+        select_weights(
             {f"m{i}": informative(labels, rng, noise=1.0 + i / 2) for i in range(models)},
             labels,
             class_shares(labels),

@@ -3,7 +3,9 @@ only from its own floor or those below; and the part-two size limits hold."""
 
 import ast
 import importlib
+import io
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,129 @@ def test_every_module_or_function_that_the_docs_scripts_and_rules_name_exists():
         if not resolves(name)
     ]
     assert not missing
+
+
+def layout_lines() -> list[str]:
+    """The lines of the map of files in docs/code.md (its fenced Layout block)."""
+    text = (ROOT / "docs" / "code.md").read_text()
+    return re.search(r"## Layout\n+```\n(.*?)^```", text, re.MULTILINE | re.DOTALL)[1].splitlines()
+
+
+def outside_parentheses(text: str) -> str:
+    """`text` less what stands inside its (possibly nested) parentheses."""
+    depth, outside = 0, []
+    for char in text:
+        depth += char == "("
+        outside.append(char if depth == 0 else "")
+        depth -= char == ")"
+    return "".join(outside)
+
+
+def listed_names(listing: str) -> set[str]:
+    """The names of a map line's listing, `a (what a holds), b, c and d (...)`: its words outside
+    parentheses, split at commas and "and"."""
+    return {name for part in re.split(r",| and ", outside_parentheses(listing)) if (name := part.strip())}
+
+
+def mapped(lines: list[str], folder: str) -> set[str]:
+    """The names that the map's line of `folder` (`utils/`, `workflow/rules/*.smk`) lists, after
+    any heading of the listing (`MLflow: `)."""
+    listing = next(line.split(maxsplit=1)[1] for line in lines if line.split()[:1] == [folder])
+    return listed_names(re.sub(r"^[^(,]*?: ", "", listing))
+
+
+def test_the_code_map_names_every_module_and_rule_file_and_nothing_else():
+    """docs/code.md's map cannot drift: each package folder's line lists exactly its modules, the
+    rules' line exactly the rule files, and every path it names exists."""
+    lines = layout_lines()
+    for floor in FLOORS:
+        modules = {path.stem for path in (PACKAGE / floor).glob("*.py") if path.stem != "__init__"}
+        assert mapped(lines, f"{floor}/") == modules, floor
+    assert mapped(lines, "workflow/rules/*.smk") == {path.stem for path in ROOT.glob("workflow/rules/*.smk")}
+    named = 0
+    for line in lines:  # an indented line is a package folder's; a name may be under the line's first
+        base = PACKAGE if line.startswith(" ") else ROOT
+        words = [word.rstrip(",;:") for word in outside_parentheses(line).split()]
+        for path in [word for word in words if re.fullmatch(r"[\w.*]+(/[\w.*]*)+", word)]:
+            named += 1
+            assert any(
+                (folder / path).exists() or list(folder.glob(path)) for folder in (base, base / words[0])
+            ), path
+    assert named > 20
+
+
+def package_names() -> tuple[dict[str, set[str]], set[str]]:
+    """{a top-level function, class or CONSTANT of the package: the leaf names of the modules that
+    define it}, and the names of the package's methods and class fields."""
+    defined: dict[str, set[str]] = {}
+    members = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            names = [node.name] if isinstance(node, ast.FunctionDef | ast.ClassDef) else []
+            if isinstance(node, ast.Assign):
+                names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+            for name in names:
+                if not isinstance(node, ast.Assign) or name.isupper():
+                    defined.setdefault(name, set()).add(path.stem)
+            if isinstance(node, ast.ClassDef):
+                members |= {sub.name for sub in ast.walk(node) if isinstance(sub, ast.FunctionDef)}
+                members |= {
+                    sub.target.id
+                    for sub in ast.walk(node)
+                    if isinstance(sub, ast.AnnAssign) and isinstance(sub.target, ast.Name)
+                }
+    return defined, members
+
+
+def prose_of(path: Path) -> str:
+    """The docs' text; the comments and strings of code and rule files."""
+    text = path.read_text()
+    if path.suffix == ".py":
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+        return "\n".join(
+            token.string for token in tokens if token.type in (tokenize.COMMENT, tokenize.STRING)
+        )
+    if path.suffix in (".smk", "") and path.name != "README.md":
+        return "\n".join(
+            re.findall(r"#.*$", text, re.MULTILINE) + re.findall(r'"""(.*?)"""', text, re.DOTALL)
+        )
+    return text
+
+
+def test_the_short_dotted_names_of_docs_and_comments_name_where_the_thing_lives():
+    """`module.name` in docs and comments, where `name` is a function, class or constant of the
+    package and no method, field or config key, names a module that defines it (this file's own
+    examples aside): a name that moved to another module leaves no reference behind."""
+    defined, members = package_names()
+    keys = set(re.findall(r"^\s*(\w+):", (ROOT / "workflow/schemas/config.schema.yaml").read_text(), re.M))
+    texts = [ROOT / "README.md", ROOT / "Snakefile", *ROOT.glob("docs/*.md"), *ROOT.glob("workflow/**/*.smk")]
+    texts += [*ROOT.glob("scripts/**/*.py"), *PACKAGE.rglob("*.py")]
+    texts += [path for path in ROOT.glob("tests/*.py") if path.name != Path(__file__).name]
+    stale = sorted(
+        f"{path.relative_to(ROOT)}: {module}.{name}"
+        for path in texts
+        for module, name in set(re.findall(r"(?<![\w./-])([a-z_]\w*)\.([A-Za-z_]\w*)\b", prose_of(path)))
+        if name in defined and name not in members | keys and module not in defined[name] | {"facemask"}
+    )
+    assert not stale
+
+
+def test_every_function_and_class_of_the_package_has_a_caller_outside_the_tests():
+    """No dead code: each top-level function and class of the package, and each method of its
+    classes (dunders and ast visitors aside), is named somewhere in the package, the scripts, the
+    rules or the profiles besides its definition."""
+    code = [*PACKAGE.rglob("*.py"), *ROOT.glob("scripts/**/*.py"), *ROOT.glob("workflow/**/*.smk")]
+    code += [ROOT / "Snakefile", *ROOT.glob("profiles/**/*.yaml")]
+    uses: dict[str, int] = {}
+    for path in code:
+        for word in re.findall(r"\w+", path.read_text()):
+            uses[word] = uses.get(word, 0) + 1
+    defined = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                defined.append(node.name)
+            if isinstance(node, ast.ClassDef):
+                defined += [sub.name for sub in node.body if isinstance(sub, ast.FunctionDef)]
+    callers_missing = [name for name in defined if uses[name] < 2 and not name.startswith(("__", "visit_"))]
+    assert not callers_missing

@@ -14,7 +14,7 @@ from facemask.classes.scores import macro_f1, task_scores
 from facemask.config.blocks import Mixing, ModelBlock
 from facemask.data.loader import CachedPhotos, photo_loader
 from facemask.ensemble.vote import soft_vote
-from facemask.ensemble.weights import fit_weights
+from facemask.ensemble.weights import select_weights
 from facemask.model.classifier import create_classifier, load_checkpoint
 from facemask.model.heads import head_of
 from facemask.model.losses import CompositeLoss, cross_entropy, focal, soft_f1, task_marginals
@@ -155,7 +155,7 @@ def test_fitted_ensemble_weights_favour_the_better_model_and_never_score_below_e
     labels = rng.integers(0, 18, 300)
     good = np.eye(18)[labels] * 3 + rng.normal(size=(300, 18)) * 1.5
     noise = rng.normal(size=(300, 18)) * 3
-    weights = fit_weights({"good": good, "noise": noise}, labels)
+    weights = select_weights({"good": good, "noise": noise}, labels)
     assert weights["good"] > weights["noise"] and sum(weights.values()) == pytest.approx(1)
     equal = macro_f1(labels, soft_vote([good, noise]).argmax(1))
     fitted = macro_f1(labels, soft_vote([good, noise], [weights["good"], weights["noise"]]).argmax(1))

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from facemask.classes.decision import read_class_shares
+from facemask.classes.decision import class_counts_to_match
 from facemask.ensemble.vote import Vote, vote_eval_predictions
 from facemask.tracking.store import PARENT_TAG
 from facemask.utils.files import Member, read_member_tables
@@ -29,8 +29,8 @@ pytestmark = pytest.mark.slurm
 SLURM_TESTS = ROOT / "tests" / "slurm"
 PROFILES = ("--profile", str(ROOT / "profiles" / "slurm"), "--profile", str(SLURM_TESTS / "profile"))
 MODEL = "resnet34"
-# the jobs of one model's tiny run that go to SLURM; the small CPU rules are `localrules`
-# (workflow/rules/common.smk)
+# the jobs of one model's tiny run that go to SLURM; the small CPU rules are `localrule: True`
+# (each in its rule file)
 CLUSTER_JOBS = {"prepare_images": 2, "train": 2, "predict_eval": 2}
 FOLDS = range(2)
 
@@ -107,8 +107,8 @@ def test_the_results_equal_the_local_runs(slurm_run, tiny_run):
         members, [tiny_run / f"results/tiny/predict/{MODEL}/fold{fold}/eval_logits.csv" for fold in FOLDS]
     )
     image_ids = pd.read_csv(tiny_run / "results/tiny/index/eval_photos.csv", dtype=str)["ImageID"]
-    shares = read_class_shares(tiny_run / "results/tiny/index/train_photos.csv")
-    local_vote = vote_eval_predictions(eval_logits, Vote({MODEL: 1.0}), image_ids, shares)
+    counts = class_counts_to_match(tiny_run / "results/tiny/index/train_photos.csv", True)
+    local_vote = vote_eval_predictions(eval_logits, Vote({MODEL: 1.0}), image_ids, counts)
     pd.testing.assert_frame_equal(
         pd.read_csv(workdir / "results/tiny/submission.csv", dtype={"ImageID": str}), local_vote
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from vote_options import option_answers, print_gains, run_tables
 
-from facemask.classes.decision import class_shares_to_match
+from facemask.classes.decision import class_counts_to_match
 from facemask.ensemble.fit import oof_by_model
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     for name, results in (run.split("=", 1) for run in args.runs):
         oof, eval_logits = run_tables(Path(results), None)
         image_ids = pd.read_csv(Path(results) / "index/eval_photos.csv", dtype=str)["ImageID"].tolist()
-        shares = class_shares_to_match(Path(results) / "index/train_photos.csv", True)
+        shares = class_counts_to_match(Path(results) / "index/train_photos.csv", True)
         found, classes = option_answers(oof, eval_logits, image_ids, shares, {})
         if base_table is None:
             base_table, base_ids = next(iter(oof_by_model(oof).values())), image_ids

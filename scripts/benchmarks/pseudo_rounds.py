@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from vote_options import of_models, option_answers, print_gains, run_tables
 
-from facemask.classes.decision import class_shares_to_match
+from facemask.classes.decision import class_counts_to_match
 from facemask.ensemble.fit import oof_by_model
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     labels = (
         pd.read_csv(args.labels, dtype={"ImageID": str, "person": str}).set_index("ImageID").loc[image_ids]
     )
-    shares = class_shares_to_match(args.results_dir / "index/train_photos.csv", True)
+    shares = class_counts_to_match(args.results_dir / "index/train_photos.csv", True)
     pseudo = pd.read_csv(args.results_dir / "pseudo/labels.csv")
     right = pseudo.merge(labels["ans"].reset_index(), on="ImageID")
     print(

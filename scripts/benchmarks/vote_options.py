@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.classes.decision import class_share_offsets, class_shares_to_match, log_probabilities
+from facemask.classes.decision import class_counts_to_match, class_share_offsets, log_probabilities
 from facemask.classes.scores import person_bootstrap_gains, task_scores
 from facemask.ensemble.fit import ensemble_oof, fit_vote, oof_by_model
 from facemask.ensemble.spec import VoteSpec
@@ -115,7 +115,7 @@ def main() -> None:
     labels = (
         pd.read_csv(args.labels, dtype={"ImageID": str, "person": str}).set_index("ImageID").loc[image_ids]
     )
-    shares = class_shares_to_match(args.results_dir / "index/train_photos.csv", True)
+    shares = class_counts_to_match(args.results_dir / "index/train_photos.csv", True)
     runs = {name: option_answers(oof, eval_logits, image_ids, shares, fit) for name, fit in OPTIONS.items()}
     for pair in args.pair:
         runs[f"equal vote of {' + '.join(pair)}"] = option_answers(

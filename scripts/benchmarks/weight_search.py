@@ -1,5 +1,5 @@
 """The fitted vote's weight search at the competition's size (`ensemble: {fit_weights: true}`): the
-greedy ensemble selection of ensemble.weights.fit_weights against the 0.1 grid on the simplex it replaced,
+greedy ensemble selection of ensemble.weights.select_weights against the 0.1 grid on the simplex it replaced,
 each with the class-share offsets of its time, timed as the workflow runs the fit (cv_summary:
 a fit on all out-of-fold photos and one per held-out fold; ensemble_bundle fits on all once more).
 
@@ -99,7 +99,7 @@ def full_argmax_offsets(log_probabilities, shares, steps: int = 300, step_size: 
 SEARCHES = {
     "grid 0.1, offsets before": (grid_fit_weights, full_argmax_offsets),
     "grid 0.1, offsets now": (grid_fit_weights, decision.class_share_offsets),
-    "greedy 20 rounds, offsets now": (vote_weights.fit_weights, decision.class_share_offsets),
+    "greedy 20 rounds, offsets now": (vote_weights.select_weights, decision.class_share_offsets),
 }
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.classes.decision import class_shares_to_match
+from facemask.classes.decision import class_counts_to_match
 from facemask.classes.scores import macro_f1, person_bootstrap_gains, task_scores
 from facemask.ensemble.vote import vote_each_model_alone
 from facemask.utils.files import read_run_tables
@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     image_ids = pd.read_csv(args.results_dir / "index/eval_photos.csv", dtype=str)["ImageID"].tolist()
-    shares = class_shares_to_match(args.results_dir / "index/train_photos.csv", not args.plain)
+    shares = class_counts_to_match(args.results_dir / "index/train_photos.csv", not args.plain)
     answers = (
         pd.read_csv(args.labels, dtype={"ImageID": str, "person": str}).set_index("ImageID").loc[image_ids]
     )

@@ -40,25 +40,6 @@ wildcard_constraints:
     rung=r"\d+",
 
 
-localrules:
-    demo_data,
-    index_photos,
-    make_folds,
-    ensemble_bundle,
-    soft_vote,
-    cv_summary,
-    pseudo_labels,
-    compare_rounds,
-    plot_training_curves,
-    plot_oof,
-    plot_class_distribution,
-    plot_crops,
-    score_submission,
-    sweep_rung,
-    rank_sweep,
-    track_sweep,
-
-
 def code_digest(script):
     """A digest of what `scripts/<script>` and the package code it reaches do, as a param:
     Snakemake does not track the modules a script imports, so an edit that can change a result
@@ -143,7 +124,7 @@ def get_cache_settings():
 
 
 def get_model_settings(wildcards):
-    """The model block a train job depends on (all but its eval-side keys, settings.EVAL_SIDE_KEYS),
+    """The model block a train job depends on (all but its eval-side keys, blocks.EVAL_SIDE_KEYS),
     its precision the global one when it sets none."""
     return SETTINGS.models[wildcards.model].as_config()
 
@@ -156,8 +137,8 @@ def get_recipe():
 
 def round_models(wildcards):
     """The model blocks of a job's round: the second round's (pseudo_labels.models) under PSEUDO,
-    else the blocks run."""
-    return PSEUDO_MODELS if wildcards.results == PSEUDO else MODELS
+    else (also for a rule of the first round alone, without {results}) the blocks run."""
+    return PSEUDO_MODELS if wildcards.get("results") == PSEUDO else MODELS
 
 
 def round_of(wildcards):

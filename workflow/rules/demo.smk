@@ -10,5 +10,6 @@ rule demo_data:
         code=code_digest("make_demo_data.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/make_demo_data.py"

@@ -38,6 +38,7 @@ rule ensemble_bundle:
         code=code_digest("ensemble_bundle.py"),
     conda:
         "../../envs/gpu.yaml"
+    localrule: True
     script:
         "../../scripts/ensemble_bundle.py"
 
@@ -56,5 +57,6 @@ rule soft_vote:
         code=code_digest("soft_vote.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/soft_vote.py"

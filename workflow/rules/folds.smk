@@ -12,5 +12,6 @@ rule make_folds:
         code=code_digest("make_folds.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/make_folds.py"

@@ -15,5 +15,6 @@ rule index_photos:
         code=code_digest("index_photos.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/index_photos.py"

@@ -22,6 +22,7 @@ rule pseudo_labels:
         code=code_digest("pseudo_labels.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/pseudo_labels.py"
 
@@ -42,5 +43,6 @@ rule compare_rounds:
         code=code_digest("compare_rounds.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/compare_rounds.py"

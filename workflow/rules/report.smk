@@ -14,6 +14,7 @@ rule cv_summary:
         code=code_digest("cv_summary.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/cv_summary.py"
 
@@ -31,6 +32,7 @@ rule plot_crops:
         code=code_digest("plot_crops.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/plot_crops.py"
 
@@ -52,6 +54,7 @@ rule plot_training_curves:
         code=code_digest("plot_training_curves.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/plot_training_curves.py"
 
@@ -75,10 +78,11 @@ rule plot_oof:
         f"{RESULTS}/logs/plot_oof.log",
     params:
         members=get_members(),
-        vote=VoteSpec.of(SETTINGS, MODELS, get_age_cut_models()).as_config(),
+        vote=get_vote,
         code=code_digest("plot_oof.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/plot_oof.py"
 
@@ -99,6 +103,7 @@ rule plot_class_distribution:
         code=code_digest("plot_class_distribution.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/plot_class_distribution.py"
 
@@ -124,5 +129,6 @@ rule score_submission:
         code=code_digest("score_submission.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/score_submission.py"

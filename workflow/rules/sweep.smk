@@ -18,6 +18,7 @@ checkpoint sweep_rung:
         code=code_digest("sweep_rung.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/sweep_rung.py"
 
@@ -48,6 +49,7 @@ rule rank_sweep:
         code=code_digest("rank_sweep.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/rank_sweep.py"
 
@@ -66,5 +68,6 @@ rule track_sweep:
         code=code_digest("track_sweep.py"),
     conda:
         "../../envs/cpu.yaml"
+    localrule: True
     script:
         "../../scripts/track_sweep.py"

@@ -19,12 +19,7 @@ def class_counts(labels) -> np.ndarray:
     return np.bincount(np.asarray(labels, dtype=int), minlength=NUM_CLASSES).astype(float)
 
 
-def read_class_shares(index_csv) -> np.ndarray:
-    """The 18 class shares of the training photos listed in an index (its `label` column)."""
-    return class_shares(pd.read_csv(index_csv, usecols=["label"])["label"])
-
-
-def class_shares_to_match(index_csv, match_class_shares: bool) -> np.ndarray | None:
+def class_counts_to_match(index_csv, match_class_shares: bool) -> np.ndarray | None:
     """What decisions are matched to (see decide_classes): with `match_class_shares` (config
     ensemble.match_class_shares) the class counts of the training photos listed in the index
     `index_csv` (counts, not shares, so that out-of-fold decisions can take a fold's own photos
@@ -97,7 +92,7 @@ def other_folds_shares(
 ) -> np.ndarray | None:
     """The class shares of the training photos outside the fold `held_out` (`labels`: the
     out-of-fold rows), None when classes are not matched (`shares` None). Given the class counts of
-    every training photo (class_shares_to_match), those less the fold's own: exact also where
+    every training photo (class_counts_to_match), those less the fold's own: exact also where
     the out-of-fold rows hold only some folds (a run of one fold has no other fold's rows). Given
     shares, those of the other folds' out-of-fold rows."""
     if shares is None:

@@ -79,7 +79,7 @@ class BundleMember:
         cls, member: Member, checkpoint: Path, meta: Mapping, weight: float, cache: ImageCache, age_cuts=None
     ) -> "BundleMember":
         """`member` trained: its `checkpoint`, what the checkpoint says of itself (`meta`, see
-        models.checkpoint_meta), its vote `weight`, the image `cache` its inputs come from, and a
+        classifier.checkpoint_meta), its vote `weight`, the image `cache` its inputs come from, and a
         years head's `age_cuts` fitted out of fold (None for other heads)."""
         image_size = tuple(meta["data_config"]["input_size"][1:])
         return cls(

@@ -19,7 +19,7 @@ from facemask.ensemble.age_cuts import fit_age_cuts, with_age_cuts
 from facemask.ensemble.combiners import combiner_named
 from facemask.ensemble.spec import VoteSpec
 from facemask.ensemble.vote import Vote
-from facemask.ensemble.weights import fit_weights
+from facemask.ensemble.weights import select_weights
 from facemask.utils.files import Member
 
 
@@ -85,7 +85,7 @@ class VotePlan:
 def fit_vote(by_model: dict[str, pd.DataFrame], spec: VoteSpec, shares: np.ndarray | None = None) -> VotePlan:
     """The vote `spec` fitted on out-of-fold tables, in this order: the age cuts of its years heads
     that fit them (each on its own predictions; the others keep their training cuts), with
-    `spec.temperature` each model's temperature, then the model weights (see fit_weights) with
+    `spec.temperature` each model's temperature, then the model weights (see select_weights) with
     `spec.fit_weights` (else the spec's, or equal ones), and what its way to combine fits (see
     combiners). Classes are decided as the submission decides them (`shares`)."""
     labels = next(iter(by_model.values()))["label"].to_numpy()
@@ -99,7 +99,7 @@ def fit_vote(by_model: dict[str, pd.DataFrame], spec: VoteSpec, shares: np.ndarr
     )
     tempered = {model: logits[model] / temperatures.get(model, 1.0) for model in logits}
     votes = {model: softmax(tempered[model], axis=1) for model in logits}  # each model's vote (see Vote)
-    weights = fit_weights(tempered, labels, shares) if spec.fit_weights else given
+    weights = select_weights(tempered, labels, shares) if spec.fit_weights else given
     combiner = combiner_named(spec.combine).fit(votes, labels, shares, spec.fit_weights)
     return VotePlan(Vote(weights, temperatures, combiner), cuts)
 

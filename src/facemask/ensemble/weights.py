@@ -41,7 +41,7 @@ def greedy_weights(
     return {name: float(count / best.sum()) for name, count in zip(names, best, strict=True)}
 
 
-def fit_weights(
+def select_weights(
     member_logits: Mapping[str, np.ndarray],
     labels: np.ndarray,
     shares: np.ndarray | None = None,
