@@ -116,7 +116,7 @@ def fitted_vote(by_model: dict[str, pd.DataFrame], search: str) -> dict:
     shares, scored, decide = decision.class_shares(labels), [], decision.decide_classes
     counted = lambda *args: scored.append(1) or decide(*args)  # noqa: E731
     patched = [
-        (vote_fit, "fit_weights", fit),
+        (vote_fit, "select_weights", fit),
         (decision, "class_share_offsets", offsets),
         (decision, "decide_classes", counted),
         (vote_weights, "decide_classes", counted),
