@@ -6,6 +6,7 @@ from pathlib import Path
 from facemask.config.consistency import DEMO_DIR, check_data_dir, checked_settings, predict_sets
 from facemask.config.schema import validated
 from facemask.config.typed import as_config
+from facemask.ensemble.bundle import BUNDLE_NAME
 from facemask.ensemble.spec import VoteSpec
 from facemask.train.block_verdicts import check_blocks
 from facemask.utils.errors import ConfigError
@@ -201,6 +202,11 @@ def predict_output(name, results="{results}"):
     """A predict_eval job's output `name` (eval_logits.csv), with the {model} and {fold} wildcards
     left in; in the round of `results` (RESULTS, PSEUDO, or the wildcard)."""
     return f"{results}/predict/{{model}}/fold{{fold}}/{name}"
+
+
+def bundle_output(results="{results}"):
+    """The ensemble bundle of the round of `results` (RESULTS, PSEUDO, or the wildcard)."""
+    return f"{results}/{BUNDLE_NAME}"
 
 
 def index_output(split):

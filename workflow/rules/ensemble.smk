@@ -26,7 +26,7 @@ rule ensemble_bundle:
         train_index=index_output("train"),
         faces=get_faces("eval"),
     output:
-        "{results}/ensemble/ensemble.json",
+        bundle_output(),
     log:
         "{results}/logs/ensemble_bundle.log",
     params:
@@ -45,7 +45,7 @@ rule ensemble_bundle:
 
 rule soft_vote:
     input:
-        bundle="{results}/ensemble/ensemble.json",
+        bundle=bundle_output(),
         eval_logits=round_files(predict_output, "eval_logits.csv"),
         index=index_output("eval"),
     output:

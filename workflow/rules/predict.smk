@@ -26,7 +26,7 @@ rule predict_eval:
 
 rule predict_photos:
     input:
-        bundle=f"{RESULTS}/ensemble/ensemble.json",
+        bundle=bundle_output(RESULTS),
         checkpoints=member_files(train_output("checkpoint.pt", RESULTS)),
     output:
         f"{RESULTS}/predictions/{{name}}/predictions.csv",

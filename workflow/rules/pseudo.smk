@@ -6,7 +6,7 @@
 
 rule pseudo_labels:
     input:
-        bundle=f"{RESULTS}/ensemble/ensemble.json",
+        bundle=bundle_output(RESULTS),
         eval_logits=member_files(predict_output("eval_logits.csv", RESULTS)),
         index=index_output("eval"),
         train_index=index_output("train"),

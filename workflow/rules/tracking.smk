@@ -3,7 +3,7 @@ rule track_results:
         cv_scores=f"{RESULTS}/cv_scores.csv",
         cv_table=f"{RESULTS}/cv_scores.md",
         eval_scores=get_eval_scores(),
-        bundle=f"{RESULTS}/ensemble/ensemble.json",
+        bundle=bundle_output(RESULTS),
         plots=get_plots(),
     output:
         f"{RESULTS}/tracking/results.json",
