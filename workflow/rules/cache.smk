@@ -24,9 +24,9 @@ rule prepare_images:
         index=index_output("{split}"),
         faces=get_faces("{split}"),
     output:
-        cache=f"{RESULTS}/cache/{{size}}/{{split}}.npy",
-        crops=f"{RESULTS}/cache/{{size}}/{{split}}_crops.csv",
-        report=f"{RESULTS}/cache/{{size}}/{{split}}_report.json",
+        cache=cache_output("{split}.npy"),
+        crops=cache_output("{split}_crops.csv"),
+        report=cache_output("{split}_report.json"),
     log:
         f"{RESULTS}/logs/prepare_images/{{size}}_{{split}}.log",
     params:

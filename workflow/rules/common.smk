@@ -96,7 +96,7 @@ def get_image_cache(split):
 
     def cache_file(wildcards):
         height, width = SETTINGS.cache.size(SETTINGS.models[wildcards.model].image_size)
-        return f"{RESULTS}/cache/{height}x{width}/{split}.npy"
+        return cache_output(f"{split}.npy", f"{height}x{width}")
 
     return cache_file
 
@@ -105,7 +105,7 @@ def get_first_cache(name):
     """The file `name` of the training side's image cache at the first model's input size (what
     the contact sheet of crops shows)."""
     height, width = SETTINGS.cache.size(SETTINGS.models[MODELS[0]].image_size)
-    return f"{RESULTS}/cache/{height}x{width}/{name}"
+    return cache_output(name, f"{height}x{width}")
 
 
 def faces_output(split):
@@ -202,6 +202,17 @@ def predict_output(name, results="{results}"):
     """A predict_eval job's output `name` (eval_logits.csv), with the {model} and {fold} wildcards
     left in; in the round of `results` (RESULTS, PSEUDO, or the wildcard)."""
     return f"{results}/predict/{{model}}/fold{{fold}}/{name}"
+
+
+def cache_output(name, size="{size}"):
+    """The image cache's file `name` at `size` (`<height>x<width>`, or the wildcard)."""
+    return f"{RESULTS}/cache/{size}/{name}"
+
+
+def train_benchmark(results="{results}"):
+    """A train job's benchmark file (its time and memory), with the {model} and {fold} wildcards
+    left in; in the round of `results` (RESULTS, PSEUDO, or the wildcard)."""
+    return f"{results}/benchmarks/train/{{model}}/fold{{fold}}.tsv"
 
 
 def bundle_output(results="{results}"):

@@ -72,7 +72,7 @@ def sweep_rung_members(wildcards):
 
 def get_sweep_rung_benchmarks(wildcards):
     """The benchmark files of sweep_rung_members, in their order."""
-    return files_of(f"{RESULTS}/benchmarks/train/{{model}}/fold{{fold}}.tsv", sweep_rung_members(wildcards))
+    return files_of(train_benchmark(RESULTS), sweep_rung_members(wildcards))
 
 
 def get_sweep_rungs(wildcards):

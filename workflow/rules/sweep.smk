@@ -26,7 +26,7 @@ checkpoint sweep_rung:
 rule rank_sweep:
     input:
         oof_logits=sweep_files(train_output("oof_logits.csv", RESULTS)),
-        benchmarks=sweep_files(f"{RESULTS}/benchmarks/train/{{model}}/fold{{fold}}.tsv"),
+        benchmarks=sweep_files(train_benchmark(RESULTS)),
         rung_benchmarks=get_sweep_rung_benchmarks,
         rungs=get_sweep_rungs,
         train_index=index_output("train"),

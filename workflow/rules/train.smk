@@ -15,7 +15,7 @@ rule train:
     log:
         "{results}/logs/train/{model}/fold{fold}.log",
     benchmark:
-        "{results}/benchmarks/train/{model}/fold{fold}.tsv"
+        train_benchmark()
     params:
         settings=get_model_settings,
         round=round_of,
