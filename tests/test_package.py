@@ -6,6 +6,7 @@ import importlib
 import io
 import re
 import tokenize
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -187,26 +188,32 @@ def test_the_code_map_names_every_module_and_rule_file_and_nothing_else():
     assert named > 20
 
 
+def top_level_definitions():
+    """(module path, node) of each top-level statement of the package's modules."""
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            yield path, node
+
+
 def package_names() -> tuple[dict[str, set[str]], set[str]]:
     """{a top-level function, class or CONSTANT of the package: the leaf names of the modules that
     define it}, and the names of the package's methods and class fields."""
     defined: dict[str, set[str]] = {}
     members = set()
-    for path in PACKAGE.rglob("*.py"):
-        for node in ast.parse(path.read_text()).body:
-            names = [node.name] if isinstance(node, ast.FunctionDef | ast.ClassDef) else []
-            if isinstance(node, ast.Assign):
-                names = [target.id for target in node.targets if isinstance(target, ast.Name)]
-            for name in names:
-                if not isinstance(node, ast.Assign) or name.isupper():
-                    defined.setdefault(name, set()).add(path.stem)
-            if isinstance(node, ast.ClassDef):
-                members |= {sub.name for sub in ast.walk(node) if isinstance(sub, ast.FunctionDef)}
-                members |= {
-                    sub.target.id
-                    for sub in ast.walk(node)
-                    if isinstance(sub, ast.AnnAssign) and isinstance(sub.target, ast.Name)
-                }
+    for path, node in top_level_definitions():
+        names = [node.name] if isinstance(node, ast.FunctionDef | ast.ClassDef) else []
+        if isinstance(node, ast.Assign):
+            names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+        for name in names:
+            if not isinstance(node, ast.Assign) or name.isupper():
+                defined.setdefault(name, set()).add(path.stem)
+        if isinstance(node, ast.ClassDef):
+            members |= {sub.name for sub in ast.walk(node) if isinstance(sub, ast.FunctionDef)}
+            members |= {
+                sub.target.id
+                for sub in ast.walk(node)
+                if isinstance(sub, ast.AnnAssign) and isinstance(sub.target, ast.Name)
+            }
     return defined, members
 
 
@@ -249,16 +256,12 @@ def test_every_function_and_class_of_the_package_has_a_caller_outside_the_tests(
     rules or the profiles besides its definition."""
     code = [*PACKAGE.rglob("*.py"), *ROOT.glob("scripts/**/*.py"), *ROOT.glob("workflow/**/*.smk")]
     code += [ROOT / "Snakefile", *ROOT.glob("profiles/**/*.yaml")]
-    uses: dict[str, int] = {}
-    for path in code:
-        for word in re.findall(r"\w+", path.read_text()):
-            uses[word] = uses.get(word, 0) + 1
+    uses = Counter(word for path in code for word in re.findall(r"\w+", path.read_text()))
     defined = []
-    for path in PACKAGE.rglob("*.py"):
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.FunctionDef | ast.ClassDef):
-                defined.append(node.name)
-            if isinstance(node, ast.ClassDef):
-                defined += [sub.name for sub in node.body if isinstance(sub, ast.FunctionDef)]
+    for _, node in top_level_definitions():
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            defined.append(node.name)
+        if isinstance(node, ast.ClassDef):
+            defined += [sub.name for sub in node.body if isinstance(sub, ast.FunctionDef)]
     callers_missing = [name for name in defined if uses[name] < 2 and not name.startswith(("__", "visit_"))]
     assert not callers_missing
