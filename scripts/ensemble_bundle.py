@@ -3,7 +3,6 @@ digests and settings, the vote (its weights given or fitted, and what else it fi
 out-of-fold predictions: temperatures, weights per task, a stacker), the TTA,
 and the class offsets that match the eval vote to the training class shares."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,11 +11,10 @@ from facemask.classes.decision import class_counts_to_match, class_share_offsets
 from facemask.config.sections import ImageCache, TestTimeAugmentation
 from facemask.config.typed import typed
 from facemask.data.faces import found_on
-from facemask.ensemble.bundle import Bundle, BundleMember
+from facemask.ensemble.bundle import Bundle, trained_members
 from facemask.ensemble.fit import fit_vote, oof_by_model
 from facemask.ensemble.spec import VoteSpec
-from facemask.ensemble.vote import fold_weights, vote_probabilities
-from facemask.model.classifier import checkpoint_meta
+from facemask.ensemble.vote import vote_probabilities
 from facemask.utils.files import read_member_tables
 from facemask.utils.logs import log, run_job
 
@@ -42,22 +40,14 @@ def main():
         log.info(
             "class offsets matching the eval vote to the training class shares: %s", offsets.round(3).tolist()
         )
-    age_cuts = {
-        model: json.loads(Path(path).read_text())["age_cuts"]
-        for model, path in zip(spec.age_cut_models, snakemake.input.age_cuts, strict=True)
-    }
-    cache = typed(ImageCache, params.cache)
-    checkpoints = [Path(checkpoint) for checkpoint in snakemake.input.checkpoints]
-    trained = tuple(
-        BundleMember.of(
-            member, checkpoint, checkpoint_meta(checkpoint), weight, cache, age_cuts.get(member.model)
-        )
-        for member, checkpoint, weight in zip(
-            members, checkpoints, fold_weights(members, vote.weights), strict=True
-        )
-    )
     bundle = Bundle(
-        members=trained,
+        members=trained_members(
+            members,
+            [Path(checkpoint) for checkpoint in snakemake.input.checkpoints],
+            vote,
+            typed(ImageCache, params.cache),
+            dict(zip(spec.age_cut_models, map(Path, snakemake.input.age_cuts), strict=True)),
+        ),
         vote=vote,
         weights_fitted=spec.fit_weights,
         tta=typed(TestTimeAugmentation, params.tta),

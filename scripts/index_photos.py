@@ -1,7 +1,7 @@
 """Snakemake job: check one side of the data set and index its photos (`split` train: the training
 photos with their labels; eval: the eval photos in info.csv order); write what the check found."""
 
-from facemask.data.dataset import DataReport, index_eval_photos, index_train_photos
+from facemask.data.photo_index import DataReport, index_eval_photos, index_train_photos
 from facemask.utils.files import write_csv, write_json
 from facemask.utils.logs import log, run_job
 

@@ -1,12 +1,10 @@
 """Snakemake job: TTA logits of one trained (model, fold) for every eval photo."""
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from facemask.config.sections import TestTimeAugmentation
 from facemask.config.typed import typed
+from facemask.ensemble.age_cuts import read_age_cuts
 from facemask.model.inference import PredictOptions, predict_eval_photos
 from facemask.utils.cpus import job_threads
 from facemask.utils.files import write_csv
@@ -18,11 +16,7 @@ from facemask.utils.memory import BatchSetting
 def main():
     claim_gpu()
     photos = pd.read_csv(snakemake.input.index, dtype=str)
-    age_cuts = (
-        json.loads(Path(snakemake.input.age_cuts).read_text())["age_cuts"]
-        if snakemake.input.age_cuts
-        else None
-    )
+    age_cuts = read_age_cuts(snakemake.input.age_cuts) if snakemake.input.age_cuts else None
     tta = typed(TestTimeAugmentation, snakemake.params.tta)
     job = f"model {snakemake.wildcards.model}, fold {snakemake.wildcards.fold} (eval photos)"
     memory = BatchSetting(job, "tta.batch_size")

@@ -1,6 +1,6 @@
 """Snakemake job: the trained ensemble's answers for every photo below a folder (a predict set)."""
 
-from facemask.data.dataset import DataReport
+from facemask.data.photo_index import DataReport
 from facemask.predict.photos import collect_photos, predict_photos, read_checked_bundle
 from facemask.utils.cpus import job_threads
 from facemask.utils.files import write_csv

@@ -2,6 +2,8 @@
 
 import pandas as pd
 
+from facemask.config.sections import Crop
+from facemask.config.typed import typed
 from facemask.data.cache import prepare_cache
 from facemask.utils.cpus import job_threads
 from facemask.utils.files import write_csv, write_json
@@ -19,9 +21,9 @@ def main():
         {split: pd.read_csv(snakemake.input.index, dtype=str)},
         (height, width),
         {split: snakemake.output.cache},
-        threads=job_threads(snakemake.threads),
-        faces=faces,
-        **snakemake.params.cache,  # face_crop, face_scale and face_detector, or centre_crop
+        typed(Crop, snakemake.params.crop),
+        job_threads(snakemake.threads),
+        faces,
     )
     write_csv(crops, snakemake.output.crops)
     write_json(report, snakemake.output.report)

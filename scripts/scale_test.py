@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from facemask.config.sections import WHOLE_PHOTO
 from facemask.data.cache import prepare_cache
-from facemask.data.dataset import DataReport, index_eval_photos, index_train_photos
 from facemask.data.demo import make_full_size_data
+from facemask.data.photo_index import DataReport, index_eval_photos, index_train_photos
 from facemask.utils.files import write_csv, write_json
 
 
@@ -42,9 +43,8 @@ def check_stage(work: Path) -> None:
 def cache_stage(work: Path, size: tuple[int, int], threads: int) -> None:
     """The prepare_images jobs (both sides): every indexed photo decoded once into the cache at `size`."""
     photos = {split: pd.read_csv(work / f"{split}_photos.csv", dtype=str) for split in ("train", "eval")}
-    prepare_cache(
-        work / "data", photos, size, {split: work / f"{split}.npy" for split in photos}, threads=threads
-    )
+    outputs = {split: work / f"{split}.npy" for split in photos}
+    prepare_cache(work / "data", photos, size, outputs, WHOLE_PHOTO, threads)
 
 
 def measure(stage: str, args, work: Path) -> dict:

@@ -7,9 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from facemask.config.blocks import ModelBlock
-from facemask.config.sections import Tracking
 from facemask.data.pseudo_photos import PseudoPhotos
-from facemask.tracking.store import TrackingTarget, child_run_name
+from facemask.tracking.store import TrackingTarget
 from facemask.tracking.train_runs import TrainTracking
 from facemask.train.fold import TrainOutputs, train_fold
 from facemask.utils.cpus import job_threads
@@ -29,7 +28,8 @@ def main():
         Path(snakemake.output.checkpoint), Path(snakemake.output.oof_logits), Path(snakemake.output.history)
     )
     model, fold = snakemake.wildcards.model, snakemake.wildcards.fold
-    block, results_dir = ModelBlock.from_config(snakemake.params.settings), snakemake.config["results_dir"]
+    block = ModelBlock.from_config(snakemake.params.settings)
+    target = TrackingTarget.of_workflow(snakemake.config)  # not params: tracking retrains nothing
     pseudo = None
     if snakemake.params.round == "pseudo":
         pseudo = PseudoPhotos.of_fold(
@@ -38,11 +38,10 @@ def main():
             int(fold),
             snakemake.input.eval_cache,
         )
-    name = child_run_name(model, fold, results_dir, snakemake.params.settings)
+    name = target.child_run_name(model, fold, snakemake.params.settings) if target else model
     tags = {"facemask.model": model, "facemask.fold": fold, "facemask.arch": block.arch}
     tracking = TrainTracking(
-        # not params: tracking retrains nothing
-        TrackingTarget.of(Tracking.from_config(snakemake.config["tracking"]), results_dir),
+        target,
         outputs.tracking_record,
         f"{name} pseudo" if pseudo else name,
         tags | ({"facemask.round": "pseudo"} if pseudo else {}),

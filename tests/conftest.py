@@ -17,12 +17,13 @@ from matplotlib import cbook
 
 from facemask.config.blocks import ModelBlock
 from facemask.config.schema import validated
+from facemask.config.sections import WHOLE_PHOTO
 from facemask.data.cache import prepare_cache
-from facemask.data.dataset import index_eval_photos, index_train_photos
 from facemask.data.demo import make_demo_data
 from facemask.data.folds import make_folds
-from facemask.train.block_verdicts import VERDICTS
+from facemask.data.photo_index import index_eval_photos, index_train_photos
 from facemask.train.fold import TrainOutputs
+from facemask.train.passed_checks import PASSED_CHECKS
 from facemask.utils.files import write_csv
 
 ROOT = Path(__file__).parents[1]
@@ -100,12 +101,12 @@ def demo_work_folder(workdir: Path, tracking: bool = False) -> Path:
     """`workdir` with the workflow's config.yaml, the demo's config as demo.yaml and config/tiny.yaml
     as tiny.yaml, tracking off unless asked (the runs that test it turn it on; the others would only
     pay for it). The folder shares the session's verdicts of the load-time check
-    (facemask.train.block_verdicts), so that each block is built once a session, not once a folder."""
+    (facemask.train.passed_checks), so that each block is built once a session, not once a folder."""
     shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
     shutil.copy(ROOT / "config" / "tiny.yaml", workdir / "tiny.yaml")
     demo = (ROOT / "config" / "demo.yaml").read_text()
     (workdir / "demo.yaml").write_text(demo if tracking else f"{demo}\ntracking: false\n")
-    verdicts = workdir / VERDICTS
+    verdicts = workdir / PASSED_CHECKS
     if SHARED_VERDICTS and not verdicts.is_symlink():
         verdicts.parent.mkdir(parents=True, exist_ok=True)
         verdicts.symlink_to(SHARED_VERDICTS[0], target_is_directory=True)
@@ -152,7 +153,7 @@ def tiny_run(tmp_path_factory):
     the files' times and Snakemake's records), so that its readers spread over both workers."""
     built = built_once(tmp_path_factory, "tiny_built", build_tiny_run)
     workdir = tmp_path_factory.mktemp("tiny")
-    shutil.copytree(built, workdir, ignore=shutil.ignore_patterns(VERDICTS.name), dirs_exist_ok=True)
+    shutil.copytree(built, workdir, ignore=shutil.ignore_patterns(PASSED_CHECKS.name), dirs_exist_ok=True)
     return demo_work_folder(workdir, tracking=True)
 
 
@@ -253,7 +254,11 @@ def prepare_test_cache(root, size) -> dict:
         "eval": root / "cache" / f"{size[0]}x{size[1]}" / "eval.npy",
     }
     prepare_cache(
-        root, {"train": index_train_photos(root, (30, 60)), "eval": index_eval_photos(root)}, size, outputs
+        root,
+        {"train": index_train_photos(root, (30, 60)), "eval": index_eval_photos(root)},
+        size,
+        outputs,
+        WHOLE_PHOTO,
     )
     return outputs
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from facemask.data.dataset import DataReport, index_eval_photos, index_train_photos, read_photo
+from facemask.data.photo_index import DataReport, index_eval_photos, index_train_photos, read_photo
 from facemask.utils.errors import DataError
 
 from .conftest import demo_work_folder, snakemake

@@ -17,11 +17,11 @@ from timm.scheduler import create_scheduler_v2
 
 from facemask.config.blocks import ModelBlock
 from facemask.config.schema import validated
-from facemask.train import block_verdicts
+from facemask.train import passed_checks
 from facemask.train.block_check import check_block
-from facemask.train.block_verdicts import record_passed, unchecked_blocks
 from facemask.train.fold import train_fold
 from facemask.train.optim import LearningRateSchedule
+from facemask.train.passed_checks import record_passed, unchecked_blocks
 from facemask.train.timm_options import (
     FLAGGED_OPTIONS,
     SCHEDULE_READS,
@@ -353,16 +353,16 @@ def test_a_verdict_holds_for_the_block_as_it_is_and_is_lost_when_it_or_the_check
         "b",
     ]  # another global precision
     assert list(unchecked_blocks(blocks, "auto", [30, 58], tmp_path)) == ["a", "b"]  # other age cuts
-    monkeypatch.setattr(block_verdicts, "code_digest", lambda path: "the checks after an edit")
-    block_verdicts.checking_code.cache_clear()  # a new process: the edit is seen
+    monkeypatch.setattr(passed_checks, "code_digest", lambda path: "the checks after an edit")
+    passed_checks.checking_code.cache_clear()  # a new process: the edit is seen
     assert list(unchecked_blocks(blocks, "auto", [30, 60], tmp_path)) == ["a", "b"]
-    block_verdicts.checking_code.cache_clear()
+    passed_checks.checking_code.cache_clear()
 
 
 def test_the_digest_of_the_checking_code_covers_what_timm_drops():
-    """A change to the table of what timm's factories drop loses the verdicts (block_verdicts.CHECKS
+    """A change to the table of what timm's factories drop loses the verdicts (passed_checks.CHECKS
     and the modules it imports)."""
-    assert "facemask.train.timm_options" in package_modules(block_verdicts.CHECKS, ROOT / "src")
+    assert "facemask.train.timm_options" in package_modules(passed_checks.CHECKS, ROOT / "src")
 
 
 def test_the_check_and_a_train_job_build_a_block_with_the_one_builder(demo_tables, demo_cache, tmp_path):

@@ -13,11 +13,12 @@ from PIL import Image, ImageDraw
 from timm.optim import create_optimizer_v2
 
 from facemask.config.blocks import Augmentation, Mixing
+from facemask.config.sections import Crop
 from facemask.data.augment import BatchAugment, BatchTransform, batch_transform
 from facemask.data.cache import CENTRE_WIDTH, crop_box, prepare_photos
-from facemask.data.dataset import index_train_photos, read_photo
 from facemask.data.faces import DETECTORS, FaceFinder, Mtcnn, find_faces, place_missed_faces
 from facemask.data.loader import CachedPhotos, load_cache, photo_loader
+from facemask.data.photo_index import index_train_photos, read_photo
 from facemask.model.classifier import create_classifier, model_data_config
 from facemask.model.heads import head_of
 from facemask.model.inference import predict_logits
@@ -27,6 +28,8 @@ from facemask.utils.errors import DataError, PipelineError
 from .conftest import PORTRAIT, model_settings
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+#: the face crop of the config's defaults
+FACE = Crop("face", 1.3, "mtcnn")
 #: where the portrait's face is, located by hand (x, y in pixels)
 FACE_POINTS = {"left eye": (218, 200), "right eye": (302, 197), "nose tip": (258, 240), "mouth": (258, 282)}
 
@@ -63,8 +66,7 @@ def test_the_face_crop_finds_the_face_of_a_real_portrait_and_centres_the_crop_on
         [PORTRAIT.name],
         (64, 48),
         tmp_path / "crop.npy",
-        face_crop=True,
-        face_scale=1.2,
+        Crop("face", 1.2, detector),
         faces=find_faces(PORTRAIT.parent, [PORTRAIT.name], detector),
     )
     crop = crops.iloc[0]
@@ -97,7 +99,7 @@ def test_the_haar_cascade_takes_over_where_mtcnn_finds_no_face(monkeypatch):
 def test_an_mtcnn_crop_without_facenet_pytorch_names_the_package_and_the_way_out(monkeypatch):
     monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails as when it is not installed
     with pytest.raises(
-        PipelineError, match=r"facenet-pytorch.*pip install --no-deps facenet-pytorch.*face_detector: haar"
+        PipelineError, match=r"facenet-pytorch.*pip install --no-deps facenet-pytorch.*crop.detector: haar"
     ):
         FaceFinder("mtcnn")
 
@@ -105,10 +107,8 @@ def test_an_mtcnn_crop_without_facenet_pytorch_names_the_package_and_the_way_out
 def test_face_crop_falls_back_to_a_centre_crop_and_counts_it(tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 160), (90, 90, 90)).save(blank)
-    faces = find_faces(tmp_path, ["blank.png"])
-    crops = prepare_photos(
-        tmp_path, ["blank.png"], (40, 30), tmp_path / "out.npy", face_crop=True, faces=faces
-    )
+    faces = find_faces(tmp_path, ["blank.png"], "mtcnn")
+    crops = prepare_photos(tmp_path, ["blank.png"], (40, 30), tmp_path / "out.npy", FACE, faces=faces)
     assert crops["face_found"].tolist() == [False] and crops["detector"].tolist() == [""]
     left, top, right, bottom = crops.loc[0, ["left", "top", "right", "bottom"]]
     assert right - left == pytest.approx(120 * CENTRE_WIDTH) and (bottom - top) / (
@@ -119,7 +119,7 @@ def test_face_crop_falls_back_to_a_centre_crop_and_counts_it(tmp_path):
 
 def test_a_centre_crop_keeps_the_centred_box_at_the_models_aspect(tmp_path):
     Image.new("RGB", (384, 512), (90, 90, 90)).save(tmp_path / "portrait.png")
-    crops = prepare_photos(tmp_path, ["portrait.png"], (40, 40), tmp_path / "out.npy", centre_crop=True)
+    crops = prepare_photos(tmp_path, ["portrait.png"], (40, 40), tmp_path / "out.npy", Crop("centre"))
     left, top, right, bottom = crops.loc[0, ["left", "top", "right", "bottom"]]
     assert right - left == pytest.approx(384 * CENTRE_WIDTH) == pytest.approx(bottom - top)
     assert (left + right) / 2 == pytest.approx(192) and (top + bottom) / 2 == pytest.approx(256)
@@ -162,7 +162,7 @@ def test_a_face_table_of_other_photos_is_refused_by_name(demo_dir, tmp_path):
     photos = [str(path.relative_to(demo_dir)) for path in sorted(demo_dir.glob("eval/images/*"))[:3]]
     faces = find_faces(demo_dir, photos[:2], "haar")
     with pytest.raises(PipelineError, match=photos[2]):
-        prepare_photos(demo_dir, photos, (36, 36), tmp_path / "out.npy", face_crop=True, faces=faces)
+        prepare_photos(demo_dir, photos, (36, 36), tmp_path / "out.npy", FACE, faces=faces)
 
 
 @pytest.mark.parametrize("detector", DETECTORS)
@@ -174,16 +174,17 @@ def test_the_face_crop_finds_the_same_faces_with_any_number_of_threads(demo_dir,
     for threads in (1, 4):
         caches.append(tmp_path / f"{threads}.npy")
         faces = find_faces(demo_dir, photos, detector, threads)
-        crops = prepare_photos(demo_dir, photos, (36, 36), caches[-1], face_crop=True, faces=faces)
+        crops = prepare_photos(demo_dir, photos, (36, 36), caches[-1], FACE, faces=faces)
         assert crops["face_found"].any(), "no face found: the test shows nothing"
     assert caches[0].read_bytes() == caches[1].read_bytes()
 
 
 def test_a_face_crop_box_keeps_the_models_aspect_and_stays_inside_the_photo():
-    assert crop_box(384, 512, (150, 180, 100, 100), 4 / 3, 2.0) == pytest.approx(
+    crop = Crop("face", 2.0, "mtcnn")
+    assert crop_box(384, 512, crop, (150, 180, 100, 100), 4 / 3) == pytest.approx(
         (100, 96.666, 300, 363.333), abs=1e-3
     )
-    left, top, right, bottom = crop_box(384, 512, (0, 0, 300, 300), 4 / 3, 2.0)  # too big and at the corner
+    left, top, right, bottom = crop_box(384, 512, crop, (0, 0, 300, 300), 4 / 3)  # too big and at the corner
     assert left >= 0 and top >= 0 and right <= 384 and bottom <= 512
     assert (bottom - top) / (right - left) == pytest.approx(4 / 3)
 

@@ -11,7 +11,7 @@ import yaml
 from snakemake.utils import validate
 
 from facemask.config.schema import check_config, validated
-from facemask.train.block_verdicts import VERDICTS
+from facemask.train.passed_checks import PASSED_CHECKS
 from facemask.utils.errors import ConfigError
 
 from .conftest import demo_work_folder, snakemake
@@ -241,7 +241,7 @@ def test_a_bad_config_stops_the_workflow_before_any_job_runs(config, tmp_path, c
 def test_a_block_that_passed_is_not_checked_again_and_a_bad_one_stops_every_parse(tmp_path):
     for name, source in (("config.yaml", ROOT / "config.yaml"), ("demo.yaml", ROOT / "config" / "demo.yaml")):
         shutil.copy(source, tmp_path / name)
-    verdicts = tmp_path / VERDICTS
+    verdicts = tmp_path / PASSED_CHECKS
     assert snakemake(tmp_path, "--dry-run", "submission").returncode == 0
     assert len(list(verdicts.iterdir())) == 3  # the demo's three blocks passed
     (tmp_path / "odd.yaml").write_text(
@@ -346,3 +346,43 @@ def test_the_typed_settings_cover_every_top_level_key_and_give_the_rules_plain_d
     assert settings.models["resnet34"].optimizer["lr"] == 1e-4  # written 1e-4 in config.yaml
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.tta.merge = "gmean"  # type: ignore[misc]
+
+
+def test_the_flat_crop_keys_of_earlier_versions_read_as_the_crop_block_with_a_warning(caplog):
+    config = validated(
+        {"models": {"m": {"arch": "resnet18"}}, "cache": {"face_crop": "true", "face_scale": 1.5}}
+    )
+    assert config["cache"]["crop"] == {"kind": "face", "scale": 1.5, "detector": "mtcnn"}
+    assert "cache.face_crop, face_scale: read as cache.crop" in caplog.text
+    config = {"models": {"m": {"arch": "resnet18"}}, "cache": {"crop": {"kind": "face"}, "face_crop": False}}
+    assert validated(config)["cache"]["crop"]["kind"] == "whole"
+    with pytest.raises(
+        ConfigError, match="face_crop and centre_crop are both true: choose one cache.crop.kind"
+    ):
+        validated({"models": {"m": {"arch": "resnet18"}}, "cache": {"face_crop": True, "centre_crop": True}})
+
+
+def test_a_crop_is_keyed_by_what_its_pixels_depend_on():
+    from facemask.config.sections import Crop
+
+    assert Crop("whole", 1.5, "haar").pixel_form == Crop("whole") == Crop("whole", None, None)
+    assert Crop("centre", 1.5, "mtcnn").pixel_form == Crop("centre")
+    assert Crop("face", 1.5, "haar").pixel_form == Crop("face", 1.5, "haar")
+    assert Crop("face", 1.3, "mtcnn").runs_torch and not Crop("face", 1.3, "haar").runs_torch
+    with pytest.raises(ConfigError, match="a face crop needs its scale and detector"):
+        Crop("face")
+
+
+def test_a_default_read_from_the_schema_is_the_one_its_check_fills_in():
+    from facemask.config.defaults import schema_default
+
+    config = validated({"models": {"m": {"arch": "resnet18"}}, "pseudo_labels": {}})
+    block = config["models"]["m"]
+    for key in ("optimizer", "scheduler", "loss", "mix", "augment", "epochs", "image_size"):
+        assert schema_default(f"models.*.{key}") == block[key], key
+    assert schema_default("pseudo_labels.threshold") == config["pseudo_labels"]["threshold"]
+    assert (
+        schema_default("cache.crop")
+        == config["cache"]["crop"]
+        == {"kind": "whole", "scale": 1.3, "detector": "mtcnn"}
+    )

@@ -8,8 +8,8 @@ import os
 import pytest
 import torch
 
-from facemask.data.dataset import index_train_photos
 from facemask.data.folds import make_folds
+from facemask.data.photo_index import index_train_photos
 from facemask.predict.cli import parse_arguments
 from facemask.train.fold import TrainOutputs, train_fold
 from facemask.utils.cpus import available_cpus, job_threads

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from facemask.train.block_verdicts import VERDICTS
+from facemask.train.passed_checks import PASSED_CHECKS
 
 from .conftest import ROOT, SHARED_VERDICTS
 
@@ -127,8 +127,8 @@ def scratch_copy(root: Path, demo_dir: Path) -> Path:
     for name, text in PLACEHOLDER_CONFIGS.items():
         (root / name).write_text(text)
     if SHARED_VERDICTS:
-        (root / VERDICTS).parent.mkdir(parents=True, exist_ok=True)
-        (root / VERDICTS).symlink_to(SHARED_VERDICTS[0], target_is_directory=True)
+        (root / PASSED_CHECKS).parent.mkdir(parents=True, exist_ok=True)
+        (root / PASSED_CHECKS).symlink_to(SHARED_VERDICTS[0], target_is_directory=True)
     return root
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from facemask.config.sections import ImageCache, TestTimeAugmentation
+from facemask.config.sections import Crop, ImageCache, TestTimeAugmentation
 from facemask.data import faces as faces_module
 from facemask.data.faces import find_faces, found_on
 from facemask.ensemble.bundle import Bundle, BundleMember
@@ -21,7 +21,7 @@ from facemask.utils.files import Member
 
 from .conftest import PORTRAIT, TINY, demo_work_folder, snakemake
 
-FACE_CROP = ImageCache(1.125, True, 1.3, "mtcnn")
+FACE_CROP = ImageCache(1.125, Crop("face", 1.3, "mtcnn"))
 
 
 def test_each_face_found_records_its_device_and_the_table_says_where_mtcnn_ran():
@@ -91,11 +91,11 @@ def rule_resources(dry_run_output: str, rule: str) -> str:
 
 def test_find_faces_takes_a_gpu_slot_as_train_jobs_do_and_is_keyed_by_detector_and_device(tmp_path):
     work = demo_work_folder(tmp_path)
-    (work / "face.yaml").write_text("cache: {face_crop: true}\ndevice: cuda\n")
+    (work / "face.yaml").write_text("cache: {crop: {kind: face}}\ndevice: cuda\n")
     mtcnn = snakemake(work, "results/tiny/faces/mtcnn-cuda/train.csv", "-n", configs=(*TINY, "face.yaml"))
     assert mtcnn.returncode == 0, mtcnn.stderr[-3000:]
     assert "gpu=1" in rule_resources(mtcnn.stdout, "find_faces")
-    (work / "haar.yaml").write_text("cache: {face_crop: true, face_detector: haar}\n")
+    (work / "haar.yaml").write_text("cache: {crop: {kind: face, detector: haar}}\n")
     haar = snakemake(work, "results/tiny/faces/haar/train.csv", "-n", configs=(*TINY, "haar.yaml"))
     assert haar.returncode == 0, haar.stderr[-3000:]
     assert "gpu=1" not in rule_resources(haar.stdout, "find_faces")  # the cascade runs on the CPU

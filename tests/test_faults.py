@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from facemask.config.sections import TestTimeAugmentation
+from facemask.config.sections import Crop, TestTimeAugmentation
 from facemask.data.cache import prepare_cache
-from facemask.data.dataset import index_eval_photos, index_train_photos
 from facemask.data.faces import find_faces
 from facemask.data.folds import make_folds
+from facemask.data.photo_index import index_eval_photos, index_train_photos
 from facemask.ensemble.vote import check_submission
 from facemask.model.classifier import load_checkpoint
 from facemask.model.inference import PredictOptions, predict_eval_photos
@@ -174,8 +174,8 @@ def test_the_same_seed_gives_byte_identical_index_folds_cache_checkpoint_and_pre
         cache = {"train": folder / "train.npy", "eval": folder / "eval.npy"}
         eval_photos = index_eval_photos(demo_dir)
         photos = {"train": index, "eval": eval_photos}
-        faces = {split: find_faces(demo_dir, list(table["path"])) for split, table in photos.items()}
-        prepare_cache(demo_dir, photos, (36, 36), cache, face_crop=True, faces=faces)
+        faces = {split: find_faces(demo_dir, list(table["path"]), "mtcnn") for split, table in photos.items()}
+        prepare_cache(demo_dir, photos, (36, 36), cache, Crop("face", 1.3, "mtcnn"), faces=faces)
         outputs = outputs_in(folder)
         train_fold(
             index,

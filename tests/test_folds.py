@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from facemask.data.dataset import index_train_photos
 from facemask.data.folds import make_folds
+from facemask.data.photo_index import index_train_photos
 from facemask.utils.errors import DataError
 
 

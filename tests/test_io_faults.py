@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from facemask.classes.labels import LOGIT_COLUMNS
-from facemask.config.sections import ImageCache, TestTimeAugmentation
+from facemask.config.sections import WHOLE_PHOTO, ImageCache, TestTimeAugmentation
 from facemask.data import cache
 from facemask.data.cache import prepare_photos
-from facemask.data.dataset import index_eval_photos, index_train_photos
+from facemask.data.photo_index import index_eval_photos, index_train_photos
 from facemask.ensemble.bundle import Bundle, BundleMember
 from facemask.ensemble.vote import Vote
 from facemask.model.classifier import create_classifier, save_checkpoint
@@ -53,7 +53,7 @@ def fill_the_disk_under(path):
 WRITERS = {
     "checkpoint": lambda demo_dir, path: save_checkpoint(path, create_classifier("resnet18"), META),
     "image cache": lambda demo_dir, path: prepare_photos(
-        demo_dir, list(index_eval_photos(demo_dir)["path"]), (36, 36), path
+        demo_dir, list(index_eval_photos(demo_dir)["path"]), (36, 36), path, WHOLE_PHOTO
     ),
     "submission": lambda demo_dir, path: write_csv(
         pd.DataFrame({"ImageID": ["a.jpg"] * 5000, "ans": 3}), path
@@ -89,7 +89,8 @@ def test_an_image_cache_too_big_for_the_disk_fails_before_decoding_any_photo(dem
     monkeypatch.setattr(cache, "load_prepared", lambda *args: decoded.append(args))
     monkeypatch.setattr(os, "posix_fallocate", no_space_for)
     with pytest.raises(PipelineError, match="eval.npy: the disk is full"):
-        prepare_photos(demo_dir, list(index_eval_photos(demo_dir)["path"]), (36, 36), tmp_path / "eval.npy")
+        photos = list(index_eval_photos(demo_dir)["path"])
+        prepare_photos(demo_dir, photos, (36, 36), tmp_path / "eval.npy", WHOLE_PHOTO)
     assert decoded == [] and list(tmp_path.iterdir()) == []
 
 
@@ -154,7 +155,7 @@ def vote_folder(workdir, demo_dir):
     for checkpoint in checkpoints:
         checkpoint.write_bytes(b"a stand-in")
     meta = {"arch": "resnet34", "head": "single", "epoch": 1, "data_config": {"input_size": [3, 64, 48]}}
-    cache = ImageCache(1.125, False, 2.0, "mtcnn")
+    cache = ImageCache(1.125, WHOLE_PHOTO)
     trained = tuple(
         BundleMember.of(member, checkpoint, meta, 0.25, cache)
         for member, checkpoint in zip(members, checkpoints, strict=True)

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from facemask.classes.labels import age_band, check_age_bins, class_name, decode_class, encode_class
-from facemask.data.dataset import index_eval_photos, index_train_photos, parse_person_folder
+from facemask.classes.labels import age_band, checked_age_cuts, class_name, decode_class, encode_class
+from facemask.data.photo_index import index_eval_photos, index_train_photos, parse_person_folder
 from facemask.utils.errors import DataError
 
 
@@ -21,7 +21,7 @@ def test_moving_the_upper_cut_to_58_relabels_58_and_59_as_old(age, band):
 @pytest.mark.parametrize("bins", [(60, 30), (30, 30), (30,), (0, 60), (30, 58, 60)])
 def test_age_cuts_out_of_order_or_miscounted_are_refused(bins):
     with pytest.raises(ValueError, match="age_bins"):
-        check_age_bins(bins)
+        checked_age_cuts(bins)
 
 
 def test_the_18_classes_round_trip_through_the_three_tasks():

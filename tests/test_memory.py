@@ -14,7 +14,7 @@ import yaml
 import facemask.model.inference as inference
 import facemask.train.auto_batch as auto_batch
 from facemask.config.schema import SCHEMA, check_config
-from facemask.config.sections import ImageCache, TestTimeAugmentation
+from facemask.config.sections import WHOLE_PHOTO, ImageCache, TestTimeAugmentation
 from facemask.ensemble.bundle import Bundle, BundleMember
 from facemask.ensemble.vote import Vote
 from facemask.model.classifier import checkpoint_meta, create_classifier, model_data_config, save_checkpoint
@@ -286,7 +286,7 @@ def test_auto_finds_the_largest_batch_that_tta_prediction_fits(checkpoint, demo_
 
 
 def test_facemask_predict_out_of_memory_names_the_member_and_batch_size(checkpoint, demo_dir, monkeypatch):
-    cache = ImageCache(1.125, False, 2.0, "mtcnn")
+    cache = ImageCache(1.125, WHOLE_PHOTO)
     member = BundleMember.of(Member("resnet34", 0), checkpoint, checkpoint_meta(checkpoint), 1.0, cache)
     bundle = Bundle((member,), Vote({"resnet34": 1.0}), False, options(16).tta, (30, 60))
     photos = sorted((demo_dir / "eval" / "images").glob("*"))[:3]

@@ -54,7 +54,7 @@ def years(fit_cuts: bool, **options) -> dict:
 #: the three runs by a short name: the options each walks (named in its failures)
 CASES = {
     "mtcnn crop, gmean TTA, fitted weights, years heads": (
-        "cache.face_crop with face_detector mtcnn, cache.margin 1.25, cache.face_scale 1.8",
+        "cache.crop face by mtcnn at scale 1.8, cache.margin 1.25",
         "tta HorizontalFlip + Multiply + Add, merged by gmean",
         "ensemble.fit_weights with combine tasks and temperature, precision bf16, age_bins [30, 58]",
         "years heads with fitted and with training cuts, a multi years head, local safetensors weights",
@@ -62,7 +62,7 @@ CASES = {
         "compile aot_eager, precision fp16, accumulation_steps 2, clip_grad_norm, train_age_bins",
     ),
     "haar crop, tsharpen TTA, plain argmax, two of three folds": (
-        "cache.face_crop with face_detector haar",
+        "cache.crop face by haar, in the flat form of earlier versions (face_crop, face_detector)",
         "tta VerticalFlip + Rotate90 + Scale, merged by tsharpen",
         "ensemble.match_class_shares false, folds.run [0, 2] of k 3",
         "Mixup / CutMix, cross-entropy with label smoothing and class weights + F1 loss",
@@ -71,7 +71,7 @@ CASES = {
         "model_kwargs, augment",
     ),
     "centre crop, Resize and FiveCrops TTA, predict_dir, run_models, one fold": (
-        "cache.centre_crop, tta Resize + FiveCrops, merged by mean, predict_dir instead of predict_sets",
+        "cache.crop centre, tta Resize + FiveCrops, merged by mean, predict_dir instead of predict_sets",
         "run_models leaving a block out, sgd with momentum, the tanh schedule, ensemble.combine stack",
         "folds.run [1] of k 3: one fold, to its CV scores",
     ),
@@ -79,7 +79,7 @@ CASES = {
 #: each run's config, given the local weights file
 CONFIGS = {
     "mtcnn crop, gmean TTA, fitted weights, years heads": lambda weights: {
-        "cache": {"face_crop": True, "face_detector": "mtcnn", "margin": 1.25, "face_scale": 1.8},
+        "cache": {"crop": {"kind": "face", "detector": "mtcnn", "scale": 1.8}, "margin": 1.25},
         "tta": {
             "transforms": [
                 "HorizontalFlip",
@@ -151,7 +151,7 @@ CONFIGS = {
         },
     },
     "centre crop, Resize and FiveCrops TTA, predict_dir, run_models, one fold": lambda weights: {
-        "cache": {"face_crop": False, "centre_crop": True},
+        "cache": {"crop": {"kind": "centre"}},
         "folds": {"k": 3, "run": [1]},
         "tta": {
             "transforms": [

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import ROOT
 
@@ -265,3 +266,50 @@ def test_every_function_and_class_of_the_package_has_a_caller_outside_the_tests(
             defined += [sub.name for sub in node.body if isinstance(sub, ast.FunctionDef)]
     callers_missing = [name for name in defined if uses[name] < 2 and not name.startswith(("__", "visit_"))]
     assert not callers_missing
+
+
+def schema_defaults(schema) -> set[tuple[str, object]]:
+    """(key, default) of every key of the config schema with a default that is a string or number."""
+    found = set()
+    if isinstance(schema, dict):
+        for key, sub in (schema.get("properties") or {}).items():
+            default = sub.get("default") if isinstance(sub, dict) else None
+            if isinstance(default, str | int | float) and not isinstance(default, bool):
+                found.add((key, default))
+        for sub in schema.values():
+            found |= schema_defaults(sub)
+    elif isinstance(schema, list):
+        found = set().union(*(schema_defaults(sub) for sub in schema))
+    return found
+
+
+def literal_defaults(tree: ast.AST):
+    """(name, literal) of each default of `tree`: a parameter's or a class field's, and a mapping's
+    `.get("name", literal)`."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            arguments = node.args.posonlyargs + node.args.args
+            pairs = list(zip(reversed(arguments), reversed(node.args.defaults), strict=False))
+            pairs += list(zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True))
+            # a parameter `seed` seeds a function's own random draws (a bootstrap's), not the config's
+            yield from ((arg.arg, value) for arg, value in pairs if value is not None and arg.arg != "seed")
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            yield node.target.id, node.value
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get" and len(node.args) == 2:
+            yield getattr(node.args[0], "value", None), node.args[1]
+
+
+def test_no_default_of_the_schema_is_copied_into_the_code():
+    """Every default of the config is declared once, in the schema: no parameter, class field or
+    `.get(key, ...)` of the package or the scripts named as a config key defaults to its value."""
+    defaults = schema_defaults(yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text()))
+    code = [*PACKAGE.rglob("*.py"), *ROOT.glob("scripts/**/*.py")]
+    copies = sorted(
+        f"{path.relative_to(ROOT)}: {name} = {value.value!r}"
+        for path in code
+        for name, value in literal_defaults(ast.parse(path.read_text()))
+        if isinstance(value, ast.Constant) and not isinstance(value.value, bool)
+        if (name, value.value) in defaults
+    )
+    assert len(defaults) > 30
+    assert not copies, "\n".join(copies)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facemask.data.dataset import (
+from facemask.data.photo_index import (
     ALPHA_BACKGROUND,
     DataReport,
     index_eval_photos,

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facemask.config.sections import ImageCache, TestTimeAugmentation
+from facemask.config.sections import WHOLE_PHOTO, Crop, ImageCache, TestTimeAugmentation
 from facemask.ensemble.bundle import Bundle, BundleError, BundleMember
 from facemask.ensemble.vote import Vote
 from facemask.model.classifier import create_classifier, model_data_config, save_checkpoint
@@ -25,7 +25,7 @@ from .conftest import PORTRAIT
 
 ARCH = "test_efficientnet"
 MEMBERS = 3
-CACHE = ImageCache(1.125, False, 2.0, "mtcnn")
+CACHE = ImageCache(1.125, WHOLE_PHOTO)
 
 
 @pytest.fixture(scope="module")
@@ -151,16 +151,16 @@ def test_a_bundle_written_elsewhere_reads_back_the_same(bundle, tmp_path):
     assert Bundle.read(tmp_path / "results") == written  # checkpoints relative to the new folder
 
 
-def test_a_bundle_from_before_the_vote_margin_and_face_detector_were_stored_reads(bundle, tmp_path):
+def test_a_bundle_from_before_the_vote_margin_crop_and_face_detector_were_stored_reads(bundle, tmp_path):
     content = json.loads(bundle.read_text())
     del content["vote"]
     for member in content["members"]:
         member["checkpoint"] = str(bundle.parent / member["checkpoint"])  # absolute: read from tmp_path
-        member["cache"] = {key: member["cache"][key] for key in ("size", "face_crop", "face_scale")}
+        member["cache"] = {"size": member["cache"]["size"], "face_crop": True, "face_scale": 2.0}
     (tmp_path / "old.json").write_text(json.dumps(content))
     old = Bundle.read(tmp_path / "old.json")
     assert old.vote == Vote({"tiny": 1.0}) and old.members[0].cache_size == (36, 36)
-    assert old.members[0].cache == ImageCache(1.125, False, 2.0, "haar")
+    assert old.members[0].cache == ImageCache(1.125, Crop("face", 2.0, "haar"))
 
 
 @pytest.mark.parametrize(

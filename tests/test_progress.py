@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
+from facemask.config.sections import WHOLE_PHOTO
 from facemask.data.cache import prepare_photos
-from facemask.data.dataset import index_eval_photos, index_train_photos
+from facemask.data.photo_index import index_eval_photos, index_train_photos
 from facemask.utils import logs
 from facemask.utils.logs import BarSafeHandler, Progress
 
@@ -104,7 +105,7 @@ def test_the_data_check_and_the_image_cache_show_a_bar_on_a_terminal(demo_dir, t
     terminal = Stream(tty=True)
     monkeypatch.setattr(sys, "stderr", terminal)
     train, evaluation = index_train_photos(demo_dir, (30, 60)), index_eval_photos(demo_dir)
-    prepare_photos(demo_dir, list(train["path"][:5]), (16, 16), tmp_path / "train.npy")
+    prepare_photos(demo_dir, list(train["path"][:5]), (16, 16), tmp_path / "train.npy", WHOLE_PHOTO)
     shown = terminal.getvalue()
     assert f"checking train photos: 100%|##########| {len(train)}/{len(train)} [" in shown
     assert f"checking eval photos: 100%|##########| {len(evaluation)}/{len(evaluation)} [" in shown

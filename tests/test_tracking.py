@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 import facemask.train.fold
 from facemask.config.sections import Tracking
 from facemask.tracking.results import FolderResults, log_results
-from facemask.tracking.store import PARENT_TAG, Tracker, TrackingTarget, child_run_name, parent_run_id
+from facemask.tracking.store import PARENT_TAG, Tracker, TrackingTarget, parent_run_id
 from facemask.tracking.train_runs import TrainTracking
 from facemask.train.fold import TrainOutputs, train_fold
 
@@ -101,11 +101,12 @@ def test_a_run_tracks_one_run_per_train_job_under_one_parent(tiny_run):
 
 
 def test_a_child_runs_name_shows_its_results_folder_and_a_digest_of_its_block():
-    name = child_run_name("resnet34", 0, "results/demo_a", BLOCK)
+    target = TrackingTarget.of(Tracking(True), "results/demo_a")
+    name = target.child_run_name("resnet34", 0, BLOCK)
     assert re.fullmatch(r"resnet34/fold0 demo_a [0-9a-f]{6}", name)
-    assert child_run_name("resnet34", 0, "results/demo_a", BLOCK) == name
+    assert target.child_run_name("resnet34", 0, BLOCK) == name
     other_lr = BLOCK | {"optimizer": {"lr": 2e-3}}
-    assert child_run_name("resnet34", 0, "results/demo_a", other_lr).split()[-1] != name.split()[-1]
+    assert target.child_run_name("resnet34", 0, other_lr).split()[-1] != name.split()[-1]
 
 
 def test_the_parent_run_holds_the_recipe_and_a_changed_recipe_gets_a_parent_of_its_own(tmp_path):

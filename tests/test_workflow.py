@@ -121,12 +121,15 @@ def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_
     for split, photos in (("train", 60 * 7), ("eval", 30 * 7)):
         report = json.loads((tiny_run / f"results/tiny/cache/36x36/{split}_report.json").read_text())
         assert report[f"{split}_photos"] == photos
-    (tiny_run / "face.yaml").write_text("cache: {face_crop: true}\n")
+    # a whole photo's pixels depend on no scale or detector: setting them reruns nothing
+    (tiny_run / "whole.yaml").write_text("cache: {crop: {kind: whole, scale: 1.5, detector: haar}}\n")
+    assert tiny_dry_run(tiny_run, configs=(*TINY, "whole.yaml")) == {}
+    (tiny_run / "face.yaml").write_text("cache: {crop: {kind: face}}\n")
     planned = tiny_dry_run(tiny_run, configs=(*TINY, "face.yaml"))
     assert planned["find_faces"] == 2 and planned["prepare_images"] == 2 and planned["train"] == 6
     assert planned["predict_eval"] == 6
     # the faces are found once, in a folder of the detector and its device setting: a new
-    # face_scale crops them again, without searching
+    # scale crops them again, without searching
     found = snakemake(
         tiny_run,
         "results/tiny/faces/mtcnn-auto/train.csv",
@@ -134,7 +137,7 @@ def test_the_image_cache_is_built_once_per_input_size_and_rebuilt_only_when_its_
         configs=(*TINY, "face.yaml"),
     )
     assert found.returncode == 0, found.stderr[-3000:]
-    (tiny_run / "scale.yaml").write_text("cache: {face_crop: true, face_scale: 1.5}\n")
+    (tiny_run / "scale.yaml").write_text("cache: {crop: {kind: face, scale: 1.5}}\n")
     planned = tiny_dry_run(tiny_run, configs=(*TINY, "scale.yaml"))
     assert "find_faces" not in planned and planned["prepare_images"] == 2
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from benchmarks.input_pipeline import full_size_data
 
-from facemask.data.dataset import index_train_photos, read_photo
 from facemask.data.faces import DETECTORS, MTCNN_THRESHOLDS, find_faces, search_image, torch_threads
+from facemask.data.photo_index import index_train_photos, read_photo
 
 COMPETITION_PHOTOS = 31_500
 

@@ -16,6 +16,7 @@ from benchmarks.common import images_per_second, seed_models, timed_passes, work
 
 from facemask.classes.labels import NUM_CLASSES
 from facemask.config.blocks import ModelBlock
+from facemask.config.defaults import schema_default
 from facemask.config.settings import Settings
 from facemask.data.loader import CachedPhotos, load_cache, photo_loader
 from facemask.model.heads import head_of
@@ -200,7 +201,11 @@ def bench_gpu(args) -> list[dict]:
 
 
 def extrapolate_ensemble(
-    rows: list[dict], train_photos: int = 18_900, eval_photos: int = 12_600, epochs: int = 10, folds: int = 5
+    rows: list[dict],
+    train_photos: int = 18_900,
+    eval_photos: int = 12_600,
+    epochs: int = schema_default("models.*.epochs"),
+    folds: int = 5,
 ) -> dict:
     """Minutes of the default ensemble from the measured rates: per model and fold, the epochs'
     training (at the better end-to-end rate) and validation, the flip-TTA prediction of the eval

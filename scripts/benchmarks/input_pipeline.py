@@ -13,11 +13,12 @@ from PIL import Image
 from torchvision import transforms
 
 from facemask.config.blocks import ModelBlock
+from facemask.config.sections import WHOLE_PHOTO
 from facemask.data.augment import batch_transform
 from facemask.data.cache import prepare_cache
-from facemask.data.dataset import index_eval_photos, index_train_photos, read_photo
 from facemask.data.demo import make_demo_data
 from facemask.data.loader import CachedPhotos, photo_loader
+from facemask.data.photo_index import index_eval_photos, index_train_photos, read_photo
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet's, as the peers normalised
 
@@ -69,7 +70,7 @@ def bench_input(args) -> list[dict]:
         cache_shape = tuple(round(s * 1.125) for s in size)
         cache = {"train": Path(tmp) / "train.npy", "eval": Path(tmp) / "eval.npy"}
         _, report = prepare_cache(
-            data, {"train": index, "eval": eval_index}, cache_shape, cache, threads=args.workers
+            data, {"train": index, "eval": eval_index}, cache_shape, cache, WHOLE_PHOTO, args.workers
         )
         limit = len(index) // args.batch_size - 1
         peers = torch.utils.data.DataLoader(

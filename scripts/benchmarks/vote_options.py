@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from facemask.classes.decision import class_counts_to_match, class_share_offsets, log_probabilities
-from facemask.classes.scores import person_bootstrap_gains, task_scores
+from facemask.classes.scores import F1_SCORES, person_bootstrap_gains, task_scores
 from facemask.ensemble.fit import ensemble_oof, fit_vote, oof_by_model
 from facemask.ensemble.spec import VoteSpec
 from facemask.ensemble.vote import vote_probabilities
@@ -34,7 +34,6 @@ OPTIONS = {
     "weights per task, temperatures": {"fit_weights": True, "combine": "tasks", "temperature": True},
     "stacked logistic regression (stack)": {"combine": "stack"},
 }
-SCORES = ("macro_f1", "mask_f1", "gender_f1", "age_f1")
 #: where a run keeps its members' out-of-fold and eval logits
 RUN_TABLES = (("train", "oof_logits.csv"), ("predict", "eval_logits.csv"))
 
@@ -58,7 +57,7 @@ def option_answers(oof, eval_logits, image_ids, shares, fit: dict) -> tuple[pd.D
 def bootstrap(truth, new, old, person, resamples: int) -> dict[str, tuple[float, float]]:
     """95 % intervals of the gain in each score, resampling people."""
     gains = pd.DataFrame(person_bootstrap_gains(truth, new, old, person, resamples))
-    return {score: tuple(np.percentile(gains[score], [2.5, 97.5])) for score in SCORES}
+    return {score: tuple(np.percentile(gains[score], [2.5, 97.5])) for score in F1_SCORES}
 
 
 def of_models(tables: dict, models) -> dict:

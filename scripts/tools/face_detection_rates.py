@@ -1,8 +1,8 @@
 """Share of photos in which the face crop's detectors find a face, by photo kind (masked, incorrect
 mask, bare), on a sample of a data set's training people, and the photos per second of each as the
 pipeline runs it (facemask.data.faces.find_faces: photos decoded on `--threads` threads and searched in
-batches): OpenCV's Haar cascade alone (`face_detector: haar`), MTCNN alone, and the pipeline's
-default (`face_detector: mtcnn`: MTCNN, then the cascade where MTCNN finds none).
+batches): OpenCV's Haar cascade alone (`crop.detector: haar`), MTCNN alone, and the pipeline's
+default (`crop.detector: mtcnn`: MTCNN, then the cascade where MTCNN finds none).
 
     python scripts/tools/face_detection_rates.py ../shared/data/utkmask-dev --people 80
 """

@@ -13,11 +13,11 @@ import yaml
 
 from facemask.config.blocks import ModelBlock
 from facemask.config.schema import validated
-from facemask.config.sections import Tracking
+from facemask.config.sections import WHOLE_PHOTO, Tracking
 from facemask.data.cache import prepare_cache
-from facemask.data.dataset import index_eval_photos, index_train_photos
 from facemask.data.demo import make_demo_data
 from facemask.data.folds import make_folds
+from facemask.data.photo_index import index_eval_photos, index_train_photos
 from facemask.tracking.store import TrackingTarget
 from facemask.tracking.train_runs import TrainTracking
 from facemask.train.fold import TrainOutputs, train_fold
@@ -70,7 +70,7 @@ def main() -> None:
     block = type(block).from_config(block.as_config() | {"epochs": args.epochs, "pretrained": False}, "fp32")
     size = (round(block.image_size[0] * 1.125), round(block.image_size[1] * 1.125))
     cache = {"train": args.folder / "train.npy", "eval": args.folder / "eval.npy"}
-    prepare_cache(data, {"train": index, "eval": index_eval_photos(data)}, size, cache)
+    prepare_cache(data, {"train": index, "eval": index_eval_photos(data)}, size, cache, WHOLE_PHOTO)
     folds = make_folds(index, k=3, seed=0)
     seconds = {}
     for tracked in (False, True):

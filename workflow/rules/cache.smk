@@ -7,12 +7,12 @@ rule find_faces:
         f"{RESULTS}/logs/find_faces/{{split}}.log",
     params:
         data_dir=DATA,
-        detector=SETTINGS.cache.face_detector,
+        detector=SETTINGS.cache.crop.detector,
         device=SETTINGS.device,
         code=code_digest("find_faces.py"),
     threads: SETTINGS.threads.prepare
     resources:
-        gpu=int(SETTINGS.cache.runs_torch),
+        gpu=int(SETTINGS.cache.crop.runs_torch),
     conda:
         "../../envs/gpu.yaml"
     script:
@@ -31,7 +31,7 @@ rule prepare_images:
         f"{RESULTS}/logs/prepare_images/{{size}}_{{split}}.log",
     params:
         data_dir=DATA,
-        cache=get_cache_settings(),
+        crop=get_crop(),
         code=code_digest("prepare_images.py"),
     threads: SETTINGS.threads.prepare
     conda:

@@ -8,7 +8,7 @@ from facemask.config.schema import validated
 from facemask.config.typed import as_config
 from facemask.ensemble.bundle import BUNDLE_NAME
 from facemask.ensemble.spec import VoteSpec
-from facemask.train.block_verdicts import check_blocks
+from facemask.train.passed_checks import check_blocks
 from facemask.utils.errors import ConfigError
 from facemask.utils.provenance import code_digest as package_code_digest
 
@@ -115,13 +115,13 @@ def faces_output(split):
 
 def get_faces(split):
     """The faces found in `split`'s photos when the image cache crops to the face, else nothing."""
-    return faces_output(split) if SETTINGS.cache.face_crop else []
+    return faces_output(split) if SETTINGS.cache.crop.kind == "face" else []
 
 
-def get_cache_settings():
-    """What the image cache's pixels depend on besides their size: the face crop settings (the
-    detector only with the crop on)."""
-    return SETTINGS.cache.pixel_settings
+def get_crop():
+    """The crop the image cache's pixels depend on besides their size, as plain data (a face crop's
+    scale and detector only with a face crop: sections.Crop.pixel_form)."""
+    return as_config(SETTINGS.cache.crop.pixel_form)
 
 
 def get_model_settings(wildcards):

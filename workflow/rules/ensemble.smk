@@ -33,7 +33,7 @@ rule ensemble_bundle:
         members=get_round_members,
         vote=get_vote,
         tta=as_config(SETTINGS.tta),
-        cache=as_config(SETTINGS.cache),
+        cache=as_config(SETTINGS.cache.pixel_form),
         age_bins=list(SETTINGS.age_bins),
         code=code_digest("ensemble_bundle.py"),
     conda:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import logsumexp
 
+from facemask.config.defaults import schema_default
+
 MASK_NAMES = ("wear", "incorrect", "not_wear")
 GENDER_NAMES = ("male", "female")
 AGE_NAMES = ("<30", "30-59", ">=60")
@@ -29,13 +31,14 @@ MASK_BY_PHOTO = {
     "normal": 2,
 }
 GENDER_CODES = {name: code for code, name in enumerate(GENDER_NAMES)}
-DEFAULT_AGE_BINS = (30, 60)
+DEFAULT_AGE_BINS = tuple(schema_default("age_bins"))
 #: the oldest age a years head tells apart (older people count as this age)
 MAX_AGE = 100
 
 
-def check_age_bins(age_bins: Sequence[int]) -> tuple[int, int]:
-    """Return the two age cut points as a tuple, or raise if they are not two increasing ages."""
+def checked_age_cuts(age_bins: Sequence[int]) -> tuple[int, int]:
+    """The two age cut points as a tuple; a ValueError if they are not two increasing ages (the
+    config's age_bins key is checked at load by config.consistency.check_age_bins)."""
     bins = tuple(int(a) for a in age_bins)
     if len(bins) != 2 or not 0 < bins[0] < bins[1]:
         raise ValueError(
@@ -46,12 +49,12 @@ def check_age_bins(age_bins: Sequence[int]) -> tuple[int, int]:
 
 def age_band(age: int, age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> int:
     """Age band code: 0 below the first cut, 1 up to the second cut, 2 at or above it."""
-    return bisect_right(check_age_bins(age_bins), int(age))
+    return bisect_right(checked_age_cuts(age_bins), int(age))
 
 
 def age_band_names(age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> list[str]:
     """The three age bands in words, e.g. ['<30', '30-59', '>=60']."""
-    low, high = check_age_bins(age_bins)
+    low, high = checked_age_cuts(age_bins)
     return [f"<{low}", f"{low}-{high - 1}", f">={high}"]
 
 
@@ -96,7 +99,7 @@ NUM_PAIRS = NUM_CLASSES // TASK_SIZES["age"]
 def log_band_of_year(age_cuts: Sequence[int]) -> np.ndarray:
     """(MAX_AGE + 1, 3): 0 at the age band of each age 0..MAX_AGE at `age_cuts` (see age_band), -inf
     at the other bands (the log of each age's one-hot band; see band_log_probabilities)."""
-    bands = np.searchsorted(check_age_bins(age_cuts), np.arange(MAX_AGE + 1), side="right")
+    bands = np.searchsorted(checked_age_cuts(age_cuts), np.arange(MAX_AGE + 1), side="right")
     return np.where(bands[:, None] == np.arange(TASK_SIZES["age"]), 0.0, -np.inf)
 
 

@@ -6,7 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from facemask.classes.labels import decode_class
+from facemask.classes.labels import TASKS, decode_class
+
+#: the F1 scores that every score table reports: over the 18 classes, then each task's
+F1_SCORES = ("macro_f1", *(f"{task}_f1" for task in TASKS))
 
 
 def macro_f1(y_true, y_pred) -> float:
@@ -23,10 +26,7 @@ def task_scores(y_true, y_pred) -> dict[str, float]:
     return {
         "macro_f1": macro_f1(y_true, y_pred),
         "accuracy": float((y_true == y_pred).mean()),
-        **{
-            f"{task}_f1": macro_f1(t, p)
-            for task, t, p in zip(("mask", "gender", "age"), tasks_true, tasks_pred, strict=True)
-        },
+        **{f"{task}_f1": macro_f1(t, p) for task, t, p in zip(TASKS, tasks_true, tasks_pred, strict=True)},
     }
 
 

@@ -1,12 +1,12 @@
 """A model block of the config as typed, frozen objects: all that a train job depends on (its
-defaults are the schema's; tests/test_config.py proves it). The free-form parts that go to timm's
+defaults read from the schema). The free-form parts that go to timm's
 factories as keyword arguments (optimizer, scheduler, model_kwargs, loss terms) stay mappings."""
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from facemask.config.defaults import schema_default, schema_field
 from facemask.config.typed import as_config, typed
 from facemask.utils.errors import ConfigError
 
@@ -20,10 +20,10 @@ class Mixing:
     """timm's Mixup / CutMix: `prob` the share of mixed batches, `switch_prob` the share of those
     that use CutMix."""
 
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    prob: float = 0.0
-    switch_prob: float = 0.5
+    mixup_alpha: float = schema_field("models.*.mix.mixup_alpha")
+    cutmix_alpha: float = schema_field("models.*.mix.cutmix_alpha")
+    prob: float = schema_field("models.*.mix.prob")
+    switch_prob: float = schema_field("models.*.mix.switch_prob")
 
     @property
     def is_on(self) -> bool:
@@ -35,7 +35,7 @@ class AgeYears:
     """The age in years as a distribution (a years head when `sigma` is set)."""
 
     sigma: float | None = None
-    weight: float = 0.5
+    weight: float = schema_field("models.*.age_years.weight")
 
     @property
     def is_on(self) -> bool:
@@ -48,56 +48,54 @@ class WeightAveraging:
     """timm's ModelEmaV3 of the weights (on when `decay` is set)."""
 
     decay: float | None = None
-    warmup: bool = True
+    warmup: bool = schema_field("models.*.ema.warmup")
 
 
 @dataclass(frozen=True)
 class Augmentation:
     """The training augmentation (facemask.data.augment.BatchAugment)."""
 
-    scale: tuple[float, float] = (0.8, 1.0)
-    ratio: tuple[float, float] = (0.75, 1.3333)
-    hflip: float = 0.5
-    color_jitter: float = 0.2
+    scale: tuple[float, float] = schema_field("models.*.augment.scale")
+    ratio: tuple[float, float] = schema_field("models.*.augment.ratio")
+    hflip: float = schema_field("models.*.augment.hflip")
+    color_jitter: float = schema_field("models.*.augment.color_jitter")
 
 
 @dataclass(frozen=True)
 class ModelBlock:
-    """One model block of the config, all that a train job depends on. Its defaults are the
-    schema's (tests/test_config.py proves it), for blocks built in code; a config's come filled in."""
+    """One model block of the config, all that a train job depends on. Its defaults, for blocks
+    built in code, are read from the schema; a config's come filled in."""
 
     arch: str
-    pretrained: bool | str = False
-    model_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    image_size: tuple[int, int] = (224, 224)
-    batch_size: int | Literal["auto"] = 64
-    epochs: int = 10
-    stop_after: float = 1.0
-    optimizer: Mapping[str, Any] = dataclasses.field(
-        default_factory=lambda: {"name": "adamw", "lr": 3.0e-4, "weight_decay": 0.01}
-    )
-    scheduler: Mapping[str, Any] = dataclasses.field(
-        default_factory=lambda: {"name": "cosine", "warmup_epochs": 1, "min_lr": 1.0e-6}
-    )
-    head: str = "single"
-    loss: tuple[Mapping[str, Any], ...] = ({"name": "cross_entropy", "weight": 1.0},)
-    task_losses: Mapping[str, tuple[Mapping[str, Any], ...]] = dataclasses.field(default_factory=dict)
+    pretrained: bool | str = schema_field("models.*.pretrained")
+    model_kwargs: Mapping[str, Any] = schema_field("models.*.model_kwargs")
+    image_size: tuple[int, int] = schema_field("models.*.image_size")
+    batch_size: int | Literal["auto"] = schema_field("models.*.batch_size")
+    epochs: int = schema_field("models.*.epochs")
+    stop_after: float = schema_field("models.*.stop_after")
+    optimizer: Mapping[str, Any] = schema_field("models.*.optimizer")
+    scheduler: Mapping[str, Any] = schema_field("models.*.scheduler")
+    head: str = schema_field("models.*.head")
+    loss: tuple[Mapping[str, Any], ...] = schema_field("models.*.loss")
+    task_losses: Mapping[str, tuple[Mapping[str, Any], ...]] = schema_field("models.*.task_losses")
     train_age_bins: tuple[int, int] | None = None
-    sampler: str = "none"
+    sampler: str = schema_field("models.*.sampler")
     mix: Mixing = Mixing()
     age_years: AgeYears = AgeYears()
     ema: WeightAveraging = WeightAveraging()
-    cache_on_gpu: bool = True
-    precision: str = "auto"
-    compile: bool | str = False
-    accumulation_steps: int = 1
+    cache_on_gpu: bool = schema_field("models.*.cache_on_gpu")
+    precision: str = schema_field("precision")  # the global one: a block built in code has no other
+    compile: bool | str = schema_field("models.*.compile")
+    accumulation_steps: int = schema_field("models.*.accumulation_steps")
     clip_grad_norm: float | None = None
-    keep: str = "last"
-    early_stopping_patience: int = 0
+    keep: str = schema_field("models.*.keep")
+    early_stopping_patience: int = schema_field("models.*.early_stopping_patience")
     augment: Augmentation = Augmentation()
 
     @classmethod
-    def from_config(cls, block: Mapping[str, Any], precision: str = "auto") -> "ModelBlock":
+    def from_config(
+        cls, block: Mapping[str, Any], precision: str = schema_default("precision")
+    ) -> "ModelBlock":
         """The block as the schema validated it (defaults filled in), less its EVAL_SIDE_KEYS and
         its optimizer and scheduler options set to null; its precision the global `precision`
         where it sets none."""

@@ -92,7 +92,7 @@ def predict_sets(settings: Settings) -> dict[str, str]:
 
 def checked_settings(config: dict) -> Settings:
     """The settings of the validated `config`, once its rules across keys hold (not the model blocks'
-    own check, which builds them: facemask.train.block_verdicts.check_blocks; nor the data set's
+    own check, which builds them: facemask.train.passed_checks.check_blocks; nor the data set's
     presence: check_data_dir)."""
     check_age_bins(config)
     settings = Settings.from_config(config)

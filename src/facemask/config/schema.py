@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 from jsonschema.exceptions import ValidationError
 
+from facemask.config.defaults import SCHEMA, read_yaml
+from facemask.config.sections import FLAT_CROP_KEYS, crop_of_flat
 from facemask.utils.errors import ConfigError
+from facemask.utils.logs import log
 
 #: a number in plain or scientific notation; YAML 1.1 reads one with an exponent but no dot (1e-3) as
 #: a string
@@ -45,10 +47,6 @@ LIMITS = {
 }
 
 
-#: the workflow's config schema (beside the package in a checkout of the workflow)
-SCHEMA = Path(__file__).parents[3] / "workflow" / "schemas" / "config.schema.yaml"
-
-
 def validated(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     """`config` checked (check_config) and its defaults filled in from the schema, in place, as the
     workflow loads it (Snakemake's validate fills them); returned for convenience."""
@@ -67,7 +65,7 @@ def read_schema(path: Path) -> dict:
 
 @functools.cache
 def _read_schema(path: Path, mtime_ns: int, size: int) -> dict:
-    return yaml.safe_load(path.read_text())
+    return read_yaml(path)
 
 
 def check_config(config: dict, schema_path: str | Path = SCHEMA) -> None:
@@ -75,6 +73,7 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA) -> None:
     one (in place, see values_from_strings), then check `config` against the schema; raise
     ConfigError with one line per mistake, each naming its key."""
     schema = read_schema(Path(schema_path))
+    crop_from_flat_keys(config)
     values_from_strings(config, schema, schema)
     errors = jsonschema.Draft202012Validator(schema).iter_errors(config)
     lines = [
@@ -84,6 +83,21 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA) -> None:
     ]
     if lines:
         raise ConfigError("\n".join(lines))
+
+
+def crop_from_flat_keys(config: dict) -> None:
+    """The cache's flat crop settings (`face_crop`, `centre_crop`, `face_scale`, `face_detector`,
+    before `cache.crop`) turned into `cache.crop`, in place, with a warning that gives the new form."""
+    cache = config.get("cache")
+    if not isinstance(cache, dict) or not (flat := [key for key in FLAT_CROP_KEYS if key in cache]):
+        return
+    for flag in ("face_crop", "centre_crop"):
+        if isinstance(cache.get(flag), str):
+            cache[flag] = BOOLEANS.get(cache[flag].lower(), cache[flag])
+    cache["crop"] = crop_of_flat(cache)
+    for key in flat:
+        del cache[key]
+    log.warning("config: cache.%s: read as cache.crop: %s (the new form)", ", ".join(flat), cache["crop"])
 
 
 def values_from_strings(value: Any, schema: dict, root: dict) -> Any:

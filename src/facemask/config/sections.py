@@ -4,9 +4,10 @@ round, tracking, demo data): a module apart from the whole config's loading
 do not reach the sweeps' expansion, and an edit there reruns none of them."""
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from facemask.config.defaults import schema_field
 from facemask.utils.errors import ConfigError
 
 
@@ -35,23 +36,65 @@ class Threads:
 
 
 @dataclass(frozen=True)
-class ImageCache:
-    """The decoded-once image cache: photos stored `margin` times the model's input size: the
-    whole photo, a centred crop (`centre_crop`), or a crop around the face (`face_crop`, found by
-    `face_detector` in rule find_faces, `face_scale` face sizes wide)."""
+class Crop:
+    """What of each photo the image cache keeps (see facemask.data.cache.crop_box): the `whole`
+    photo, a `centre`d box, or a box `scale` face sizes wide around the face that `detector` finds
+    (`face`; rule find_faces). The scale and detector mean something to a face crop only."""
 
-    margin: float
-    face_crop: bool
-    face_scale: float
-    face_detector: str
-    centre_crop: bool = False
+    kind: Literal["whole", "centre", "face"]
+    scale: float | None = None
+    detector: str | None = None
 
     def __post_init__(self):
-        if self.face_crop and self.centre_crop:
-            raise ConfigError(
-                "config: cache: face_crop and centre_crop are both true: choose one "
-                "(a face crop is already centred where no face is found)"
-            )
+        if self.kind == "face" and (self.scale is None or self.detector is None):
+            raise ConfigError(f"a face crop needs its scale and detector: {self}")
+
+    @property
+    def pixel_form(self) -> "Crop":
+        """This crop without the settings its pixels do not depend on (a whole or centre crop's scale
+        and detector): what the cache rule's param, the bundle and predict's caches are keyed by,
+        so that reruns are exact."""
+        return self if self.kind == "face" else Crop(self.kind)
+
+    @property
+    def runs_torch(self) -> bool:
+        """Whether finding the faces runs torch (MTCNN's face crop)."""
+        return self.kind == "face" and self.detector == "mtcnn"
+
+
+#: the cache of the whole photos, uncropped
+WHOLE_PHOTO = Crop("whole")
+#: the flat cache settings that `crop` replaced (see crop_of_flat)
+FLAT_CROP_KEYS = ("face_crop", "centre_crop", "face_scale", "face_detector")
+
+
+def crop_of_flat(cache: Mapping[str, Any]) -> dict[str, Any]:
+    """The `crop` mapping that a cache section's (or an older bundle's) flat settings `face_crop`,
+    `centre_crop`, `face_scale` and `face_detector` stand for, over the section's own `crop`."""
+    crop = dict(cache.get("crop") or {})
+    if cache.get("face_crop") and cache.get("centre_crop"):
+        raise ConfigError(
+            "config: cache: face_crop and centre_crop are both true: choose one cache.crop.kind "
+            "(a face crop is already centred where no face is found)"
+        )
+    for flag, kind in (("face_crop", "face"), ("centre_crop", "centre")):
+        if cache.get(flag):
+            crop["kind"] = kind
+        elif flag in cache and crop.get("kind") == kind:
+            crop["kind"] = "whole"
+    for flat, field in (("face_scale", "scale"), ("face_detector", "detector")):
+        if flat in cache:
+            crop[field] = cache[flat]
+    return crop
+
+
+@dataclass(frozen=True)
+class ImageCache:
+    """The decoded-once image cache: photos stored `margin` times the model's input size, cropped
+    as `crop` says."""
+
+    margin: float
+    crop: Crop
 
     def size(self, image_size: Sequence[int]) -> tuple[int, int]:
         """The cache's (height, width) for a model input of `image_size`."""
@@ -59,28 +102,9 @@ class ImageCache:
         return height, width
 
     @property
-    def crop_settings(self) -> dict[str, Any]:
-        """The crop's settings, as prepare_photos takes them."""
-        return {
-            "face_crop": self.face_crop,
-            "face_scale": self.face_scale,
-            "face_detector": self.face_detector,
-            "centre_crop": self.centre_crop,
-        }
-
-    @property
-    def pixel_settings(self) -> dict[str, Any]:
-        """What the cached pixels depend on besides their size: the crop settings, the face's
-        only with the face crop on."""
-        crop = self.crop_settings
-        if self.face_crop:
-            return {key: crop[key] for key in ("face_crop", "face_scale", "face_detector")}
-        return {key: crop[key] for key in ("face_crop", "centre_crop")}
-
-    @property
-    def runs_torch(self) -> bool:
-        """Whether finding the faces runs torch (MTCNN's face crop)."""
-        return self.face_crop and self.face_detector == "mtcnn"
+    def pixel_form(self) -> "ImageCache":
+        """These settings with the crop's pixel form (Crop.pixel_form): what a bundle records."""
+        return replace(self, crop=self.crop.pixel_form)
 
 
 @dataclass(frozen=True)
@@ -110,7 +134,7 @@ class Ensemble:
 
     fit_weights: bool
     match_class_shares: bool
-    combine: str = "mean"
+    combine: str = schema_field("ensemble.combine")
     temperature: bool = False
 
 
@@ -120,7 +144,7 @@ class PseudoLabels:
     its most likely class at least `threshold`, added to the training photos of the `models` blocks
     (None: every block run)."""
 
-    threshold: float = 0.7
+    threshold: float = schema_field("pseudo_labels.threshold")
     models: tuple[str, ...] | None = None
 
 

@@ -86,8 +86,8 @@ class Settings:
     def face_finder(self) -> str:
         """What the faces found for the face crop depend on, as a folder name: the detector and,
         for MTCNN (which runs torch, whose boxes may differ by device), the device setting."""
-        detector = self.cache.face_detector
-        return f"{detector}-{self.device}" if self.cache.runs_torch else detector
+        crop = self.cache.crop
+        return f"{crop.detector}-{self.device}" if crop.runs_torch else f"{crop.detector}"
 
     @property
     def pseudo_models(self) -> list[str]:

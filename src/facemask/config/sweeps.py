@@ -10,9 +10,7 @@ the best `keep` share goes on to the next, the last rung the whole schedule on t
 
 import copy
 import dataclasses
-import hashlib
 import itertools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from facemask.config.defaults import schema_default, schema_field
+from facemask.utils.digests import settings_digest
 from facemask.utils.errors import ConfigError
 
 #: how a draw's range is sampled, by the range's one key
@@ -43,7 +43,7 @@ class Sweep:
     variants: Mapping[str, Mapping[str, Any]]
     folds: tuple[int, ...] | None = None
     budgets: tuple[float, ...] = ()
-    keep: float = 0.34
+    keep: float = schema_field("sweeps.*.halving.keep")
     rungs: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     rung_folds: tuple[int, ...] | None = None
 
@@ -130,7 +130,7 @@ def draw_points(draws: Mapping[str, Any]) -> list[dict[str, Any]]:
     or {choice: [values]}); draw i is seeded by (seed, i), so more draws keep the earlier ones."""
     ranges, points = draws.get("ranges", {}), []
     for number in range(draws.get("count", 0)):
-        rng = np.random.default_rng([draws.get("seed", 0), number])
+        rng = np.random.default_rng([draws.get("seed", schema_default("sweeps.*.draws.seed")), number])
         point = {}
         for key in sorted(ranges):
             (kind, spec), *_ = ranges[key].items()
@@ -144,8 +144,7 @@ def draw_points(draws: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def variant_name(base: str, point: Mapping[str, Any]) -> str:
     """The block name of a sweep's point: its base block's name and a digest of its settings."""
-    digest = hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{base}-{digest}"
+    return f"{base}-{settings_digest(point, 8)}"
 
 
 def expand_sweep(name: str, sweep: Mapping[str, Any], models: Mapping[str, Any]) -> tuple[Sweep, dict]:
@@ -186,7 +185,7 @@ def expand_sweep(name: str, sweep: Mapping[str, Any], models: Mapping[str, Any])
         blocks |= named
     folds = tuple(sweep["folds"]) if sweep.get("folds") else None
     rung_folds = tuple(halving["folds"]) if halving.get("folds") else None
-    keep = halving.get("keep", 0.34)
+    keep = halving.get("keep", schema_default("sweeps.*.halving.keep"))
     loaded = Sweep(name, sweep["base"], variants, folds, budgets, keep, rung_folds=rung_folds)
     return dataclasses.replace(
         loaded, rungs={variant: tuple(named) for variant, named in rungs.items()}

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from facemask.config.blocks import Augmentation
+from facemask.config.defaults import schema_default
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
@@ -74,8 +75,8 @@ class BatchAugment(BatchTransform):
         interpolation="bilinear",
         scale=(0.8, 1.0),
         ratio=(0.75, 4 / 3),
-        hflip=0.5,
-        color_jitter=0.2,
+        hflip=schema_default("models.*.augment.hflip"),
+        color_jitter=schema_default("models.*.augment.color_jitter"),
     ):
         super().__init__(input_size, mean, std, interpolation)
         self.scale, self.log_ratio = tuple(scale), (math.log(ratio[0]), math.log(ratio[1]))

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from facemask.data.dataset import read_photo
+from facemask.config.sections import Crop
+from facemask.config.typed import as_config
+from facemask.data.photo_index import read_photo
 from facemask.utils.errors import PipelineError
 from facemask.utils.files import DISK_FULL, atomic_output
 from facemask.utils.logs import Progress, log
@@ -32,13 +34,12 @@ FACE_COLUMNS = ["path", "face_left", "face_top", "face_width", "face_height", "d
 PLACED = "folder"
 
 
-def load_prepared(path: Path, size: tuple[int, int], crop: str, face: Box | None, face_scale: float):
-    """One photo as uint8 (height, width, 3) pixels at `size`, and its crop box: none for the whole
-    photo (`crop` "whole"), the centred box for "centre", and for "face" the box around `face`
-    (see crop_box; centred when no face was found)."""
+def load_prepared(path: Path, size: tuple[int, int], crop: Crop, face: Box | None):
+    """One photo as uint8 (height, width, 3) pixels at `size`, and its `crop` box (see crop_box;
+    none for the whole photo)."""
     height, width = size
-    image = read_photo(path, at_least=max(size) if crop == "whole" else None)
-    box = None if crop == "whole" else crop_box(image.width, image.height, face, height / width, face_scale)
+    image = read_photo(path, at_least=max(size) if crop.kind == "whole" else None)
+    box = crop_box(image.width, image.height, crop, face, height / width)
     return np.asarray(image.resize((width, height), Image.Resampling.BICUBIC, box=box)), box
 
 
@@ -47,18 +48,17 @@ def prepare_photos(
     paths: Sequence[str],
     size: tuple[int, int],
     output: str | Path,
-    face_crop: bool = False,
-    face_scale: float = 1.3,
+    crop: Crop,
     threads: int = 1,
-    centre_crop: bool = False,
     faces: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Write the photos at `paths` (relative to `data_dir`) into the array `output`, in order, and
-    return one row per photo: path, crop box (left, top, right, bottom in the upright photo; empty
-    for the whole photo), whether a face was found and by which detector. With `face_crop`, the
-    faces come from `faces`, a facemask.data.faces.find_faces table of these paths."""
+    """Write the photos at `paths` (relative to `data_dir`) into the array `output`, in order,
+    cropped as `crop` says, and return one row per photo: path, crop box (left, top, right, bottom
+    in the upright photo; empty for the whole photo), whether a face was found and by which
+    detector. A face crop's faces come from `faces`, a facemask.data.faces.find_faces table of
+    these paths."""
     data_dir, height, width = Path(data_dir), *size
-    crop = "face" if face_crop else "centre" if centre_crop else "whole"
+    face_crop = crop.kind == "face"
     if face_crop and faces is None:
         raise PipelineError("a face crop needs the faces of its photos (facemask.data.faces.find_faces)")
     found = face_boxes(faces, paths) if face_crop else [None] * len(paths)
@@ -69,7 +69,7 @@ def prepare_photos(
         with ThreadPoolExecutor(max(threads, 1)) as pool:  # PIL releases the GIL
             photos = in_order(
                 pool,
-                lambda item: load_prepared(data_dir / item[0], size, crop, item[1], face_scale),
+                lambda item: load_prepared(data_dir / item[0], size, crop, item[1]),
                 zip(paths, found, strict=True),
                 4 * max(threads, 1),
             )
@@ -124,29 +124,20 @@ def prepare_cache(
     photos: dict[str, pd.DataFrame],
     size: tuple[int, int],
     outputs: dict[str, str | Path],
-    face_crop: bool = False,
-    face_scale: float = 1.3,
+    crop: Crop,
     threads: int = 1,
-    face_detector: str = "mtcnn",
-    centre_crop: bool = False,
     faces: dict[str, pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Write the cache of each split's indexed `photos` (split name -> photo index) to its path
-    in `outputs`, with a face crop around each split's `faces` (facemask.data.faces.find_faces tables,
-    by `face_detector`); return the crop table of all (see prepare_photos, with a split column) and a
-    report: photos per split, size, megabytes, time, and with face crop the faces found and the
-    centre-crop fallbacks, by detector."""
+    in `outputs`, cropped as `crop` says (a face crop around each split's `faces`,
+    facemask.data.faces.find_faces tables); return the crop table of all (see prepare_photos, with a
+    split column) and a report: photos per split, size, megabytes, time, the crop, and with a face
+    crop the faces found and the centre-crop fallbacks, by detector."""
     started = time.perf_counter()
-    options: dict[str, Any] = {
-        "face_crop": face_crop,
-        "face_scale": face_scale,
-        "threads": threads,
-        "centre_crop": centre_crop,
-    }
     crops = pd.concat(
         [
             prepare_photos(
-                data_dir, list(table["path"]), size, outputs[split], faces=(faces or {}).get(split), **options
+                data_dir, list(table["path"]), size, outputs[split], crop, threads, (faces or {}).get(split)
             ).assign(split=split)
             for split, table in photos.items()
         ],
@@ -154,8 +145,8 @@ def prepare_cache(
     )
     seconds = time.perf_counter() - started
     report = cache_report(photos, size, outputs, seconds, len(crops))
-    report |= {"face_crop": face_crop, "centre_crop": centre_crop}
-    report |= crop_report(crops, face_detector) if face_crop else {}
+    report |= {"crop": as_config(crop.pixel_form)}
+    report |= crop_report(crops) if crop.kind == "face" else {}
     log.info(
         "prepared %d photos at %dx%d in %.0f s (%.0f photos/s), %.0f MB",
         len(crops),
@@ -185,7 +176,7 @@ def cache_report(
     }
 
 
-def crop_report(crops: pd.DataFrame, face_detector: str) -> dict[str, Any]:
+def crop_report(crops: pd.DataFrame) -> dict[str, Any]:
     """What the face crop found: the faces by detector, those placed where their folder's faces
     are, and the centre-crop fallbacks, by split."""
     found = crops["face_found"].astype(bool)
@@ -200,7 +191,6 @@ def crop_report(crops: pd.DataFrame, face_detector: str) -> dict[str, Any]:
         centred.sum(),
     )
     return {
-        "face_detector": face_detector,
         "faces_found": {"count": int(found.sum()), "by_detector": by_detector},
         "faces_placed": {
             "count": int(placed.sum()),
@@ -213,17 +203,21 @@ def crop_report(crops: pd.DataFrame, face_detector: str) -> dict[str, Any]:
     }
 
 
-def crop_box(width: int, height: int, face: Box | None, aspect: float, face_scale: float) -> Box:
-    """(left, top, right, bottom) of the region to keep in a `width` x `height` photo: `face_scale`
-    face sizes wide around `face` (its size: the geometric mean of its width and height, as the
-    Haar cascade's square boxes and MTCNN's taller ones differ), or, when `face` is None, a centred
-    box CENTRE_WIDTH of the photo wide; `aspect` (height / width) as the model's input, moved and
-    shrunk to fit inside."""
-    if face is None:
+def crop_box(width: int, height: int, crop: Crop, face: Box | None, aspect: float) -> Box | None:
+    """(left, top, right, bottom) of the region of a `width` x `height` photo that `crop` keeps:
+    None for the whole photo; for a face crop, `crop.scale` face sizes wide around `face` (its size:
+    the geometric mean of its width and height, as the Haar cascade's square boxes and MTCNN's
+    taller ones differ); for a centre crop, and a face crop without a face, a centred box
+    CENTRE_WIDTH of the photo wide; `aspect` (height / width) as the model's input, moved and shrunk
+    to fit inside."""
+    if crop.kind == "whole":
+        return None
+    if crop.kind == "centre" or face is None:
         box_width, centre_x, centre_y = width * CENTRE_WIDTH, width / 2, height / 2
     else:
+        assert crop.scale is not None  # a face crop has its scale (Crop.__post_init__)
         left, top, w, h = face
-        box_width, centre_x, centre_y = (w * h) ** 0.5 * face_scale, left + w / 2, top + h / 2
+        box_width, centre_x, centre_y = (w * h) ** 0.5 * crop.scale, left + w / 2, top + h / 2
     box_height = box_width * aspect
     shrink = min(1.0, width / box_width, height / box_height)
     box_width, box_height = box_width * shrink, box_height * shrink

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from facemask.utils.files import write_csv
 from facemask.classes.labels import GENDER_CODES, MASK_BY_PHOTO, age_band, encode_class
+from facemask.config.defaults import schema_default
 
 SKIN_TONES = {
     "Asian": (236, 200, 165),
@@ -164,11 +165,11 @@ def save_photo(image: Image.Image, path: Path) -> None:
 
 def make_demo_data(
     out_dir: str | Path,
-    train_people: int = 60,
-    eval_people: int = 30,
-    width: int = 96,
-    height: int = 128,
-    seed: int = 0,
+    train_people: int = schema_default("demo.train_people"),
+    eval_people: int = schema_default("demo.eval_people"),
+    width: int = schema_default("demo.width"),
+    height: int = schema_default("demo.height"),
+    seed: int = schema_default("demo.seed"),
 ) -> None:
     """Write `train/` (train.csv, a folder of 7 photos per person, mixed extensions) and `eval/`
     (info.csv, hashed flat photo names, and labels.csv with the true answers) under `out_dir`."""

@@ -1,6 +1,6 @@
 """Face boxes for the face crop: MTCNN (facenet-pytorch, whose three small networks ship inside
 the package) finds masked faces, and OpenCV's bundled Haar cascade is the fallback where it finds
-none, or the only detector with `face_detector: haar`. Neither downloads anything. Photos are
+none, or the only detector with `crop.detector: haar`. Neither downloads anything. Photos are
 searched in batches: MTCNN runs its three networks once per batch of photos of one size, not once
 per photo (the competition's photos are all 384 x 512)."""
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from facemask.data.cache import FACE_COLUMNS, PLACED, Box
-from facemask.data.dataset import read_photo
+from facemask.data.photo_index import read_photo
 from facemask.utils.errors import PipelineError
 from facemask.utils.logs import Progress
 
@@ -76,7 +76,7 @@ class Mtcnn:
         except ImportError as error:
             raise PipelineError(
                 f"face_detector mtcnn needs facenet-pytorch ({error}); install it with "
-                f"`{MTCNN_INSTALL}` (./setup.sh does), or set cache.face_detector: haar"
+                f"`{MTCNN_INSTALL}` (./setup.sh does), or set cache.crop.detector: haar"
             ) from None
         min_side = max(int(self.search_side * MIN_FACE), 20)
         self.mtcnn = MTCNN(min_face_size=min_side, thresholds=list(MTCNN_THRESHOLDS), device=device)
@@ -104,7 +104,7 @@ class FaceFinder:
     where MTCNN finds none. Each detector searches the photos with their longest side at the
     detector's search side and a replicated border, for faces at least MIN_FACE of that wide."""
 
-    def __init__(self, detector: str = "mtcnn", fallback: bool = True, threads: int = 1, device: str = "cpu"):
+    def __init__(self, detector: str, fallback: bool = True, threads: int = 1, device: str = "cpu"):
         if detector not in DETECTORS:
             raise PipelineError(f"unknown face detector {detector!r}: one of {', '.join(DETECTORS)}")
         self.detectors: dict[str, Mtcnn | HaarCascade] = {}
@@ -151,7 +151,7 @@ def search_image(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, int]:
 def find_faces(
     data_dir: str | Path,
     paths: Sequence[str],
-    detector: str = "mtcnn",
+    detector: str,
     threads: int = 1,
     fallback: bool = True,
     device: str = "cpu",

@@ -1,7 +1,9 @@
 """A years head's age bands cut anywhere: its 18-class log-probabilities at given cuts, and the cuts
 fitted on its out-of-fold predictions (config age_years.fit_cuts)."""
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from facemask.classes.labels import (
     log_band_of_year,
 )
 from facemask.classes.scores import macro_f1
+from facemask.utils.files import write_json
 
 #: the age cuts a years head's fit chooses from: first cut, second cut (years)
 AGE_CUT_CANDIDATES = (range(25, 36), range(55, 63))
@@ -66,3 +69,13 @@ def fit_age_cuts(table: pd.DataFrame, shares: np.ndarray | None = None, rounds: 
             break
         cuts = moved
     return cuts
+
+
+def write_age_cuts(cuts: Sequence[int], path: str | Path) -> None:
+    """Write a years head's fitted age cuts (rule fit_age_cuts) to `path`."""
+    write_json({"age_cuts": [int(cut) for cut in cuts]}, path)
+
+
+def read_age_cuts(path: str | Path) -> list[int]:
+    """The age cuts that write_age_cuts wrote to `path`."""
+    return json.loads(Path(path).read_text())["age_cuts"]

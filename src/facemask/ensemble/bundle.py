@@ -7,10 +7,9 @@ Snakemake, the data set's layout or retraining (see facemask.predict.photos).
 Bundle and BundleMember are the file as typed objects: Bundle.read and Bundle.write are the only
 code that knows its JSON keys."""
 
-import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,11 @@ import numpy as np
 
 from facemask.classes.decision import decide_classes
 from facemask.classes.labels import GENDER_NAMES, MASK_NAMES, TASK_STRIDES, age_band_names
-from facemask.config.sections import ImageCache, TestTimeAugmentation
+from facemask.config.sections import FLAT_CROP_KEYS, Crop, ImageCache, TestTimeAugmentation, crop_of_flat
 from facemask.config.typed import as_config, typed
-from facemask.ensemble.vote import Vote
+from facemask.ensemble.age_cuts import read_age_cuts
+from facemask.ensemble.vote import Vote, fold_weights
+from facemask.utils.digests import file_digest
 from facemask.utils.errors import PipelineError
 from facemask.utils.files import Member, write_json
 
@@ -31,15 +32,6 @@ BUNDLE_NAME = "ensemble/ensemble.json"
 
 class BundleError(PipelineError):
     """An ensemble bundle that cannot be used as it is; the message names the file."""
-
-
-def file_digest(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -102,12 +94,17 @@ class BundleMember:
     @classmethod
     def from_json(cls, entry: Mapping[str, Any], folder: Path) -> "BundleMember":
         """A member from its entry in the bundle in `folder` (its checkpoint's path is relative to
-        it). Bundles from before the cache's margin or face_detector were stored: the cached height
-        over the input height (the stored size is what is used), and the Haar cascade."""
+        it). Bundles from before the cache's margin, its crop block or face_detector were stored: the
+        cached height over the input height (the stored size is what is used), the flat crop
+        settings, and the Haar cascade."""
         image_size = tuple(entry["image_size"])
         cache = dict(entry["cache"])
         height, width = cache.pop("size")
-        cache = {"margin": height / image_size[0], "face_detector": "haar"} | cache
+        if "crop" not in cache:
+            flat = {"face_detector": "haar"} | cache
+            cache = {key: value for key, value in cache.items() if key not in FLAT_CROP_KEYS}
+            cache["crop"] = Crop(**{"kind": "whole"} | crop_of_flat(flat)).pixel_form
+        cache = {"margin": height / image_size[0]} | cache
         age_cuts = entry.get("age_cuts")
         member = cls(
             model=entry["model"],
@@ -141,12 +138,44 @@ class BundleMember:
             "data_config": self.data_config,
             "weight": self.weight,
             "age_cuts": None if self.age_cuts is None else list(self.age_cuts),
-            "cache": {"size": list(self.cache_size), "margin": self.cache.margin, **self.cache.crop_settings},
+            "cache": {
+                "size": list(self.cache_size),
+                "margin": self.cache.margin,
+                "crop": as_config(self.cache.crop.pixel_form),
+            },
             "checkpoint": Path(os.path.relpath(self.checkpoint, folder.resolve())).as_posix(),
             "sha256": self.sha256,
             "train_batch_size": self.train_batch_size,
         }
         return typed_fields | dict(self.extra)
+
+
+def trained_members(
+    members: Sequence[Member],
+    checkpoints: Sequence[Path],
+    vote: Vote,
+    cache: ImageCache,
+    age_cut_files: Mapping[str, Path],
+) -> tuple[BundleMember, ...]:
+    """Each (model, fold) of `members` trained, as the bundle keeps it (BundleMember.of): its
+    checkpoint, its weight in `vote` (its model's shared among its folds), the `cache` its inputs
+    come from, and a years head's fitted cuts (from `age_cut_files`, by model)."""
+    from facemask.model.classifier import (
+        checkpoint_meta,
+    )  # here: torch, which a rule file's import of the module must not load
+
+    weights = fold_weights(members, vote.weights)
+    return tuple(
+        BundleMember.of(
+            member,
+            checkpoint,
+            checkpoint_meta(checkpoint),
+            weight,
+            cache,
+            read_age_cuts(age_cut_files[member.model]) if member.model in age_cut_files else None,
+        )
+        for member, checkpoint, weight in zip(members, checkpoints, weights, strict=True)
+    )
 
 
 @dataclass(frozen=True)

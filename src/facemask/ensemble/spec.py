@@ -4,6 +4,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from facemask.config.defaults import schema_field
 from facemask.config.settings import Settings
 from facemask.config.typed import as_config, typed
 from facemask.ensemble.combiners import combiner_named
@@ -23,7 +24,7 @@ class VoteSpec:
     age_cut_models: tuple[str, ...] = ()
     fit_weights: bool = False
     match_class_shares: bool = True
-    combine: str = "mean"
+    combine: str = schema_field("ensemble.combine")
     temperature: bool = False
 
     @classmethod

@@ -13,6 +13,7 @@ from scipy.special import softmax
 
 from facemask.classes.decision import decide_classes
 from facemask.classes.labels import LOGIT_COLUMNS, NUM_CLASSES
+from facemask.config.defaults import schema_default
 from facemask.ensemble.combiners import Combiner, MeanVote, combiner_named, soft_vote_probabilities
 from facemask.utils.errors import PipelineError
 from facemask.utils.files import Member
@@ -69,7 +70,7 @@ class Vote:
 
     @classmethod
     def from_config(cls, plain: Mapping) -> "Vote":
-        combiner = combiner_named(plain.get("combine", "mean")).from_config(plain)
+        combiner = combiner_named(plain.get("combine", schema_default("ensemble.combine"))).from_config(plain)
         return cls(dict(plain["weights"]), dict(plain.get("temperatures", {})), combiner)
 
 

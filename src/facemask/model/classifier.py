@@ -8,6 +8,7 @@ import timm
 import torch
 from timm.data import resolve_model_data_config
 
+from facemask.config.defaults import schema_default
 from facemask.model.heads import ClassesHead, head_named, head_of_checkpoint
 from facemask.utils.errors import PipelineError, WeightsError
 from facemask.utils.files import atomic_output
@@ -19,7 +20,7 @@ CHECKPOINT_KEYS = ("state_dict", "arch", "head", "model_kwargs", "data_config")
 def create_classifier(
     arch: str,
     pretrained: bool | str = False,
-    head: ClassesHead | str = "single",
+    head: ClassesHead | str = schema_default("models.*.head"),
     model_kwargs: dict | None = None,
 ) -> torch.nn.Module:
     """The timm model `arch` as the backbone of a fresh `head` (a heads.ClassesHead, or a plain

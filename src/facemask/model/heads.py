@@ -28,7 +28,7 @@ from facemask.classes.labels import (
     TASK_SIZES,
     YEAR_COLUMNS,
     band_log_probabilities,
-    check_age_bins,
+    checked_age_cuts,
     encode_year_and_class,
     log_band_of_year,
 )
@@ -83,7 +83,7 @@ class AgeYearsClassifier(torch.nn.Module):
         )
         self.register_buffer("pair_of_class", torch.from_numpy(PAIR_OF_CLASS), persistent=False)
         self.register_buffer("band_of_class", torch.from_numpy(BAND_OF_CLASS), persistent=False)
-        self.register_buffer("age_cuts", torch.tensor(check_age_bins(age_cuts), dtype=torch.float32))
+        self.register_buffer("age_cuts", torch.tensor(checked_age_cuts(age_cuts), dtype=torch.float32))
         self.register_buffer("log_band_of_year", torch.zeros(MAX_AGE + 1, AGE_BANDS), persistent=False)
         self.set_age_cuts(age_cuts)
         # a loaded state dict brings its age cuts: derive the years' bands from them
@@ -93,7 +93,7 @@ class AgeYearsClassifier(torch.nn.Module):
 
     def set_age_cuts(self, age_cuts) -> None:
         """Cut the bands at `age_cuts` (labels.log_band_of_year)."""
-        self.age_cuts.copy_(torch.tensor(check_age_bins(age_cuts), dtype=torch.float32))
+        self.age_cuts.copy_(torch.tensor(checked_age_cuts(age_cuts), dtype=torch.float32))
         self.log_band_of_year.copy_(torch.from_numpy(log_band_of_year(age_cuts)))
 
     def with_years(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,7 +219,7 @@ class YearsHead(ClassesHead):
     the bands are cut at `age_cuts`."""
 
     def __init__(self, pairs: ClassesHead, age_cuts, sigma: float = 1.0, weight: float = 0.0):
-        self.pairs, self.cuts = pairs, list(check_age_bins(age_cuts))
+        self.pairs, self.cuts = pairs, list(checked_age_cuts(age_cuts))
         self.name, self.sigma, self.weight = pairs.name, sigma, weight
 
     @property

@@ -13,6 +13,7 @@ import torch
 import ttach
 
 from facemask.classes.labels import LOGIT_COLUMNS
+from facemask.config.defaults import schema_default, schema_field
 from facemask.config.sections import TestTimeAugmentation
 from facemask.data.augment import batch_transform
 from facemask.data.loader import CachedPhotos, photo_loader
@@ -58,7 +59,13 @@ class BatchedTTA(torch.nn.Module):
     images: on a GPU, fewer and larger passes are faster; on the CPU, smaller batches are
     (docs/benchmarks.md), so there `one_pass=False` runs ttach's one pass per view."""
 
-    def __init__(self, model: torch.nn.Module, transforms: list, merge: str = "mean", one_pass: bool = True):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        transforms: list,
+        merge: str = schema_default("tta.merge"),
+        one_pass: bool = True,
+    ):
         super().__init__()
         if merge not in TTA_MERGE_MODES:
             raise ValueError(f"unknown TTA merge mode {merge!r}; choose from {list(TTA_MERGE_MODES)}")
@@ -148,7 +155,7 @@ class PredictOptions:
 
     tta: TestTimeAugmentation
     threads: int = 1
-    device: str = "auto"
+    device: str = schema_field("device")
     memory: BatchSetting = BatchSetting("prediction", "tta.batch_size")
 
 

@@ -11,6 +11,7 @@ from timm.loss import compute_class_weights
 
 from facemask.classes.labels import MAX_AGE, NUM_CLASSES, TASK_SIZES
 from facemask.classes.labels import TASK_OF_CLASS as TASK_CODES
+from facemask.config.defaults import schema_default
 
 #: which task class each of the 18 classes belongs to, by task (labels.TASK_OF_CLASS as tensors)
 TASK_OF_CLASS = {task: torch.from_numpy(codes) for task, codes in TASK_CODES.items()}
@@ -92,7 +93,13 @@ class CompositeLoss(torch.nn.Module):
                     options["class_weights"] = compute_class_weights(
                         counts, int(counts.sum()), method="inv_freq"
                     )[1]
-                built.append((LOSSES[term["name"]], float(term.get("weight", 1.0)), options))
+                built.append(
+                    (
+                        LOSSES[term["name"]],
+                        float(term.get("weight", schema_default("models.*.loss.[].weight"))),
+                        options,
+                    )
+                )
             self.terms[task] = built
 
     def forward(self, log_probs_18: torch.Tensor, targets_18: torch.Tensor) -> torch.Tensor:

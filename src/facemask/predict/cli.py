@@ -10,7 +10,7 @@ import logging
 import time
 from pathlib import Path
 
-from facemask.data.dataset import DataReport
+from facemask.data.photo_index import DataReport
 from facemask.predict.photos import collect_photos, ignored_files_message, predict_photos, read_checked_bundle
 from facemask.utils.cpus import available_cpus
 from facemask.utils.devices import pick_device, warn_if_no_gpu

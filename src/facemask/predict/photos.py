@@ -16,9 +16,10 @@ import torch
 from PIL import Image, ImageFile
 
 from facemask.classes.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, decode_class
+from facemask.config.defaults import schema_default
 from facemask.data.cache import prepare_photos
-from facemask.data.dataset import DataReport, check_photo
 from facemask.data.faces import find_faces
+from facemask.data.photo_index import DataReport, check_photo
 from facemask.ensemble.bundle import Bundle, BundleError, BundleMember
 from facemask.ensemble.vote import by_model
 from facemask.model.classifier import checkpoint_meta
@@ -122,7 +123,7 @@ def predict_photos(
     photos: Sequence[Path],
     threads: int = 1,
     batch_size: int | Literal["auto"] | None = None,
-    device: str | torch.device = "auto",
+    device: str | torch.device = schema_default("device"),
     memory: BatchSetting = COMMAND_BATCH,
 ) -> pd.DataFrame:
     """The bundle's answer for each photo, in order: path, the 18-class `ans`, the mask, gender
@@ -179,21 +180,19 @@ def member_cache(
     threads: int,
     face_device: str = "cpu",
 ) -> Path:
-    """The temporary image cache of `photos` at a member's cached size and crop settings: one of
-    `caches` (by size and settings), or one prepared now in `tmp` and added to them (faces found
-    on `face_device`)."""
-    size, crop = member.cache_size, member.cache.crop_settings
-    key = (size, *sorted(crop.items()))
+    """The temporary image cache of `photos` at a member's cached size and crop: one of `caches` (by
+    size and crop), or one prepared now in `tmp` and added to them (faces found on `face_device`)."""
+    size, crop = member.cache_size, member.cache.crop.pixel_form
+    key = (size, crop)
     if key not in caches:
         caches[key] = tmp / f"cache{len(caches)}.npy"
         paths = [str(p) for p in photos]
-        detector = crop.pop("face_detector")
         faces = (
-            find_faces(Path.cwd(), paths, detector, threads, device=face_device)
-            if crop["face_crop"]
+            find_faces(Path.cwd(), paths, str(crop.detector), threads, device=face_device)
+            if crop.kind == "face"
             else None
         )
-        prepare_photos(Path.cwd(), paths, size, caches[key], threads=threads, faces=faces, **crop)
+        prepare_photos(Path.cwd(), paths, size, caches[key], crop, threads, faces)
     return caches[key]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from facemask.classes.decision import decide_out_of_fold
-from facemask.classes.scores import task_scores
+from facemask.classes.scores import F1_SCORES, task_scores
 from facemask.ensemble.fit import cross_fitted_vote, ensemble_oof, fit_vote, oof_by_model
 from facemask.ensemble.spec import VoteSpec
 from facemask.ensemble.vote import vote_each_model_alone
@@ -177,10 +177,6 @@ def _cuts_text(age_cuts: dict[str, tuple[int, int]]) -> str:
     return " ".join(f"{model}={first}/{second}" for model, (first, second) in age_cuts.items())
 
 
-#: the scores a round is compared by
-ROUND_SCORES = ("macro_f1", "mask_f1", "gender_f1", "age_f1")
-
-
 def rounds_table(
     cv_scores: Sequence[pd.DataFrame], eval_scores: Sequence[pd.DataFrame], pseudo_labels: pd.DataFrame
 ) -> pd.DataFrame:
@@ -193,9 +189,9 @@ def rounds_table(
         scored = eval_scores[number - 1].set_index("model") if eval_scores else None
         for model, scores in overall.iterrows():
             row = {"model": model, "round": number}
-            row |= {f"oof_{score}": scores[score] for score in ROUND_SCORES}
+            row |= {f"oof_{score}": scores[score] for score in F1_SCORES}
             if scored is not None:
-                row |= {f"eval_{score}": scored.loc[model, score] for score in ROUND_SCORES}
+                row |= {f"eval_{score}": scored.loc[model, score] for score in F1_SCORES}
             rows.append(row)
     table = pd.DataFrame(rows)
     per_fold = pseudo_labels.groupby("fold").size()

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from facemask.classes.scores import macro_f1, person_bootstrap_macro_f1, studentised_intervals, task_scores
+from facemask.classes.scores import (
+    F1_SCORES,
+    macro_f1,
+    person_bootstrap_macro_f1,
+    studentised_intervals,
+    task_scores,
+)
 from facemask.config.sweeps import Sweep, settings_text
 from facemask.report.scores import decided_alone
-
-#: the scores of a ranking, the first its order
-RANK_SCORES = ("macro_f1", "mask_f1", "gender_f1", "age_f1")
 
 #: the name of the cross-fitted winner's answers among the bootstrapped ones
 CROSS_FITTED = "(the winner, cross-fitted)"
@@ -112,7 +115,7 @@ def sweep_ranking(
     low, high = family_intervals(gains, resampled, base, variants)
     rows = [
         {"block": block, "settings": settings.get(block, "(the base)")}
-        | {score: scores[block][score] for score in RANK_SCORES}
+        | {score: scores[block][score] for score in F1_SCORES}
         | {"gain": gains[block], "low": low[block], "high": high[block]}
         | {"verdict": verdict(block == base, low[block], high[block])}
         | {"train_minutes": seconds.get(block, np.nan) / 60}

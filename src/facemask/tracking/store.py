@@ -5,10 +5,9 @@ runs, and the calls that never stop a job: the first MLflow call that fails logs
 the job goes on untracked."""
 
 import fcntl
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,13 @@ from typing import Any
 
 import pandas as pd
 
+from facemask.config.defaults import schema_default
 from facemask.config.sections import Tracking
+from facemask.utils.digests import settings_digest
 from facemask.utils.files import write_json
 from facemask.utils.logs import log
 
-DEFAULT_EXPERIMENT = "facemask"
+DEFAULT_EXPERIMENT = schema_default("tracking.experiment")
 #: the local store's file in the results folder
 LOCAL_STORE = "mlflow.db"
 #: a server that cannot be reached costs seconds, not the minutes of MLflow's default retries
@@ -49,6 +50,17 @@ class TrackingTarget:
             tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results_dir / LOCAL_STORE}"
         )
         return cls(uri, tracking.experiment or DEFAULT_EXPERIMENT, results_dir)
+
+    @classmethod
+    def of_workflow(cls, config: Mapping[str, Any]) -> "TrackingTarget | None":
+        """The target of the validated workflow `config` (its `tracking` in its `results_dir`): for
+        a job that reads it from the config, not from params, since tracking retrains nothing."""
+        return cls.of(Tracking.from_config(config["tracking"]), config["results_dir"])
+
+    def child_run_name(self, model: str, fold: int | str, settings: dict) -> str:
+        """A train job's run name: `<model>/fold<k> <results folder> <digest of the block>`, e.g.
+        `resnet34/fold0 demo 3fa2c1`, so that two recipes' runs tell apart in MLflow's views."""
+        return f"{model}/fold{fold} {self.results_dir.name} {recipe_digest(settings)}"
 
     @property
     def parent_record(self) -> Path:
@@ -166,13 +178,7 @@ def flat_params(settings: dict) -> dict[str, str]:
 
 def recipe_digest(settings: dict) -> str:
     """A short digest of a model block's settings: the same block, the same digest."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
-
-
-def child_run_name(model: str, fold: int | str, results_dir: str | Path, settings: dict) -> str:
-    """A train job's run name: `<model>/fold<k> <results folder> <digest of the block>`, e.g.
-    `resnet34/fold0 demo 3fa2c1`, so that two recipes' runs tell apart in MLflow's views."""
-    return f"{model}/fold{fold} {Path(results_dir).resolve().name} {recipe_digest(settings)}"
+    return settings_digest(settings, 6)
 
 
 def log_params(client, run_id: str, params: dict[str, str]) -> None:

@@ -1,5 +1,5 @@
 """The MLflow run of one train job (model, fold), named so that its recipe shows (see
-store.child_run_name) and nested under its results folder's parent run. A train job records its
+TrackingTarget.child_run_name) and nested under its results folder's parent run. A train job records its
 run's id beside its outputs, so a job resumed after a kill continues its own run (each epoch
 logged once)."""
 

@@ -19,7 +19,7 @@ import torch
 import torch._dynamo
 from torch.overrides import TorchFunctionMode
 
-from facemask.classes.labels import DEFAULT_AGE_BINS, NUM_CLASSES, check_age_bins
+from facemask.classes.labels import DEFAULT_AGE_BINS, NUM_CLASSES, checked_age_cuts
 from facemask.config.blocks import ModelBlock
 from facemask.config.schema import unknown_key
 from facemask.model.classifier import create_backbone
@@ -129,9 +129,9 @@ def setting_problems(block: ModelBlock):
 
 
 def increasing(age_bins) -> bool:
-    """Whether `age_bins` are two increasing ages (labels.check_age_bins)."""
+    """Whether `age_bins` are two increasing ages (labels.checked_age_cuts)."""
     try:
-        check_age_bins(age_bins)
+        checked_age_cuts(age_bins)
     except ValueError:
         return False
     return True

@@ -10,6 +10,7 @@ from timm.data import Mixup
 
 from facemask.classes.labels import NUM_CLASSES
 from facemask.config.blocks import Mixing
+from facemask.config.defaults import schema_field
 from facemask.utils.devices import autocast, grad_scaler
 from facemask.utils.errors import PipelineError
 from facemask.utils.logs import Progress
@@ -33,7 +34,7 @@ class TrainStep:
     optimizer: torch.optim.Optimizer
     device: torch.device
     mixup: Mixup | None = None
-    accumulation_steps: int = 1
+    accumulation_steps: int = schema_field("models.*.accumulation_steps")
     clip_grad_norm: float | None = None
     precision: str = "fp32"
     scaler: torch.amp.GradScaler = None  # type: ignore[assignment]  # None: the precision's (see grad_scaler)

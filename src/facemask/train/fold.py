@@ -7,7 +7,6 @@ outputs themselves are written once, atomically, when training ends.
 """
 
 import dataclasses
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from facemask.train.resume import (
 )
 from facemask.train.validation import Validation, ValidationFold, validate
 from facemask.utils.devices import job_precision, pick_device
+from facemask.utils.digests import file_digest
 from facemask.utils.files import write_csv
 from facemask.utils.logs import log
 from facemask.utils.memory import BatchSetting
@@ -178,13 +178,11 @@ def train_fold(
 
 def kept_epoch_tags(checkpoint: Path, state: TrainingState) -> dict[str, str]:
     """What a tracking run records of the epoch kept: its number, F1 and checkpoint (path, SHA-256)."""
-    with open(checkpoint, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return {
         "kept_epoch": str(state.kept_epoch),
         "kept_val_f1": f"{state.kept_f1:.6f}",
         "checkpoint": str(checkpoint.resolve()),
-        "checkpoint_sha256": digest,
+        "checkpoint_sha256": file_digest(checkpoint),
     }
 
 

@@ -12,6 +12,7 @@ import torch
 
 from facemask.classes.labels import DEFAULT_AGE_BINS, TASK_OF_CLASS, age_band, encode_class
 from facemask.config.blocks import ModelBlock
+from facemask.config.defaults import schema_field
 from facemask.data.loader import CachedPhotos, JoinedPhotos, load_cache, photo_loader
 from facemask.data.pseudo_photos import PseudoPhotos
 from facemask.model.heads import ClassesHead
@@ -49,10 +50,10 @@ class TrainJob:
     fold: int
     cache: Path
     outputs: TrainOutputs
-    seed: int = 0
+    seed: int = schema_field("seed")
     threads: int = 1
     age_bins: Sequence[int] = DEFAULT_AGE_BINS
-    device: str = "auto"
+    device: str = schema_field("device")
     pseudo: PseudoPhotos | None = None
     name: str = ""
 

@@ -4,8 +4,6 @@ outputs; a rerun of the same run (same settings, photos and image cache) takes i
 killed job resumes where it stopped and ends as an uninterrupted run does."""
 
 import contextlib
-import hashlib
-import json
 import random
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pandas as pd
 import torch
 
 from facemask.model.classifier import save_torch
+from facemask.utils.digests import settings_digest
 from facemask.utils.logs import log
 
 
@@ -72,7 +71,7 @@ def settings_fingerprint(
         "photos": train_photos[["path", "label"]].to_numpy().tolist(),
         "cache": cache_stamp(cache),
     }
-    return hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
+    return settings_digest(run)
 
 
 def cache_stamp(cache: str | Path) -> list:

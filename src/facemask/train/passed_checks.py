@@ -1,22 +1,21 @@
-"""The load-time check's verdicts, kept by digest: a model block that passed facemask.train.block_check once
+"""The load-time checks passed, kept by digest: a model block that passed facemask.train.block_check once
 is not built again while its settings, the config's age cuts and precision, the checking code and
 the torch and timm versions stay the same, so that a parse of an unchanged config (`snakemake -n`,
 every job of a cluster run) imports neither torch nor timm."""
 
 import functools
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from facemask.config.settings import Settings
+from facemask.utils.digests import settings_digest
 from facemask.utils.errors import ConfigError
 from facemask.utils.provenance import code_digest
 
-#: where the verdicts of a working folder go: beside Snakemake's own records of it
-VERDICTS = Path(".snakemake") / "facemask" / "checked_blocks"
+#: where the checks passed in a working folder are kept: beside Snakemake's own records of it
+PASSED_CHECKS = Path(".snakemake") / "facemask" / "checked_blocks"
 #: the code whose verdict a digest records
 CHECKS = Path(__file__).with_name("block_check.py")
 
@@ -24,7 +23,7 @@ CHECKS = Path(__file__).with_name("block_check.py")
 def block_digest(block: Mapping[str, Any], precision: str, age_bins: Sequence[int]) -> str:
     """What the check of the model `block` (as validated) depends on, as a digest."""
     record = {"block": block, "precision": precision, "age_bins": list(age_bins), **checking_code()}
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return settings_digest(record, 24)
 
 
 @functools.cache
@@ -37,7 +36,10 @@ def checking_code() -> dict[str, Any]:
 
 
 def unchecked_blocks(
-    blocks: Mapping[str, Mapping[str, Any]], precision: str, age_bins: Sequence[int], folder: Path = VERDICTS
+    blocks: Mapping[str, Mapping[str, Any]],
+    precision: str,
+    age_bins: Sequence[int],
+    folder: Path = PASSED_CHECKS,
 ) -> dict[str, Mapping[str, Any]]:
     """The `blocks` (by name) that have not passed the check as they are now."""
     return {
@@ -48,7 +50,10 @@ def unchecked_blocks(
 
 
 def record_passed(
-    blocks: Mapping[str, Mapping[str, Any]], precision: str, age_bins: Sequence[int], folder: Path = VERDICTS
+    blocks: Mapping[str, Mapping[str, Any]],
+    precision: str,
+    age_bins: Sequence[int],
+    folder: Path = PASSED_CHECKS,
 ) -> None:
     """Keep the verdict that `blocks` passed; a folder that cannot be written only costs a check
     at the next parse."""

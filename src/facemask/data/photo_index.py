@@ -10,7 +10,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 from facemask.utils.errors import DataError
-from facemask.classes.labels import GENDER_CODES, MASK_BY_PHOTO, age_band, check_age_bins, encode_class
+from facemask.classes.labels import GENDER_CODES, MASK_BY_PHOTO, age_band, checked_age_cuts, encode_class
 from facemask.utils.logs import Progress, log
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -202,7 +202,7 @@ def index_train_photos(
     fails check_photo is an error, or skipped and counted in `report` when `skip_unreadable`."""
     data_dir = Path(data_dir)
     report = DataReport() if report is None else report
-    age_bins = check_age_bins(age_bins)
+    age_bins = checked_age_cuts(age_bins)
     train_csv = data_dir / "train" / "train.csv"
     images_dir = data_dir / "train" / "images"
     people = read_csv_checked(train_csv, TRAIN_COLUMNS, key="id")
