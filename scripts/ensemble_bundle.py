@@ -11,8 +11,9 @@ from facemask.classes.decision import class_counts_to_match, class_share_offsets
 from facemask.config.sections import ImageCache, TestTimeAugmentation
 from facemask.config.typed import typed
 from facemask.data.faces import found_on
-from facemask.ensemble.bundle import Bundle, trained_members
+from facemask.ensemble.bundle import Bundle
 from facemask.ensemble.fit import fit_vote, oof_by_model
+from facemask.ensemble.members import trained_members
 from facemask.ensemble.spec import VoteSpec
 from facemask.ensemble.vote import vote_probabilities
 from facemask.utils.files import read_member_tables

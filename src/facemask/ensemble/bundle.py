@@ -9,7 +9,7 @@ code that knows its JSON keys."""
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,7 @@ from facemask.classes.decision import decide_classes
 from facemask.classes.labels import GENDER_NAMES, MASK_NAMES, TASK_STRIDES, age_band_names
 from facemask.config.sections import FLAT_CROP_KEYS, Crop, ImageCache, TestTimeAugmentation, crop_of_flat
 from facemask.config.typed import as_config, typed
-from facemask.ensemble.age_cuts import read_age_cuts
-from facemask.ensemble.vote import Vote, fold_weights
+from facemask.ensemble.vote import Vote
 from facemask.utils.digests import file_digest
 from facemask.utils.errors import PipelineError
 from facemask.utils.files import Member, write_json
@@ -148,34 +147,6 @@ class BundleMember:
             "train_batch_size": self.train_batch_size,
         }
         return typed_fields | dict(self.extra)
-
-
-def trained_members(
-    members: Sequence[Member],
-    checkpoints: Sequence[Path],
-    vote: Vote,
-    cache: ImageCache,
-    age_cut_files: Mapping[str, Path],
-) -> tuple[BundleMember, ...]:
-    """Each (model, fold) of `members` trained, as the bundle keeps it (BundleMember.of): its
-    checkpoint, its weight in `vote` (its model's shared among its folds), the `cache` its inputs
-    come from, and a years head's fitted cuts (from `age_cut_files`, by model)."""
-    from facemask.model.classifier import (
-        checkpoint_meta,
-    )  # here: torch, which a rule file's import of the module must not load
-
-    weights = fold_weights(members, vote.weights)
-    return tuple(
-        BundleMember.of(
-            member,
-            checkpoint,
-            checkpoint_meta(checkpoint),
-            weight,
-            cache,
-            read_age_cuts(age_cut_files[member.model]) if member.model in age_cut_files else None,
-        )
-        for member, checkpoint, weight in zip(members, checkpoints, weights, strict=True)
-    )
 
 
 @dataclass(frozen=True)
